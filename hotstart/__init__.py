@@ -1,0 +1,30 @@
+"""HotStart: pixel language modelling.
+
+GPT-2 character language models that read each Chinese character as a tiny rendered picture
+(visual-in, token-out), next to the same decoder reading character IDs (the index baseline).
+The public API, in the order of a pipeline::
+
+    from hotstart import PrepareConfig, prepare, RunConfig, ModelConfig, InputConfig, TrainConfig, train
+    corpus = prepare(PrepareConfig(corpus="inews"), "data/inews")
+    cfg = RunConfig(data="data/inews", model=ModelConfig(vocab_size=len(corpus.vocab),
+                    input=InputConfig(kind="vision")), train=TrainConfig(max_samples=8192))
+    summary = train(cfg, "runs/vision")
+    print(evaluate_run("runs/vision"))
+"""
+
+__version__ = "0.1.0"
+
+from .data import PreparedCorpus, PrepareConfig, Vocab, curriculum_size, prepare  # noqa: E402
+from .encoders import EncoderConfig, GlyphEncoder  # noqa: E402
+from .errors import HotStartError  # noqa: E402
+from .evaluate import evaluate, evaluate_run  # noqa: E402
+from .model import DECODER_SIZES, DecoderConfig, HotStartLM, InputConfig, ModelConfig, decoder_size  # noqa: E402
+from .render import GlyphBank, GlyphRenderer, RenderConfig, render_grid  # noqa: E402
+from .train import RunConfig, TrainConfig, build_model, load_run, train  # noqa: E402
+
+__all__ = [
+    "DECODER_SIZES", "DecoderConfig", "EncoderConfig", "GlyphBank", "GlyphEncoder", "GlyphRenderer",
+    "HotStartError", "HotStartLM", "InputConfig", "ModelConfig", "PrepareConfig", "PreparedCorpus",
+    "RenderConfig", "RunConfig", "TrainConfig", "Vocab", "build_model", "curriculum_size", "decoder_size",
+    "evaluate", "evaluate_run", "load_run", "prepare", "render_grid", "train",
+]

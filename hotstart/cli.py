@@ -1,0 +1,238 @@
+"""Command-line entry points: `hotstart render | prepare | train | eval | demo`.
+
+Each subcommand maps straight onto one library function; this module only parses arguments into
+the config dataclasses. A HotStartError (bad input the user can fix) is printed on one line and
+exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import HotStartError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), like every other error here."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise HotStartError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _add_render_options(p: argparse.ArgumentParser, res_default: int | None = 8) -> None:
+    """Options of RenderConfig, shared by render, train and eval."""
+    p.add_argument("--res", type=int, default=res_default, help="thumbnail side R in pixels, 4..128 (default 8)")
+    p.add_argument("--crop", type=float, help="fraction of ink rows kept from the top: 1.0, 0.8, 0.5 = Vision-100/80/50%%")
+    p.add_argument("--margin", type=float, help="blank margin as a fraction of R on each side (default 0.1)")
+    p.add_argument("--font", help="TTF/OTF/TTC font file (default: Noto Sans CJK SC, installed with hotstart)")
+    p.add_argument("--face", type=int, help="face index inside a font collection (default: the SC face / 0)")
+    p.add_argument("--missing", choices=None, help="characters the font lacks: blank (default), error, fallback")
+    p.add_argument("--fallback-font", action="append", dest="fallback_fonts",
+                   help="font tried for characters the main font lacks (repeatable; PATH or PATH#FACE)")
+
+
+def _render_config(args: argparse.Namespace, base: "RenderConfig | None" = None) -> "RenderConfig":
+    """RenderConfig from the shared render options, on top of `base`."""
+    from .config import replace
+    from .render import RenderConfig
+
+    cfg = replace(base or RenderConfig(), res=args.res, crop=args.crop, margin=args.margin, font=args.font,
+                  face=args.face, missing=args.missing, fallback_fonts=args.fallback_fonts)
+    cfg.validate()
+    return cfg
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    """Write a PNG grid of glyphs at several resolutions and crops (nearest-neighbour upscaled)."""
+    from .render import render_grid
+
+    cfg = _render_config(args)
+    resolutions = sorted(set(args.resolutions)) if args.resolutions else None
+    crops = args.crops or (1.0, 0.8, 0.5)
+    path = render_grid(args.chars, args.out, cfg, resolutions=resolutions, crops=crops)
+    print(f"wrote {path}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    """Clean, count and encode a corpus into a prepared folder (vocabulary, memmap, splits)."""
+    from .data import PrepareConfig, prepare
+
+    cfg = PrepareConfig(corpus=args.corpus, format=args.format, encoding=args.encoding,
+                        normalization=args.normalization, min_freq=args.min_freq, seq_len=args.seq_len,
+                        val_sequences=args.val_sequences, seed=args.seed, split_lines=args.split_lines)
+    prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
+
+
+def _run_config(args: argparse.Namespace) -> "RunConfig":
+    """RunConfig from `hotstart train` options."""
+    from .encoders import EncoderConfig
+    from .model import InputConfig, ModelConfig, decoder_size
+    from .train import RunConfig, TrainConfig
+
+    decoder = decoder_size(args.size)
+    for name in ("n_layer", "n_head", "n_embd", "dropout"):
+        if getattr(args, name) is not None:
+            setattr(decoder, name, getattr(args, name))
+    inp = InputConfig(kind=args.input, embed_init_std=args.embed_init_std,
+                      encoder=EncoderConfig(name=args.encoder, width=args.encoder_width),
+                      render=_render_config(args), pixel_norm=args.pixel_norm, output_norm=args.output_norm)
+    inp.validate()
+    train_fields = {k: getattr(args, k) for k in (
+        "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
+        "eval_every", "dense_until", "eval_every_late", "eval_sequences", "patience", "precision", "device", "seed",
+    )}
+    tc = TrainConfig(**train_fields, curriculum=not args.no_curriculum, freeze_decoder=args.freeze_decoder)
+    return RunConfig(data=args.data, model=ModelConfig(vocab_size=0, input=inp, decoder=decoder), train=tc)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train an index or vision model on a prepared corpus; writes a run folder."""
+    from .train import train
+
+    summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite)
+    final = summary["final"]
+    print(json.dumps({"run": args.out, "samples": summary["samples"], "stop_reason": summary["stop_reason"],
+                      "val_acc": final["val_acc"], "val_loss": final["val_loss"], "precision":
+                      summary["environment"]["precision"]}))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    """Evaluate a run on its validation set; for vision runs, re-render glyphs to test robustness."""
+    from .evaluate import evaluate_run
+
+    if not Path(args.run).exists():
+        raise HotStartError(f"run folder {args.run} does not exist")
+    overrides = {k: v for k, v in (("res", args.res), ("crop", args.crop), ("margin", args.margin),
+                                    ("font", args.font), ("face", args.face), ("missing", args.missing),
+                                    ("fallback_fonts", args.fallback_fonts)) if v is not None}
+    result = evaluate_run(args.run, checkpoint=args.checkpoint, sequences=args.sequences,
+                          render_overrides=overrides, device=args.device, precision=args.precision,
+                          progress=not args.quiet)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Prepare the built-in corpus, train index and 8x8 vision models, print the hot-start table."""
+    from .demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=args.out, max_samples=args.max_samples, size=args.size, encoder=args.encoder,
+                        res=args.res, eval_sequences=args.eval_sequences, seed=args.seed, fresh=args.fresh),
+             progress=not args.quiet)
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """`hotstart train` options beyond the input path: decoder, schedule, evaluation, hardware."""
+    g = p.add_argument_group("decoder")
+    g.add_argument("--size", default="small-cpu", help="tiny | small-cpu (4x256, default) | gpt2-small (12x768)")
+    for name, typ in (("n_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float)):
+        g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
+    g = p.add_argument_group("training")
+    g.add_argument("--max-samples", type=int, help="stop after N training sequences (default: early stopping)")
+    g.add_argument("--max-epochs", type=int, help="stop after N curriculum epochs")
+    g.add_argument("--batch-size", type=int, default=128, help="sequences per step (default 128)")
+    g.add_argument("--lr-max", type=float, default=1.5e-3, help="peak learning rate (default 1.5e-3)")
+    g.add_argument("--schedule", default="onecycle", help="onecycle (paper, default) or cosine (warm-up + cosine)")
+    g.add_argument("--schedule-samples", type=int, help="samples the lr schedule spans (default: max-samples or 1M)")
+    g.add_argument("--warmup-samples", type=int, default=2048, help="cosine: warm-up length in samples")
+    g.add_argument("--no-curriculum", action="store_true", help="plain epochs instead of the quadratic curriculum")
+    g.add_argument("--freeze-decoder", action="store_true", help="train only the input path and head (ablation)")
+    g.add_argument("--seed", type=int, default=0, help="seed for weights and sample order (default 0)")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-every", type=int, default=2048, help="evaluate every N samples up to --dense-until")
+    g.add_argument("--dense-until", type=int, default=16384, help="end of the dense evaluation window (samples)")
+    g.add_argument("--eval-every-late", type=int, default=16384, help="evaluate every N samples afterwards")
+    g.add_argument("--eval-sequences", type=int, help="validation sequences per evaluation (default: all)")
+    g.add_argument("--patience", type=int, default=7, help="early stopping patience in evaluations (default 7)")
+    g = p.add_argument_group("hardware")
+    g.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32 (default auto)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `hotstart` argument parser with all subcommands."""
+    parser = _Parser(prog="hotstart", description="Pixel language modelling: character LMs that read glyphs.")
+    parser.add_argument("--version", action="version", version=f"hotstart {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("render", help=cmd_render.__doc__, description=cmd_render.__doc__)
+    p.add_argument("--chars", required=True, help="characters to render, e.g. 山水中国")
+    _add_render_options(p)
+    p.add_argument("--resolutions", type=int, nargs="+", help="rows at these resolutions (default: --res and 4 8 20 40)")
+    p.add_argument("--crops", type=float, nargs="+", help="rows at these crops (default 1.0 0.8 0.5)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("prepare", help=cmd_prepare.__doc__, description=cmd_prepare.__doc__)
+    p.add_argument("--corpus", required=True, help="'inews' (built in) or a file/folder")
+    p.add_argument("--format", default="auto", help="auto | thucnews | text | jsonl (default auto)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default utf-8)")
+    p.add_argument("--normalization", default="NFKC", help="NFKC (default) | NFC | NFKD | NFD | none")
+    p.add_argument("--min-freq", type=int, default=5, help="rarer characters map to <unk> (default 5)")
+    p.add_argument("--seq-len", type=int, default=128, help="characters per sequence (default 128)")
+    p.add_argument("--val-sequences", type=int, default=5000, help="validation sequences (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="seed choosing the validation sequences")
+    p.add_argument("--split-lines", action="store_true", help="text files: one document per line")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing prepared folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
+    p.add_argument("--data", required=True, help="folder written by `hotstart prepare`")
+    p.add_argument("--input", required=True, help="index | vision")
+    g = p.add_argument_group("vision input")
+    _add_render_options(g)
+    g.add_argument("--encoder", default="simp", help="orig (ResNet) | opt | simp (default simp)")
+    g.add_argument("--encoder-width", type=int, default=0, help="encoder base channels (default: from --size)")
+    g.add_argument("--pixel-norm", default="standardize", help="standardize (default) | raw")
+    g.add_argument("--output-norm", default="layernorm", help="layernorm (default) | none")
+    p.add_argument("--embed-init-std", type=float, default=0.02, help="index: wte init std (default 0.02)")
+    _add_train_options(p)
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
+    p.add_argument("run", help="run folder")
+    _add_render_options(p, res_default=None)
+    p.add_argument("--checkpoint", default="best", help="best (lowest val loss, default) | last")
+    p.add_argument("--sequences", type=int, help="evaluate on the first N validation sequences (default all)")
+    p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--max-samples", type=int, default=12288, help="training sequences per model (default 12288)")
+    p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")
+    p.add_argument("--encoder", default="simp", help="vision encoder (default simp)")
+    p.add_argument("--res", type=int, default=8, help="vision resolution (default 8)")
+    p.add_argument("--eval-sequences", type=int, default=1024, help="validation sequences per evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="retrain runs that already finished in --out")
+    p.set_defaults(func=cmd_demo)
+
+    for action in sub.choices.values():
+        action.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for a user error, 130 if interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+    except HotStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

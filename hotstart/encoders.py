@@ -1,0 +1,156 @@
+"""Glyph encoders: a rendered character thumbnail (R x R) -> one vector in the decoder's space.
+
+The paper (sec. "Key Designs" 1) compares three visual input paths:
+  orig  a ResNet encoder (designed for 64x64, over-sized for 8x8) + adapter   paper: 26.45M params
+  opt   a minimal encoder + a deep (3-layer MLP) adapter                        paper: 22.32M
+  simp  the same minimal encoder + one linear adapter                           paper: 12.61M
+The paper gives no layer-level details, so the layers below are ours; every encoder ends in
+global or adaptive average pooling, so one trained encoder accepts any resolution (which is what
+lets `hotstart eval --res` test robustness without retraining). Normalisation inside the ResNet
+is GroupNorm rather than BatchNorm so that an encoding depends on the glyph alone, never on which
+other glyphs share the batch: the training path encodes only the distinct glyphs of a batch and
+evaluation encodes the whole vocabulary once, and both must give the same vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import HotStartError
+
+ENCODER_NAMES = ("orig", "opt", "simp")
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "simp"
+    """Which encoder: orig (ResNet + MLP adapter), opt (minimal + deep adapter), simp (minimal + linear)."""
+    width: int = 0
+    """Base channel count; 0 derives it from the decoder width (see `derived_width`)."""
+    pool: int = 4
+    """Side of the adaptive-average-pool grid the minimal encoder flattens (opt/simp)."""
+
+    def validate(self) -> None:
+        """Raise HotStartError for an unknown encoder name or a negative size."""
+        if self.name not in ENCODER_NAMES:
+            raise HotStartError(
+                f"unknown encoder '{self.name}'; choose one of {', '.join(ENCODER_NAMES)}"
+            )
+        if self.width < 0 or self.pool < 1:
+            raise HotStartError(f"encoder width must be >= 0 and pool >= 1, got {self.width}, {self.pool}")
+
+
+def derived_width(name: str, n_embd: int) -> int:
+    """Base channels scaled with the decoder: ResNet-18's 64 at GPT-2 small's 768, 32 for minimal encoders.
+
+    A 64-wide ResNet-18 next to a 256-wide decoder would cost more than the decoder itself;
+    scaling keeps the encoder/decoder compute ratio near the paper's at every decoder size.
+    """
+    base = 64 if name == "orig" else 32
+    return max(8, int(round(base * n_embd / 768 / 8)) * 8)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convs + identity or 1x1 projection shortcut)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(_groups(c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(_groups(c_out), c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.norm1(self.conv1(x)))
+        h = self.norm2(self.conv2(h))
+        return torch.relu(h + self.shortcut(x))
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: 8 channels per group, as many groups as divide evenly."""
+    for groups in (32, 16, 8, 4, 2):
+        if channels % groups == 0 and channels // groups >= 4:
+            return groups
+    return 1
+
+
+class ResNetEncoder(nn.Module):
+    """ResNet-18 layout (stem + 4 stages x 2 blocks, widths w, 2w, 4w, 8w) -> (N, 8w)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        widths = (width, 2 * width, 4 * width, 8 * width)
+        # 3x3 stride-1 stem, no max-pool: at 8x8 there are no pixels to spare (the 7x7/2 stem +
+        # pool of ImageNet ResNets would reduce an 8x8 glyph to 2x2 before the first block).
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.GroupNorm(_groups(width), width), nn.ReLU()
+        )
+        blocks, c_in = [], width
+        for i, c_out in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            blocks += [BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)]
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.out_features = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.stem(x))  # (N, 1, R, R) -> (N, 8w, R/8, R/8)
+        return h.mean(dim=(2, 3))  # global average pool -> (N, 8w)
+
+
+class MinimalEncoder(nn.Module):
+    """Two 3x3 convs (the second strided) + adaptive average pool to pool x pool -> flat features."""
+
+    def __init__(self, width: int, pool: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 3, 1, 1),
+            nn.GELU(),
+            nn.Conv2d(width, 2 * width, 3, 2, 1),
+            nn.GELU(),
+            nn.AdaptiveAvgPool2d(pool),  # any R -> pool x pool (identity for 8x8 with pool 4)
+            nn.Flatten(),
+        )
+        self.out_features = 2 * width * pool * pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (N, 1, R, R) -> (N, 2w * pool^2)
+
+
+def mlp_adapter(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
+    """`depth` linear layers with GELU between them (depth 1 = a single linear map)."""
+    dims = [d_in] + [d_hidden] * (depth - 1) + [d_out]
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < depth - 1:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class GlyphEncoder(nn.Module):
+    """Encoder + adapter: (N, R, R) glyph thumbnails -> (N, n_embd)."""
+
+    def __init__(self, cfg: EncoderConfig, n_embd: int) -> None:
+        super().__init__()
+        cfg.validate()
+        width = cfg.width or derived_width(cfg.name, n_embd)
+        if cfg.name == "orig":
+            self.encoder: nn.Module = ResNetEncoder(width)
+            self.adapter = mlp_adapter(self.encoder.out_features, n_embd, n_embd, depth=2)
+        else:
+            self.encoder = MinimalEncoder(width, cfg.pool)
+            depth = 3 if cfg.name == "opt" else 1
+            self.adapter = mlp_adapter(self.encoder.out_features, 2 * n_embd, n_embd, depth)
+
+    def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(glyphs.unsqueeze(1))  # (N, R, R) -> (N, F)
+        return self.adapter(features)  # (N, F) -> (N, n_embd)

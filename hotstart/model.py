@@ -1,0 +1,234 @@
+"""The language model: an input path, the GPT-2 decoder, and a softmax head over character IDs.
+
+    index path:   ids -> wte (V x n_embd)                                 -> decoder -> lm_head
+    vision path:  ids -> glyph bank (V x R x R) -> encoder -> adapter -> LN -> decoder -> lm_head
+
+Visual-in, token-out (paper sec. "Key Designs" 3): both paths share the decoder and the head, so
+loss, accuracy and perplexity are directly comparable; the input module is the only difference.
+The head is not tied to the input embedding, because a tied head would give the index path a
+second use of its table that the vision path cannot have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GPT2Config, GPT2Model
+
+from .data import PAD_ID
+from .encoders import EncoderConfig, GlyphEncoder
+from .errors import HotStartError
+from .render import GlyphRenderer, RenderConfig
+
+INPUT_KINDS = ("index", "vision")
+PIXEL_NORMS = ("standardize", "raw")
+OUTPUT_NORMS = ("layernorm", "none")
+
+
+@dataclass
+class DecoderConfig:
+    """GPT-2 decoder shape, in GPT-2's own names."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256
+    n_positions: int = 1024
+    """Longest sequence the position table covers (>= the corpus seq_len)."""
+    dropout: float = 0.0
+    """Residual, embedding and attention dropout (GPT-2 uses 0.1)."""
+
+
+# Named sizes. Dropout is off below GPT-2 small: those sizes train for short budgets where the
+# model underfits, and dropout only slows the hot-start window down.
+DECODER_SIZES: dict[str, DecoderConfig] = {
+    "tiny": DecoderConfig(n_layer=2, n_head=2, n_embd=64),  # tests: seconds
+    "small-cpu": DecoderConfig(n_layer=4, n_head=4, n_embd=256),  # hot-start window in minutes on 2 cores
+    "gpt2-small": DecoderConfig(n_layer=12, n_head=12, n_embd=768, dropout=0.1),  # the paper's decoder
+}
+
+
+def decoder_size(name: str) -> DecoderConfig:
+    """The named decoder size, or a HotStartError listing the names."""
+    if name not in DECODER_SIZES:
+        raise HotStartError(f"unknown decoder size '{name}'; choose one of {', '.join(DECODER_SIZES)}")
+    return DecoderConfig(**vars(DECODER_SIZES[name]))
+
+
+@dataclass
+class InputConfig:
+    """How characters enter the decoder."""
+
+    kind: str = "index"
+    """index (ID embedding) or vision (rendered glyph -> encoder -> adapter)."""
+    embed_init_std: float = 0.02
+    """index: std of the normal init of wte (GPT-2's 0.02)."""
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """vision: which glyph encoder."""
+    render: RenderConfig = field(default_factory=RenderConfig)
+    """vision: how glyphs are rendered (resolution, margin, crop, font)."""
+    pixel_norm: str = "standardize"
+    """vision: standardize (bank mean 0, std 1) or raw (ink coverage in [0, 1])."""
+    output_norm: str = "layernorm"
+    """vision: layernorm on the adapter output (unit scale per vector) or none."""
+
+    def validate(self) -> None:
+        """Raise HotStartError for an unknown choice."""
+        for name, value, allowed in (
+            ("input", self.kind, INPUT_KINDS),
+            ("pixel_norm", self.pixel_norm, PIXEL_NORMS),
+            ("output_norm", self.output_norm, OUTPUT_NORMS),
+        ):
+            if value not in allowed:
+                raise HotStartError(f"unknown {name} '{value}'; choose one of {', '.join(allowed)}")
+        if self.kind == "vision":
+            self.encoder.validate()
+            self.render.validate()
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the model's modules (the weights come from a checkpoint)."""
+
+    vocab_size: int
+    input: InputConfig = field(default_factory=InputConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+class IndexInput(nn.Module):
+    """The index baseline: an ordinary ID embedding table."""
+
+    def __init__(self, vocab_size: int, n_embd: int, init_std: float) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        nn.init.normal_(self.wte.weight, std=init_std)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.wte(ids)  # (B, T) -> (B, T, n_embd)
+
+
+class VisionInput(nn.Module):
+    """Look up each ID's glyph in the bank and encode it.
+
+    A glyph is the same picture every time its character appears, so training encodes only the
+    distinct IDs of a batch and scatters the vectors back; with gradients off (evaluation,
+    generation) the whole vocabulary is encoded once into a table that is reused until any
+    weight or the bank changes (tracked by tensor version counters).
+    """
+
+    def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor) -> None:
+        super().__init__()
+        self.pixel_norm = cfg.pixel_norm
+        self.encoder = GlyphEncoder(cfg.encoder, n_embd)
+        self.norm = nn.LayerNorm(n_embd) if cfg.output_norm == "layernorm" else nn.Identity()
+        # The bank is derived from the font and render settings, so it is not saved with the
+        # weights; the pixel statistics are, so that a bank rendered differently at evaluation
+        # time (another crop or font) is standardised exactly as in training.
+        self.register_buffer("glyphs", glyphs.float(), persistent=False)  # (V, R, R)
+        self.register_buffer("pixel_mean", glyphs.float().mean().reshape(1))
+        self.register_buffer("pixel_std", glyphs.float().std().clamp_min(1e-6).reshape(1))
+        self._table_key: tuple | None = None
+        self._table: torch.Tensor | None = None
+
+    def set_glyphs(self, glyphs: torch.Tensor) -> None:
+        """Swap in another bank of the same vocabulary (e.g. another crop or font)."""
+        if glyphs.shape[0] != self.glyphs.shape[0]:
+            raise HotStartError(f"glyph bank has {glyphs.shape[0]} rows, the model's vocabulary {self.glyphs.shape[0]}")
+        self.glyphs = glyphs.to(self.pixel_mean.device, torch.float32)
+        self._table = None
+
+    def embed_glyphs(self, glyphs: torch.Tensor) -> torch.Tensor:
+        """(N, R, R) thumbnails -> (N, n_embd) decoder inputs."""
+        if self.pixel_norm == "standardize":
+            glyphs = (glyphs - self.pixel_mean) / self.pixel_std
+        return self.norm(self.encoder(glyphs))
+
+    def table(self) -> torch.Tensor:
+        """The whole vocabulary encoded, (V, n_embd), cached until weights or bank change."""
+        key = (
+            tuple(p._version for p in self.parameters()),
+            tuple(p.data_ptr() for p in self.parameters()),
+            self.glyphs.data_ptr(),
+            self.glyphs._version,
+            torch.is_autocast_enabled(self.glyphs.device.type),
+        )
+        if self._table is None or key != self._table_key:
+            self._table = self.embed_glyphs(self.glyphs)
+            self._table_key = key
+        return self._table
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return self.table()[ids]  # (B, T) -> (B, T, n_embd)
+        unique, inverse = torch.unique(ids, return_inverse=True)  # distinct IDs of the batch
+        return self.embed_glyphs(self.glyphs[unique])[inverse]  # (U, n_embd) -> (B, T, n_embd)
+
+
+class HotStartLM(nn.Module):
+    """Input path -> GPT-2 decoder (fed through inputs_embeds) -> linear head over the vocabulary."""
+
+    def __init__(self, cfg: ModelConfig, glyphs: torch.Tensor | None = None) -> None:
+        super().__init__()
+        cfg.input.validate()
+        self.config = cfg
+        d = cfg.decoder
+        gpt2 = GPT2Config(
+            vocab_size=1,  # GPT2Model's own wte is never used (we pass inputs_embeds): keep it 1 x n_embd
+            n_positions=d.n_positions,
+            n_embd=d.n_embd,
+            n_layer=d.n_layer,
+            n_head=d.n_head,
+            resid_pdrop=d.dropout,
+            embd_pdrop=d.dropout,
+            attn_pdrop=d.dropout,
+            use_cache=False,
+        )
+        gpt2._attn_implementation = "sdpa"
+        # Decoder and head are built before the input path, so index and vision runs with the
+        # same seed start from identical decoder and head weights: only the input differs.
+        self.decoder = GPT2Model(gpt2)
+        self.decoder.wte.weight.requires_grad_(False)
+        self.lm_head = nn.Linear(d.n_embd, cfg.vocab_size, bias=False)
+        nn.init.normal_(self.lm_head.weight, std=0.02)
+        if cfg.input.kind == "index":
+            self.input: nn.Module = IndexInput(cfg.vocab_size, d.n_embd, cfg.input.embed_init_std)
+        else:
+            if glyphs is None:
+                raise ValueError("a vision model needs its glyph bank")
+            self.input = VisionInput(cfg.input, d.n_embd, glyphs)
+
+    def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T) ids -> (B, T, V) logits, and the mean cross-entropy over non-pad targets if given."""
+        x = self.input(ids)  # (B, T, n_embd)
+        h = self.decoder(inputs_embeds=x, use_cache=False).last_hidden_state  # (B, T, n_embd)
+        logits = self.lm_head(h)  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
+        return logits, loss
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per part: input path (and its encoder/adapter), decoder, head, total."""
+        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+        counts = {"input": count(self.input)}
+        if isinstance(self.input, VisionInput):
+            counts["input.encoder"] = count(self.input.encoder.encoder)
+            counts["input.adapter"] = count(self.input.encoder.adapter) + count(self.input.norm)
+        counts["decoder"] = count(self.decoder)
+        counts["lm_head"] = count(self.lm_head)
+        counts["total"] = count(self)
+        return counts
+
+
+def glyph_bank(tokens: list[str], specials: tuple[str, ...], render: RenderConfig, progress: bool = True) -> torch.Tensor:
+    """Render (or load from the cache) the (V, R, R) bank of a vocabulary."""
+    bank = GlyphRenderer(render).render_bank(tokens, specials=specials, progress=progress)
+    return torch.from_numpy(np.ascontiguousarray(bank.glyphs))
+
+
+def format_parameter_counts(counts: dict[str, int]) -> str:
+    """One line per part, in millions."""
+    return "\n".join(f"  {name:<14} {n / 1e6:8.3f}M" for name, n in counts.items())

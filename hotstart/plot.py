@@ -1,0 +1,41 @@
+"""Plots of training curves against samples seen (the x axis every hot-start comparison shares)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric: str = "val_acc",
+                reference: tuple[str, float] | None = None, title: str = "") -> Path:
+    """One line per run of `metric` against samples; `reference` = (label, y) draws a dashed line."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for label, rows in curves.items():
+        xs = [r["samples"] for r in rows if r.get(metric) is not None]
+        ys = [r[metric] * (100 if metric == "val_acc" else 1) for r in rows if r.get(metric) is not None]
+        ax.plot(xs, ys, marker="o", markersize=3, label=label)
+    if reference is not None:
+        ref_label, ref_y = reference
+        ax.axhline(ref_y * (100 if metric == "val_acc" else 1), color="grey", linestyle="--", linewidth=1, label=ref_label)
+    ax.set_xlabel("training samples (sequences) seen")
+    ax.set_ylabel("validation accuracy (%)" if metric == "val_acc" else metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,414 @@
+"""The training loop, shared by every input path, and the run folder it writes.
+
+A run folder is the unit of record:
+    config.yaml      the full RunConfig (data, model, train); the run is rebuilt from it
+    vocab.json       the vocabulary the weights index into
+    render.json      vision runs: render settings with the font's name and SHA-256
+    metrics.jsonl    one row per evaluation (samples, step, epoch, lr, train_loss, val_*, ...)
+    summary.json     what a sweep or report reads: parameters, precision, best and final metrics
+    checkpoints/     best.safetensors (lowest validation loss) and last.safetensors
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .checkpoint import load_weights, read_json, save_weights, write_json
+from .config import from_dict, load_yaml, save_yaml, to_dict
+from .data import SPECIALS, PreparedCorpus, SampleOrder, Vocab
+from .errors import HotStartError
+from .evaluate import evaluate
+from .model import HotStartLM, ModelConfig, format_parameter_counts, glyph_bank
+from .precision import Precision, resolve
+from .render import RenderConfig
+
+SCHEDULES = ("onecycle", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, evaluation and stopping."""
+
+    batch_size: int = 128
+    """Sequences per step (paper: 128)."""
+    max_samples: int | None = None
+    """Stop after this many training sequences; None trains until early stopping (or max_epochs)."""
+    max_epochs: int | None = None
+    """Stop after this many curriculum epochs; None for no limit."""
+    lr_max: float = 1.5e-3
+    """Peak learning rate (paper: OneCycle max 1.5e-3)."""
+    schedule: str = "onecycle"
+    """onecycle (the paper's) or cosine (linear warm-up, then cosine decay)."""
+    schedule_samples: int | None = None
+    """Samples the schedule spans; None = max_samples, or 1,000,000 (~7,800 steps of 128) without it."""
+    onecycle_pct_start: float = 0.3
+    """OneCycle: fraction of the schedule spent rising to lr_max (PyTorch's default)."""
+    onecycle_div: float = 25.0
+    """OneCycle: start lr = lr_max / div (PyTorch's default; the paper also quotes an lr of 2e-4)."""
+    onecycle_final_div: float = 1e4
+    """OneCycle: final lr = start lr / final_div (PyTorch's default)."""
+    warmup_samples: int = 2048
+    """cosine: linear warm-up length in samples."""
+    min_lr_ratio: float = 0.1
+    """cosine: the lr decays to lr_max * min_lr_ratio."""
+    weight_decay: float = 0.01
+    """AdamW weight decay on matrices (paper: 0.01); biases, norms and embeddings are not decayed."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = off)."""
+    curriculum: bool = True
+    """Quadratic curriculum (paper): epoch e trains on 5000 + 918.37e + 18.74e^2 sequences."""
+    eval_every: int = 2048
+    """Evaluate every this many samples up to dense_until (the hot-start window)."""
+    dense_until: int = 16384
+    """End of the dense evaluation window, in samples."""
+    eval_every_late: int = 16384
+    """Evaluate every this many samples after dense_until."""
+    eval_sequences: int | None = None
+    """Validation sequences per scheduled evaluation (the first N of the fixed set); None = all."""
+    patience: int = 7
+    """Early stopping: evaluations without a lower validation loss before stopping (paper: 7)."""
+    freeze_decoder: bool = False
+    """Train only the input path and head (the paper's frozen-decoder ablation)."""
+    precision: str = "auto"
+    """auto, bf16, fp16 or fp32 (see precision.py)."""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N."""
+    seed: int = 0
+    """Seeds the weights and the training-sample order."""
+    max_bad_steps: int = 20
+    """Steps with a non-finite loss that are skipped before the run gives up."""
+
+    def validate(self) -> None:
+        """Raise HotStartError for values out of range."""
+        positive = ("batch_size", "eval_every", "eval_every_late", "lr_max")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise HotStartError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("max_samples", "max_epochs", "schedule_samples", "eval_sequences"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise HotStartError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.schedule not in SCHEDULES:
+            raise HotStartError(f"unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}")
+        if self.patience < 1:
+            raise HotStartError(f"--patience must be at least 1, got {self.patience}")
+
+
+@dataclass
+class RunConfig:
+    """A whole run: which prepared corpus, which model, how to train it."""
+
+    data: str
+    """Folder written by `hotstart prepare`."""
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Learning rate at optimiser step `step` (0-based) of a schedule spanning `total_steps`."""
+    cosine = lambda a, b, frac: b + (a - b) * (1 + math.cos(math.pi * frac)) / 2  # noqa: E731
+    if cfg.schedule == "onecycle":  # two cosine phases, exactly as torch.optim.lr_scheduler.OneCycleLR
+        start = cfg.lr_max / cfg.onecycle_div
+        end = start / cfg.onecycle_final_div
+        peak_step = cfg.onecycle_pct_start * total_steps - 1
+        step = min(step, total_steps - 1)
+        if step <= peak_step:
+            return cosine(start, cfg.lr_max, step / max(peak_step, 1e-9))
+        return cosine(cfg.lr_max, end, (step - peak_step) / max(total_steps - 1 - peak_step, 1e-9))
+    t = min(step, total_steps) / max(total_steps, 1)
+    warmup = cfg.warmup_samples / cfg.batch_size / max(total_steps, 1)
+    if t < warmup:
+        return cfg.lr_max * (step + 1) / (cfg.warmup_samples / cfg.batch_size)
+    return cosine(cfg.lr_max, cfg.lr_max * cfg.min_lr_ratio, (t - warmup) / max(1 - warmup, 1e-9))
+
+
+def eval_due(before: int, after: int, cfg: TrainConfig) -> bool:
+    """True when an evaluation point lies in (before, after] samples (points are multiples of the intervals)."""
+    dense = min(after, cfg.dense_until) // cfg.eval_every > min(before, cfg.dense_until) // cfg.eval_every
+    late = after > cfg.dense_until and (
+        (after - cfg.dense_until) // cfg.eval_every_late > max(before - cfg.dense_until, 0) // cfg.eval_every_late
+    )
+    return dense or late
+
+
+def build_model(cfg: ModelConfig, vocab: Vocab, progress: bool = True) -> HotStartLM:
+    """The model for `cfg`, with its glyph bank rendered (or loaded from the cache) for vision."""
+    glyphs = None
+    if cfg.input.kind == "vision":
+        glyphs = glyph_bank(vocab.tokens, SPECIALS, cfg.input.render, progress=progress)
+    return HotStartLM(cfg, glyphs)
+
+
+def _optimizer(model: HotStartLM, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (as GPT-2 / nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    decay = [p for p in params if p.dim() >= 2 and id(p) not in embeddings]
+    no_decay = [p for p in params if p.dim() < 2 or id(p) in embeddings]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr_max)
+
+
+def _create_run_dir(out: Path, overwrite: bool) -> Path:
+    """Make the run folder; refuse to overwrite an existing run unless asked."""
+    out = Path(out)
+    if (out / "config.yaml").exists() or (out / "metrics.jsonl").exists():
+        if not overwrite:
+            raise HotStartError(f"{out} already holds a run; choose another --out or pass --overwrite")
+        for name in ("metrics.jsonl", "summary.json", "checkpoints"):
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HotStartError(f"cannot create run folder {out}: {exc.strerror}") from None
+    return out
+
+
+def _environment(prec: Precision) -> dict[str, Any]:
+    """What produced the numbers: versions, device, precision."""
+    import transformers
+
+    return {
+        "hotstart": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "device": str(prec.device),
+        "device_name": torch.cuda.get_device_name(prec.device) if prec.device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "precision": prec.name,
+    }
+
+
+@dataclass
+class _Progress:
+    """Counters the loop carries between evaluations."""
+
+    step: int = 0
+    samples: int = 0
+    epoch: int = 0
+    loss_sum: float = 0.0
+    loss_steps: int = 0
+    bad_steps: int = 0
+    train_time: float = 0.0
+    samples_since_eval: int = 0
+    best_val_loss: float = math.inf
+    evals_since_best: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab, model: HotStartLM) -> None:
+    """config.yaml, vocab.json and (vision) render.json: everything needed to rebuild the run."""
+    save_yaml(to_dict(cfg), run_dir / "config.yaml")
+    vocab.save(run_dir / "vocab.json")
+    if cfg.model.input.kind == "vision":
+        from .render import GlyphRenderer
+
+        font = GlyphRenderer(cfg.model.input.render).font
+        write_json(run_dir / "render.json", {**to_dict(cfg.model.input.render), "font_name": font.name,
+                                             "font_path": font.path, "font_face": font.face, "font_sha256": font.sha256})
+
+
+def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Train one run into `out_dir` and return its summary (also written to summary.json)."""
+    tc = cfg.train
+    tc.validate()
+    cfg.model.input.validate()
+    corpus = PreparedCorpus.load(cfg.data)
+    cfg.data = str(Path(cfg.data).resolve())
+    cfg.model.vocab_size = len(corpus.vocab)
+    if cfg.model.decoder.n_positions < corpus.seq_len:
+        raise HotStartError(f"decoder n_positions {cfg.model.decoder.n_positions} < corpus seq_len {corpus.seq_len}")
+    prec = resolve(tc.device, tc.precision)
+    run_dir = _create_run_dir(Path(out_dir), overwrite)
+    torch.manual_seed(tc.seed)
+    model = build_model(cfg.model, corpus.vocab, progress).to(prec.device)
+    if tc.freeze_decoder:
+        model.decoder.requires_grad_(False)
+    write_run_files(run_dir, cfg, corpus.vocab, model)
+    counts = model.parameter_counts()
+    print(f"parameters ({cfg.model.input.kind}):\n{format_parameter_counts(counts)}", file=sys.stderr)
+    print(f"device {prec.device}, precision {prec.name}", file=sys.stderr)
+
+    val = corpus.sequences(corpus.val_index[: tc.eval_sequences] if tc.eval_sequences else corpus.val_index)
+    order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum)
+    optimizer, scaler = _optimizer(model, tc), prec.grad_scaler()
+    schedule_samples = tc.schedule_samples or tc.max_samples or 1_000_000
+    total_steps = math.ceil(schedule_samples / tc.batch_size)
+    state, start = _Progress(), time.perf_counter()
+    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path.write_text("")
+    bar = tqdm(total=tc.max_samples, unit="seq", disable=not progress, dynamic_ncols=True, desc=run_dir.name)
+
+    def log_eval() -> bool:
+        """Evaluate, append a metrics row, keep the best checkpoint; False once patience runs out."""
+        row = _evaluation_row(model, val, prec, tc, state, lr_at(state.step, tc, total_steps), start)
+        with metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        state.rows.append(row)
+        bar.set_postfix(loss=row["train_loss"], val_acc=f"{row['val_acc']:.4f}")
+        if row["val_loss"] < state.best_val_loss:
+            state.best_val_loss, state.evals_since_best = row["val_loss"], 0
+            save_weights(model, run_dir / "checkpoints" / "best.safetensors")
+        else:
+            state.evals_since_best += 1
+        return state.evals_since_best < tc.patience
+
+    stop_reason = _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval)
+    bar.close()
+    save_weights(model, run_dir / "checkpoints" / "last.safetensors")
+    summary = _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
+    write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval) -> str:  # noqa: ANN001
+    """Step until max_samples, max_epochs or early stopping; return why it stopped."""
+    model.train()
+    if not log_eval():  # samples = 0: the untrained model, the left end of every curve
+        return "early_stopping"
+    while True:
+        if tc.max_samples is not None and state.samples >= tc.max_samples:
+            return "max_samples"
+        index, epoch = order.batch(state.step)
+        if tc.max_epochs is not None and epoch >= tc.max_epochs:
+            return "max_epochs"
+        t0 = time.perf_counter()
+        batch = corpus.sequences(index).to(prec.device, non_blocking=True)  # (B, L)
+        lr = lr_at(state.step, tc, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with prec.autocast():
+            _, loss = model(batch[:, :-1], batch[:, 1:])
+        optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            scaler.scale(loss).backward()
+            if tc.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            state.loss_sum += loss.item()
+            state.loss_steps += 1
+        else:
+            state.bad_steps += 1
+            tqdm.write(f"warning: non-finite loss at step {state.step}; step skipped ({state.bad_steps}/{tc.max_bad_steps})")
+            if state.bad_steps >= tc.max_bad_steps:
+                return "non_finite_loss"
+        state.train_time += time.perf_counter() - t0
+        before = state.samples
+        state.step, state.epoch = state.step + 1, epoch
+        state.samples += len(index)
+        state.samples_since_eval += len(index)
+        bar.update(len(index))
+        finished = tc.max_samples is not None and state.samples >= tc.max_samples
+        if (eval_due(before, state.samples, tc) or finished) and not log_eval():
+            return "early_stopping"
+
+
+def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:  # noqa: ANN001
+    """Evaluate on `val` and build one metrics.jsonl row; resets the running train-loss average."""
+    metrics = evaluate(model, val, prec, tc.batch_size)
+    row = {
+        "samples": state.samples,
+        "step": state.step,
+        "epoch": state.epoch,
+        "lr": lr,
+        "train_loss": state.loss_sum / state.loss_steps if state.loss_steps else None,
+        "val_loss": metrics["val_loss"],
+        "val_acc": metrics["val_acc"],
+        "val_ppl": metrics["val_ppl"],
+        "samples_per_s": state.samples_since_eval / state.train_time if state.train_time > 0 else None,
+        "wall_s": time.perf_counter() - start,
+    }
+    state.loss_sum, state.loss_steps, state.samples_since_eval, state.train_time = 0.0, 0, 0, 0.0
+    return row
+
+
+def _summary(cfg: RunConfig, counts: dict[str, int], prec: Precision, state: _Progress, stop_reason: str, wall_s: float) -> dict[str, Any]:
+    """summary.json: what a sweep or a report reads instead of parsing logs."""
+    rows = state.rows
+    best = min(rows, key=lambda r: r["val_loss"]) if rows else None
+    speeds = [r["samples_per_s"] for r in rows if r["samples_per_s"]]
+    return {
+        "input": cfg.model.input.kind,
+        "encoder": cfg.model.input.encoder.name if cfg.model.input.kind == "vision" else None,
+        "res": cfg.model.input.render.res if cfg.model.input.kind == "vision" else None,
+        "crop": cfg.model.input.render.crop if cfg.model.input.kind == "vision" else None,
+        "decoder": to_dict(cfg.model.decoder),
+        "seed": cfg.train.seed,
+        "parameters": counts,
+        "samples": state.samples,
+        "steps": state.step,
+        "epochs": state.epoch + 1,
+        "stop_reason": stop_reason,
+        "skipped_steps": state.bad_steps,
+        "best": best,
+        "final": rows[-1] if rows else None,
+        "samples_per_s_median": sorted(speeds)[len(speeds) // 2] if speeds else None,
+        "wall_s": wall_s,
+        "environment": _environment(prec),
+    }
+
+
+@dataclass
+class LoadedRun:
+    """A run rebuilt from its folder."""
+
+    config: RunConfig
+    corpus: PreparedCorpus
+    model: HotStartLM
+    render_settings: dict[str, Any] | None
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: dict[str, Any] | None = None,
+             progress: bool = True) -> LoadedRun:
+    """Rebuild a run's model from its folder (config, vocabulary, render settings, weights).
+
+    `render_overrides` re-renders a vision model's glyphs with other settings (res, crop, margin,
+    font, face): the trained weights stay, only the pictures change.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
+    cfg = from_dict(RunConfig, load_yaml(run_dir / "config.yaml"))
+    vocab = Vocab.load(run_dir / "vocab.json")
+    corpus = PreparedCorpus.load(cfg.data)
+    if corpus.vocab.tokens != vocab.tokens:
+        raise HotStartError(f"the corpus at {cfg.data} has another vocabulary than run {run_dir}; re-prepare it or pass the right run")
+    render_settings = None
+    if cfg.model.input.kind == "vision":
+        if render_overrides:
+            cfg.model.input.render = from_dict(RenderConfig, {**to_dict(cfg.model.input.render), **render_overrides})
+        _check_font(run_dir, cfg.model.input.render, overridden=bool({"font", "face"} & set(render_overrides or {})))
+        render_settings = to_dict(cfg.model.input.render)
+    model = build_model(cfg.model, vocab, progress)
+    if checkpoint not in ("best", "last"):
+        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
+    load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
+    model.eval()
+    return LoadedRun(cfg, corpus, model, render_settings)
+
+
+def _check_font(run_dir: Path, render: RenderConfig, overridden: bool) -> None:
+    """Warn when the font file differs from the one the run was trained with."""
+    from .render import GlyphRenderer
+
+    saved = read_json(run_dir / "render.json", "render settings")
+    font = GlyphRenderer(render).font
+    if font.sha256 != saved.get("font_sha256") and not overridden:
+        print(f"warning: font {font.path} differs from the one run {run_dir} was trained with "
+              f"({saved.get('font_name')}, sha256 {str(saved.get('font_sha256'))[:12]}...)", file=sys.stderr)

