@@ -206,11 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--max-samples", type=int, default=12288, help="training sequences per model (default 12288)")
+    p.add_argument("--max-samples", type=int, default=10240, help="training sequences per model (default 10240)")
     p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")
     p.add_argument("--encoder", default="simp", help="vision encoder (default simp)")
     p.add_argument("--res", type=int, default=8, help="vision resolution (default 8)")
-    p.add_argument("--eval-sequences", type=int, default=1024, help="validation sequences per evaluation")
+    p.add_argument("--eval-sequences", type=int, default=512, help="validation sequences per evaluation (default 512)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="retrain runs that already finished in --out")
     p.set_defaults(func=cmd_demo)

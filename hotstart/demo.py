@@ -29,7 +29,7 @@ class DemoConfig:
 
     out: str = "demo_out"
     """Folder for the prepared corpus, both runs, the table and the plots."""
-    max_samples: int = 12288
+    max_samples: int = 10240
     """Training sequences per model: the paper's hot-start window reaches 10,248."""
     size: str = "small-cpu"
     """Decoder size (both runs)."""
@@ -37,7 +37,7 @@ class DemoConfig:
     """Vision encoder."""
     res: int = 8
     """Vision resolution."""
-    eval_sequences: int = 1024
+    eval_sequences: int = 512
     """Validation sequences per evaluation (of the fixed 5,000), to keep evaluations quick."""
     seed: int = 0
     """Seed of both runs (same decoder init and sample order)."""

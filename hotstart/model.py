@@ -185,6 +185,11 @@ class HotStartLM(nn.Module):
             embd_pdrop=d.dropout,
             attn_pdrop=d.dropout,
             use_cache=False,
+            # GPT-2's tanh-approximated GELU (gelu_new), computed by PyTorch's fused kernel instead of
+            # five separate elementwise ops: same function, about a tenth less time per step on CPU
+            activation_function="gelu_pytorch_tanh",
+            bos_token_id=None,  # no GPT-2 BPE specials: our vocabulary has its own
+            eos_token_id=None,
         )
         gpt2._attn_implementation = "sdpa"
         # Decoder and head are built before the input path, so index and vision runs with the

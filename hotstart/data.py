@@ -1,0 +1,453 @@
+"""Vocabulary, the prepared (encoded) corpus, and the order training samples are drawn in.
+
+`prepare` turns a corpus into a folder that training reads without touching the text again:
+
+    vocab.json      tokens (<pad> <unk> <sep>, then characters by frequency) and their counts
+    tokens.bin      the stream doc1 <sep> doc2 <sep> ... docN <sep> as uint16 (uint32 past 65,535 tokens)
+    splits.npz      int64 `train` and `val`: indices of the non-overlapping seq_len sequences
+    documents.npz   int64 `offsets` (first token of each document) and str `labels`
+    meta.json       the PrepareConfig, every count of what cleaning changed, sizes, timing
+
+`SampleOrder` is the quadratic curriculum of the paper (sec. "Dataset") as a pure function of
+(seed, step), so a run can resume at any step and runs line up sample for sample.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .config import from_dict, to_dict
+from .corpus import FORMATS, NORMALIZATIONS, CleanStats, Document, clean_texts, codepoints, read_documents
+from .errors import HotStartError
+
+SPECIALS = ("<pad>", "<unk>", "<sep>")
+PAD_ID, UNK_ID, SEP_ID = 0, 1, 2
+FORMAT_VERSION = 1
+# Documents are joined with "\n" before encoding, and "\n" becomes <sep>: cleaned text never holds
+# a newline (whitespace collapses to spaces), so the separator cannot clash with the text.
+_SEP_CHAR = "\n"
+_CHUNK_CHARS = 1 << 23  # documents are cleaned, counted and encoded ~8M chars at a time to bound memory
+
+
+class Vocab:
+    """Characters <-> ids: SPECIALS at ids 0, 1, 2, then characters by descending frequency."""
+
+    def __init__(self, tokens: list[str], counts: list[int]) -> None:
+        """Wrap `tokens` (SPECIALS first, then single characters) and their corpus `counts`."""
+        if tuple(tokens[: len(SPECIALS)]) != SPECIALS or len(tokens) != len(counts):
+            raise ValueError("a Vocab needs SPECIALS first and one count per token")
+        self.tokens = list(tokens)
+        self.counts = [int(n) for n in counts]
+        self._table: np.ndarray | None = None  # code point -> id, built on first encode
+
+    def __len__(self) -> int:
+        """Number of tokens, specials included."""
+        return len(self.tokens)
+
+    @property
+    def chars(self) -> list[str]:
+        """The non-special tokens (single characters), in id order."""
+        return self.tokens[len(SPECIALS):]
+
+    def is_special(self, i: int) -> bool:
+        """Whether id `i` is <pad>, <unk> or <sep>."""
+        return 0 <= int(i) < len(SPECIALS)
+
+    @classmethod
+    def build(cls, counts: dict[str, int] | Counter, min_freq: int) -> Vocab:
+        """The vocabulary of characters seen at least `min_freq` times (ties by code point)."""
+        kept = sorted((ch for ch, n in counts.items() if n >= min_freq), key=lambda ch: (-counts[ch], ord(ch)))
+        return cls(list(SPECIALS) + kept, [0] * len(SPECIALS) + [int(counts[ch]) for ch in kept])
+
+    def encode_codepoints(self, cps: np.ndarray) -> np.ndarray:
+        """Ids (int64) of code points `cps`; characters outside the vocabulary -> UNK_ID."""
+        if self._table is None:
+            chars = np.array([ord(ch) for ch in self.chars], dtype=np.int64)
+            self._table = np.full(int(chars.max(initial=0)) + 2, UNK_ID, dtype=np.int64)
+            self._table[chars] = np.arange(len(SPECIALS), len(self))
+        # code points past the table's end land on its last entry, which is always UNK_ID.
+        return self._table[np.minimum(cps, len(self._table) - 1)]
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids (int64, one per character) of `text`; unknown characters -> UNK_ID."""
+        return self.encode_codepoints(codepoints(text))
+
+    def decode(self, ids: Any) -> str:
+        """Text of `ids` (list, numpy or torch); specials come out as their names, e.g. "<sep>"."""
+        if isinstance(ids, torch.Tensor):
+            ids = ids.detach().cpu().numpy()
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            raise ValueError(f"ids must lie in [0, {len(self)}), got {ids.min()}..{ids.max()}")
+        return "".join(np.asarray(self.tokens, dtype=object)[ids])
+
+    def save(self, path: str | Path) -> None:
+        """Write vocab.json: {"tokens": [...], "counts": [...], "specials": [...]}."""
+        data = {"tokens": self.tokens, "counts": self.counts, "specials": list(SPECIALS)}
+        Path(path).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        """Read a vocab.json written by `save`; a missing or malformed file is a HotStartError."""
+        fix = "re-run hotstart prepare to rewrite it"
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise HotStartError(f"vocabulary {path} does not exist; {fix}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HotStartError(f"vocabulary {path} is not readable JSON ({exc}); {fix}".splitlines()[0]) from None
+        tokens, counts = (data.get("tokens"), data.get("counts")) if isinstance(data, dict) else (None, None)
+        problem = _vocab_problem(data, tokens, counts)
+        if problem:
+            raise HotStartError(f"vocabulary {path} is malformed: {problem}; {fix}")
+        return cls(tokens, counts)
+
+
+def _vocab_problem(data: Any, tokens: Any, counts: Any) -> str | None:
+    """What is wrong with the contents of a vocab.json, or None."""
+    if not isinstance(tokens, list) or not isinstance(counts, list):
+        return 'needs lists "tokens" and "counts"'
+    if data.get("specials") != list(SPECIALS) or tuple(tokens[: len(SPECIALS)]) != SPECIALS:
+        return f"specials must be {list(SPECIALS)} at ids 0-{len(SPECIALS) - 1}"
+    if len(tokens) != len(counts) or not all(type(n) is int and n >= 0 for n in counts):
+        return "needs one non-negative integer count per token"
+    chars = tokens[len(SPECIALS):]
+    if not all(isinstance(ch, str) and len(ch) == 1 for ch in chars) or len(set(chars)) != len(chars):
+        return "characters must be distinct single characters"
+    return None
+
+
+@dataclass
+class PrepareConfig:
+    """How a corpus becomes a prepared folder (saved in its meta.json)."""
+
+    corpus: str
+    """"inews" (the built-in corpus) or a file/folder path."""
+    format: str = "auto"
+    """auto | thucnews | text | jsonl (see hotstart.corpus.read_documents)."""
+    encoding: str = "utf-8"
+    """Text encoding of the corpus files; decoding is strict."""
+    normalization: str = "NFKC"
+    """Unicode normalisation: NFKC | NFC | NFKD | NFD | none."""
+    min_freq: int = 5
+    """Characters seen fewer times map to <unk>."""
+    seq_len: int = 128
+    """Characters per sequence; paper: fixed sequences of 128 characters."""
+    val_sequences: int = 5000
+    """Validation sequences; paper: a fixed validation set of 5k sequences."""
+    seed: int = 0
+    """Chooses the validation sequences."""
+    split_lines: bool = False
+    """Text corpora: every non-empty line is its own document."""
+
+    def check(self) -> None:
+        """Raise HotStartError for a bad value, before any reading (paths are checked by reading)."""
+        if self.normalization not in NORMALIZATIONS:
+            raise HotStartError(f"unknown normalization {self.normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
+        if self.format not in FORMATS:
+            raise HotStartError(f"unknown corpus format {self.format!r}; use one of {', '.join(FORMATS)}")
+        for name, low in (("min_freq", 1), ("seq_len", 2), ("val_sequences", 1), ("seed", 0)):
+            if getattr(self, name) < low:
+                raise HotStartError(f"{name} must be >= {low}, got {getattr(self, name)}; "
+                                    f"pass a larger --{name.replace('_', '-')}")
+
+
+@dataclass
+class _Cleaned:
+    """The cleaned documents of a corpus and what cleaning did."""
+
+    texts: list[str]
+    labels: list[str]
+    stats: CleanStats
+    raw_chars: int  # characters read, before cleaning
+    dropped: int  # documents empty after cleaning
+
+
+def _clean_corpus(cfg: PrepareConfig, progress: bool) -> _Cleaned:
+    """Read and clean every document of cfg.corpus, dropping those left empty."""
+    cleaned = _Cleaned([], [], CleanStats(), 0, 0)
+    docs = read_documents(cfg.corpus, cfg.format, cfg.encoding, cfg.split_lines, progress)
+    for batch in _batches(docs):
+        # cleaning a batch at once costs a few numpy calls, however many documents it holds
+        texts = clean_texts([doc.text for doc in batch], cfg.normalization, cleaned.stats)
+        for doc, text in zip(batch, texts):
+            cleaned.raw_chars += len(doc.text)
+            if text:
+                cleaned.texts.append(text)
+                cleaned.labels.append(doc.label or "")
+            else:
+                cleaned.dropped += 1
+    return cleaned
+
+
+def _batches(docs: Iterator[Document]) -> Iterator[list[Document]]:
+    """`docs` in lists of about _CHUNK_CHARS characters."""
+    batch, size = [], 0
+    for doc in docs:
+        batch.append(doc)
+        size += len(doc.text)
+        if size >= _CHUNK_CHARS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _chunks(texts: list[str]) -> Iterator[np.ndarray]:
+    """Code points of the stream text1 \\n text2 \\n ... textN \\n, cut at document ends into
+    ~8M-char pieces; made again for each pass rather than held, as they take 4 bytes a char."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text) + 1
+        if size >= _CHUNK_CHARS or i == len(texts) - 1:
+            yield codepoints(_SEP_CHAR.join(texts[start: i + 1]) + _SEP_CHAR)
+            start, size = i + 1, 0
+
+
+def _count_chars(chunks: Iterator[np.ndarray]) -> dict[str, int]:
+    """Corpus frequency of every character (separators excluded)."""
+    counts = np.zeros(0x110000, np.int64)
+    for cps in chunks:
+        counts += np.bincount(cps, minlength=len(counts))  # O(n), no sort; (0x110000,)
+    counts[ord(_SEP_CHAR)] = 0
+    return {chr(c): int(counts[c]) for c in np.flatnonzero(counts)}
+
+
+def _write_tokens(chunks: Iterator[np.ndarray], n_tokens: int, vocab: Vocab, path: Path) -> np.dtype:
+    """Encode the stream into the memmap `path` (written under a temporary name, then renamed)."""
+    dtype = np.dtype(np.uint16 if len(vocab) <= 65535 else np.uint32)
+    tmp = path.with_name(path.name + ".tmp")
+    tokens = np.memmap(tmp, dtype=dtype, mode="w+", shape=(n_tokens,))
+    start = 0
+    for cps in chunks:
+        ids = vocab.encode_codepoints(cps)
+        ids[cps == ord(_SEP_CHAR)] = SEP_ID
+        tokens[start: start + len(cps)] = ids
+        start += len(cps)
+    tokens.flush()
+    del tokens
+    os.replace(tmp, path)
+    return dtype
+
+
+def _split(n_seq: int, cfg: PrepareConfig, n_chars: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sequence indices: disjoint, sorted, together all of range(n_seq)."""
+    if n_seq < 2:
+        raise HotStartError(f"corpus {cfg.corpus} has {n_chars:,} characters after cleaning, fewer than 2 sequences "
+                            f"of {cfg.seq_len}; use a larger corpus or a smaller --seq-len")
+    n_val = cfg.val_sequences
+    if n_seq < 2 * n_val:
+        n_val = max(1, n_seq // 10)
+        print(f"warning: corpus has only {n_seq:,} sequences of {cfg.seq_len}, fewer than 2 x val_sequences "
+              f"({cfg.val_sequences:,}); using {n_val:,} validation sequences (a tenth)", file=sys.stderr)
+    val = np.sort(np.random.default_rng(cfg.seed).choice(n_seq, size=n_val, replace=False)).astype(np.int64)
+    is_val = np.zeros(n_seq, bool)
+    is_val[val] = True
+    return np.flatnonzero(~is_val).astype(np.int64), val
+
+
+def prepare(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False) -> PreparedCorpus:
+    """Clean, count and encode cfg.corpus into `out_dir` (see the module docstring) and load it.
+
+    A folder that already holds a prepared corpus is refused unless `overwrite`.
+    """
+    start = time.perf_counter()
+    cfg.check()
+    out = Path(out_dir)
+    if (out / "meta.json").exists() and not overwrite:
+        raise HotStartError(f"{out} already holds a prepared corpus; pass --overwrite to replace it "
+                            "or choose another --out")
+    cleaned = _clean_corpus(cfg, progress)
+    if not cleaned.texts:
+        raise HotStartError(f"corpus {cfg.corpus} has no characters after cleaning; "
+                            "check --corpus, --format and --encoding")
+    counts = _count_chars(_chunks(cleaned.texts))
+    vocab = Vocab.build(counts, cfg.min_freq)
+    n_chars = sum(counts.values())
+    n_tokens = n_chars + len(cleaned.texts)  # one <sep> after every document
+    train, val = _split(n_tokens // cfg.seq_len, cfg, n_chars)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "meta.json").unlink(missing_ok=True)  # the folder counts as prepared only once meta.json is back
+    vocab.save(out / "vocab.json")
+    dtype = _write_tokens(_chunks(cleaned.texts), n_tokens, vocab, out / "tokens.bin")
+    np.savez(out / "splits.npz", train=train, val=val)
+    lengths = np.array([len(t) + 1 for t in cleaned.texts], dtype=np.int64)
+    np.savez(out / "documents.npz", offsets=np.cumsum(lengths) - lengths, labels=np.array(cleaned.labels, dtype=str))
+    unk = {ch: n for ch, n in counts.items() if n < cfg.min_freq}
+    seconds = time.perf_counter() - start
+    meta = {
+        "format_version": FORMAT_VERSION, "config": to_dict(cfg), "dtype": dtype.name,
+        "n_tokens": n_tokens, "n_chars": n_chars, "raw_chars": cleaned.raw_chars,
+        "n_sequences": len(train) + len(val), "n_train": len(train), "n_val": len(val),
+        "n_documents": len(cleaned.texts), "documents_dropped_empty": cleaned.dropped,
+        "vocab_size": len(vocab), "unk_tokens": sum(unk.values()), "unk_chars": len(unk),
+        "clean": asdict(cleaned.stats), "tail_tokens_dropped": n_tokens % cfg.seq_len,
+        "seconds": round(seconds, 3), "chars_per_second": round(cleaned.raw_chars / max(seconds, 1e-9)),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(_summary(meta, out))
+    return PreparedCorpus.load(out)
+
+
+def _summary(meta: dict, out: Path) -> str:
+    """A few human lines: sizes, and every count of what was changed or mapped to <unk>."""
+    cfg, clean = meta["config"], meta["clean"]
+    return "\n".join([
+        f"prepared {cfg['corpus']} -> {out} in {meta['seconds']:.1f} s ({meta['chars_per_second']:,} chars/s)",
+        f"  {meta['n_documents']:,} documents ({meta['documents_dropped_empty']:,} dropped as empty after cleaning), "
+        f"{meta['raw_chars']:,} chars read -> {meta['n_chars']:,} chars + {meta['n_documents']:,} <sep> "
+        f"= {meta['n_tokens']:,} tokens",
+        f"  cleaning: normalised {clean['normalized']:,} chars ({cfg['normalization']}), "
+        f"removed {clean['escapes_removed']:,} escape sequences and {clean['controls_removed']:,} control/format "
+        f"chars, collapsed {clean['whitespace_collapsed']:,} whitespace runs",
+        f"  vocab: {meta['vocab_size']:,} tokens (min_freq {cfg['min_freq']}); {meta['unk_chars']:,} rarer "
+        f"distinct chars ({meta['unk_tokens']:,} occurrences) mapped to <unk>",
+        f"  sequences: {meta['n_sequences']:,} x {cfg['seq_len']} (train {meta['n_train']:,}, val {meta['n_val']:,}); "
+        f"last {meta['tail_tokens_dropped']:,} tokens dropped",
+    ])
+
+
+class PreparedCorpus:
+    """A folder written by `prepare`, opened for training: vocabulary, token memmap, splits."""
+
+    def __init__(self, path: Path, meta: dict, vocab: Vocab, tokens: np.memmap, splits: dict, documents: dict) -> None:
+        """Use `PreparedCorpus.load`; this only stores what it read."""
+        self.path, self.meta, self.vocab, self.tokens = path, meta, vocab, tokens
+        self.config = from_dict(PrepareConfig, meta["config"])
+        self.seq_len = self.config.seq_len
+        self.train_index: np.ndarray = splits["train"]
+        self.val_index: np.ndarray = splits["val"]
+        self.doc_offsets: np.ndarray = documents["offsets"]  # (n_documents,) first token in `tokens`
+        self.labels: np.ndarray = documents["labels"]  # (n_documents,) str, "" where unlabelled
+        self.n_sequences = int(meta["n_sequences"])
+        # (n_sequences, seq_len) view of the stream; the tail after the last whole sequence is left out
+        self._rows = tokens[: self.n_sequences * self.seq_len].reshape(self.n_sequences, self.seq_len)
+
+    def sequences(self, index: np.ndarray) -> torch.Tensor:
+        """(n, seq_len) int64 tensor whose row i is sequence index[i], gathered from the memmap."""
+        return torch.from_numpy(self._rows[np.asarray(index, dtype=np.int64)].astype(np.int64))
+
+    @classmethod
+    def load(cls, path: str | Path) -> PreparedCorpus:
+        """Open a prepared folder; a missing, partial or inconsistent one is a HotStartError."""
+        path = Path(path)
+        fix = f"run `hotstart prepare --corpus ... --out {path}` (add --overwrite to redo it)"
+        if not (path / "meta.json").is_file():
+            what = "does not exist" if not path.exists() else "is not a prepared corpus (no meta.json)"
+            raise HotStartError(f"{path} {what}; {fix}")
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"format_version {meta.get('format_version')} is not {FORMAT_VERSION}")
+            vocab = Vocab.load(path / "vocab.json")
+            dtype = np.dtype(meta["dtype"])
+            if os.path.getsize(path / "tokens.bin") != meta["n_tokens"] * dtype.itemsize:
+                raise ValueError(f"tokens.bin has {os.path.getsize(path / 'tokens.bin'):,} bytes, "
+                                 f"not {meta['n_tokens']:,} tokens x {dtype.itemsize}")
+            tokens = np.memmap(path / "tokens.bin", dtype=dtype, mode="r", shape=(meta["n_tokens"],))
+            with np.load(path / "splits.npz") as z:
+                splits = {"train": z["train"].astype(np.int64), "val": z["val"].astype(np.int64)}
+            with np.load(path / "documents.npz") as z:
+                documents = {"offsets": z["offsets"].astype(np.int64), "labels": z["labels"]}
+            _check_consistent(meta, vocab, splits, documents)
+            return cls(path, meta, vocab, tokens, splits, documents)
+        except HotStartError as exc:
+            raise HotStartError(f"{str(exc).split('; ')[0]}; {fix}") from None
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise HotStartError(f"prepared corpus {path} is corrupt: {exc}; {fix}".replace("\n", " ")) from None
+
+
+def _check_consistent(meta: dict, vocab: Vocab, splits: dict, documents: dict) -> None:
+    """Raise ValueError where the files of a prepared folder disagree with meta.json."""
+    train, val = splits["train"], splits["val"]
+    if len(vocab) != meta["vocab_size"] or (meta["dtype"] == "uint16") != (len(vocab) <= 65535):
+        raise ValueError(f"vocab.json has {len(vocab)} tokens, meta.json says {meta['vocab_size']} ({meta['dtype']})")
+    if len(train) != meta["n_train"] or len(val) != meta["n_val"] or len(train) + len(val) != meta["n_sequences"]:
+        raise ValueError("splits.npz does not match the sequence counts in meta.json")
+    n_seq = meta["n_sequences"]
+    if len(np.union1d(train, val)) != n_seq or n_seq * meta["config"]["seq_len"] > meta["n_tokens"]:
+        raise ValueError("splits.npz does not cover the sequences exactly once")
+    if len(documents["offsets"]) != meta["n_documents"] or len(documents["labels"]) != meta["n_documents"]:
+        raise ValueError("documents.npz does not match n_documents in meta.json")
+
+
+def curriculum_size(epoch: int) -> int:
+    """Training sequences in curriculum epoch `epoch` (0-based): 5000 + 918.37 e + 18.74 e^2 (paper
+    sec. "Dataset"), rounded half up. Computed in integer hundredths, so there is no float error."""
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    return (500_000 + 91_837 * epoch + 1_874 * epoch * epoch + 50) // 100
+
+
+class SampleOrder:
+    """The deterministic stream of training sequence indices: epoch e is the first
+    curriculum_size(e) entries of a fresh seeded permutation of the training set (several
+    permutations concatenated when curriculum_size(e) > n_train). Batches are cut from this stream
+    continuously across epoch boundaries so every batch has exactly batch_size samples and
+    evaluation points in samples line up across runs.
+
+    Epoch e draws its permutations from np.random.default_rng([seed, e]), so any epoch can be
+    rebuilt on its own: the stream depends only on (train_index, seed, curriculum), never on the
+    order in which batches are asked for.
+    """
+
+    def __init__(self, train_index: np.ndarray, seed: int, batch_size: int, curriculum: bool = True) -> None:
+        """Order `train_index` (sequence indices) in batches of `batch_size`; `curriculum` False:
+        every epoch is one full permutation of the training set."""
+        self.train_index = np.asarray(train_index, dtype=np.int64)
+        if len(self.train_index) == 0 or batch_size < 1 or seed < 0:
+            raise HotStartError(f"cannot order {len(self.train_index)} training sequences in batches of "
+                                f"{batch_size} with seed {seed}; use batch_size >= 1, seed >= 0 and a corpus "
+                                "with training sequences")
+        self.seed, self.batch_size, self.curriculum = seed, batch_size, curriculum
+        self._starts = [0]  # first sample of epochs 0, 1, ... as far as computed
+        self._orders: dict[int, np.ndarray] = {}  # the last two epochs' orders, for sequential access
+
+    def epoch_size(self, epoch: int) -> int:
+        """Samples in epoch `epoch`."""
+        return curriculum_size(epoch) if self.curriculum else len(self.train_index)
+
+    def epoch_start(self, epoch: int) -> int:
+        """Index in the stream of the first sample of epoch `epoch`."""
+        while len(self._starts) <= epoch:
+            self._starts.append(self._starts[-1] + self.epoch_size(len(self._starts) - 1))
+        return self._starts[epoch]
+
+    def epoch_of_sample(self, sample: int) -> int:
+        """Epoch that sample number `sample` (0-based, in the stream) belongs to."""
+        if not self.curriculum:
+            return sample // len(self.train_index)
+        while self._starts[-1] <= sample:
+            self.epoch_start(len(self._starts))
+        return bisect.bisect_right(self._starts, sample) - 1
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """Training sequence indices of epoch `epoch`, in order."""
+        if epoch not in self._orders:
+            rng, n = np.random.default_rng([self.seed, epoch]), len(self.train_index)
+            size = self.epoch_size(epoch)
+            perms = [rng.permutation(n) for _ in range(-(-size // n))]
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = self.train_index[np.concatenate(perms)[:size]]
+        return self._orders[epoch]
+
+    def batch(self, step: int) -> tuple[np.ndarray, int]:
+        """(sequence indices of batch `step`, epoch of its last sample); any step, in any order."""
+        first, end = step * self.batch_size, (step + 1) * self.batch_size
+        last_epoch = self.epoch_of_sample(end - 1)
+        parts = []
+        for epoch in range(self.epoch_of_sample(first), last_epoch + 1):
+            start = self.epoch_start(epoch)
+            parts.append(self._order(epoch)[max(first - start, 0): end - start])
+        return np.concatenate(parts), last_epoch

