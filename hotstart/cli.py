@@ -30,7 +30,7 @@ def _add_render_options(p: argparse.ArgumentParser, res_default: int | None = 8)
     p.add_argument("--margin", type=float, help="blank margin as a fraction of R on each side (default 0.1)")
     p.add_argument("--font", help="TTF/OTF/TTC font file (default: Noto Sans CJK SC, installed with hotstart)")
     p.add_argument("--face", type=int, help="face index inside a font collection (default: the SC face / 0)")
-    p.add_argument("--missing", choices=None, help="characters the font lacks: blank (default), error, fallback")
+    p.add_argument("--missing", help="characters the font lacks: blank (default), error, fallback")
     p.add_argument("--fallback-font", action="append", dest="fallback_fonts",
                    help="font tried for characters the main font lacks (repeatable; PATH or PATH#FACE)")
 
@@ -115,6 +115,21 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(result, ensure_ascii=False))
 
 
+def cmd_params(args: argparse.Namespace) -> None:
+    """Print trainable parameters per part (input path, encoder, adapter, decoder, head) for every model."""
+    from .data import PreparedCorpus
+    from .model import parameter_table
+
+    vocab_size = len(PreparedCorpus.load(args.data).vocab) if args.data else args.vocab_size
+    rows = parameter_table(args.size, vocab_size, args.res)
+    parts = ("input", "input.encoder", "input.adapter", "decoder", "lm_head", "total")
+    print(f"decoder {args.size}, vocabulary {vocab_size:,}, glyphs {args.res}x{args.res} (millions of parameters)")
+    print(f"| model | {' | '.join(parts)} |\n|---|{'---:|' * len(parts)}")
+    for row in rows:
+        cells = " | ".join(f"{row[p] / 1e6:.3f}" if p in row else "" for p in parts)
+        print(f"| {row['model']} | {cells} |")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """Prepare the built-in corpus, train index and 8x8 vision models, print the hot-start table."""
     from .demo import DemoConfig, run_demo
@@ -136,7 +151,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=128, help="sequences per step (default 128)")
     g.add_argument("--lr-max", type=float, default=1.5e-3, help="peak learning rate (default 1.5e-3)")
     g.add_argument("--schedule", default="onecycle", help="onecycle (paper, default) or cosine (warm-up + cosine)")
-    g.add_argument("--schedule-samples", type=int, help="samples the lr schedule spans (default: max-samples or 1M)")
+    g.add_argument("--schedule-samples", type=int, help="samples the lr schedule spans (default 1,000,000, the paper's ~7,800 steps)")
     g.add_argument("--warmup-samples", type=int, default=2048, help="cosine: warm-up length in samples")
     g.add_argument("--no-curriculum", action="store_true", help="plain epochs instead of the quadratic curriculum")
     g.add_argument("--freeze-decoder", action="store_true", help="train only the input path and head (ablation)")
@@ -203,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("params", help=cmd_params.__doc__, description=cmd_params.__doc__)
+    p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")
+    p.add_argument("--data", help="prepared corpus whose vocabulary size to use")
+    p.add_argument("--vocab-size", type=int, default=5162, help="vocabulary size without --data (default 5162)")
+    p.add_argument("--res", type=int, default=8, help="glyph resolution (default 8)")
+    p.set_defaults(func=cmd_params)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")

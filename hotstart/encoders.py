@@ -44,13 +44,16 @@ class EncoderConfig:
 
 
 def derived_width(name: str, n_embd: int) -> int:
-    """Base channels scaled with the decoder: ResNet-18's 64 at GPT-2 small's 768, 32 for minimal encoders.
+    """Base channels: the ResNet scales with the decoder (ResNet-18's 64 at GPT-2 small's 768),
+    the minimal encoders keep 32 at every size.
 
-    A 64-wide ResNet-18 next to a 256-wide decoder would cost more than the decoder itself;
-    scaling keeps the encoder/decoder compute ratio near the paper's at every decoder size.
+    A 64-wide ResNet-18 next to a 256-wide decoder would cost more than the decoder itself, so it
+    scales; the two-convolution encoders are cheap at any width (they only see a batch's distinct
+    glyphs), and narrowing them below 32 channels would starve a linear adapter of features.
     """
-    base = 64 if name == "orig" else 32
-    return max(8, int(round(base * n_embd / 768 / 8)) * 8)
+    if name != "orig":
+        return 32
+    return max(8, int(round(64 * n_embd / 768 / 8)) * 8)
 
 
 class BasicBlock(nn.Module):

@@ -237,3 +237,14 @@ def glyph_bank(tokens: list[str], specials: tuple[str, ...], render: RenderConfi
 def format_parameter_counts(counts: dict[str, int]) -> str:
     """One line per part, in millions."""
     return "\n".join(f"  {name:<14} {n / 1e6:8.3f}M" for name, n in counts.items())
+
+
+def parameter_table(size: str, vocab_size: int, res: int = 8) -> list[dict[str, int | str]]:
+    """Trainable parameters per part for the index path and each encoder at decoder `size`."""
+    rows = []
+    blank_bank = torch.zeros(vocab_size, res, res)  # counts do not depend on the pixels
+    for kind, encoder in (("index", None), ("vision", "orig"), ("vision", "opt"), ("vision", "simp")):
+        inp = InputConfig(kind=kind, encoder=EncoderConfig(name=encoder or "simp"), render=RenderConfig(res=res))
+        model = HotStartLM(ModelConfig(vocab_size, inp, decoder_size(size)), blank_bank if kind == "vision" else None)
+        rows.append({"model": kind if encoder is None else f"vision-{encoder}", **model.parameter_counts()})
+    return rows

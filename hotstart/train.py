@@ -52,7 +52,8 @@ class TrainConfig:
     schedule: str = "onecycle"
     """onecycle (the paper's) or cosine (linear warm-up, then cosine decay)."""
     schedule_samples: int | None = None
-    """Samples the schedule spans; None = max_samples, or 1,000,000 (~7,800 steps of 128) without it."""
+    """Samples the lr schedule spans; None = 1,000,000 (~7,800 steps of 128, the paper's run length).
+    It does not follow max_samples, so a shorter run is an exact prefix of the full-length run."""
     onecycle_pct_start: float = 0.3
     """OneCycle: fraction of the schedule spent rising to lr_max (PyTorch's default)."""
     onecycle_div: float = 25.0
@@ -246,7 +247,7 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     val = corpus.sequences(corpus.val_index[: tc.eval_sequences] if tc.eval_sequences else corpus.val_index)
     order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum)
     optimizer, scaler = _optimizer(model, tc), prec.grad_scaler()
-    schedule_samples = tc.schedule_samples or tc.max_samples or 1_000_000
+    schedule_samples = tc.schedule_samples or 1_000_000
     total_steps = math.ceil(schedule_samples / tc.batch_size)
     state, start = _Progress(), time.perf_counter()
     metrics_path = run_dir / "metrics.jsonl"

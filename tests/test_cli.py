@@ -1,0 +1,112 @@
+"""The command line: every subcommand end to end on tiny inputs, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hotstart.cli import main
+from hotstart.data import PreparedCorpus
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m hotstart ARGS` in a fresh process, as a user would run it."""
+    return subprocess.run([sys.executable, "-m", "hotstart", *args], capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_corpus: PreparedCorpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny vision run trained through the CLI."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    code = main(["train", "--data", str(tiny_corpus.path), "--input", "vision", "--res", "8", "--encoder", "opt",
+                 "--size", "tiny", "--max-samples", "64", "--batch-size", "16", "--eval-every", "32",
+                 "--precision", "fp32", "--out", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_bad_inputs_give_one_line_errors_in_a_subprocess(tmp_path: Path, tiny_corpus: PreparedCorpus) -> None:
+    undecodable = tmp_path / "gbk.txt"
+    undecodable.write_bytes("中文新闻".encode("gbk") * 50)
+    assert_one_line_error(run_cli("prepare", "--corpus", str(undecodable), "--out", str(tmp_path / "p")),
+                          str(undecodable), "--encoding")
+    assert_one_line_error(run_cli("train", "--data", str(tiny_corpus.path), "--input", "vision", "--res", "1000",
+                                  "--out", str(tmp_path / "r")), "res")
+    assert_one_line_error(run_cli("eval", str(tmp_path / "no_such_run")), "does not exist")
+
+
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["prepare", "--corpus", "/no/such/corpus", "--out", "{tmp}/p"], "does not exist"),
+        (["render", "--chars", "山", "--res", "0", "--out", "{tmp}/g.png"], "res"),
+        (["render", "--chars", "山", "--res", "1000", "--out", "{tmp}/g.png"], "res"),
+        (["render", "--chars", "山", "--crop", "0", "--out", "{tmp}/g.png"], "crop"),
+        (["render", "--chars", "山", "--crop", "1.5", "--out", "{tmp}/g.png"], "crop"),
+        (["render", "--chars", "山", "--font", "/no/such/font.ttf", "--out", "{tmp}/g.png"], "does not exist"),
+        (["train", "--data", "{data}", "--input", "vision", "--encoder", "resnet", "--out", "{tmp}/r"], "unknown encoder"),
+        (["train", "--data", "{data}", "--input", "pixels", "--out", "{tmp}/r"], "unknown input"),
+        (["train", "--data", "{data}", "--input", "vision", "--crop", "1.5", "--out", "{tmp}/r"], "crop"),
+        (["train", "--data", "{data}", "--input", "index", "--size", "huge", "--out", "{tmp}/r"], "unknown decoder size"),
+        (["train", "--data", "{tmp}/not_prepared", "--input", "index", "--out", "{tmp}/r"], "not_prepared"),
+        (["train", "--data", "{data}", "--input", "index", "--max-samples", "0", "--out", "{tmp}/r"], "max-samples"),
+        (["eval", "{tmp}/no_such_run"], "does not exist"),
+        (["train", "--data", "{data}", "--input", "index"], "--out"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_inputs_exit_2_with_a_one_line_message(argv: list[str], fragment: str, tmp_path: Path,
+                                                   tiny_corpus: PreparedCorpus, capsys: pytest.CaptureFixture) -> None:
+    argv = [a.format(tmp=tmp_path, data=tiny_corpus.path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err
+
+
+def test_empty_corpus_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n\t\n", encoding="utf-8")
+    assert main(["prepare", "--corpus", str(empty), "--out", str(tmp_path / "p")]) == 2
+    assert "empty" in capsys.readouterr().err.lower()
+
+
+def test_render_writes_a_visible_grid(tmp_path: Path) -> None:
+    assert main(["render", "--chars", "山水中国", "--res", "8", "--out", str(tmp_path / "grid.png")]) == 0
+    image = Image.open(tmp_path / "grid.png")
+    assert image.width > 4 * 96 and image.height > 3 * 96  # 4 glyphs, several resolution x crop rows
+
+
+def test_train_then_eval_with_render_overrides(tiny_run: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["eval", str(tiny_run), "--quiet"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(tiny_run), "--crop", "0.5", "--res", "12", "--quiet"]) == 0
+    cropped = json.loads(capsys.readouterr().out)
+    assert plain["input"] == "vision" and 0 <= plain["val_acc"] <= 1 and plain["val_tokens"] > 0
+    assert cropped["render"]["crop"] == 0.5 and cropped["render"]["res"] == 12
+    assert cropped["val_loss"] != plain["val_loss"]
+
+
+def test_params_prints_every_model(capsys: pytest.CaptureFixture) -> None:
+    assert main(["params", "--size", "tiny", "--vocab-size", "100"]) == 0
+    out = capsys.readouterr().out
+    for model in ("| index |", "| vision-orig |", "| vision-opt |", "| vision-simp |"):
+        assert model in out
+
+
+def test_version_and_module_entry_point() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("hotstart ")
