@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -73,6 +74,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
     except (SafetensorError, OSError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise HotStartError(f"checkpoint {path} is corrupt or truncated ({msg}); use another checkpoint or retrain") from None
+    _load_state_dict(model, state, path)
+
+
+def _load_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load `state` into `model` after checking that keys and shapes match, in one line if not."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -86,3 +92,59 @@ def load_weights(model: nn.Module, path: Path) -> None:
         raise HotStartError(f"checkpoint {path} does not match this run's model ({detail})")
     with torch.no_grad():
         model.load_state_dict(state)
+
+
+def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler, progress: dict[str, Any]) -> None:
+    """Everything a killed run needs to continue exactly, in one safetensors file (atomically).
+
+    Tensors: the weights, every optimizer state tensor and the RNG states. Header metadata (JSON):
+    the optimizer's param groups, the gradient scaler and the loop's counters and metrics rows.
+    """
+    path = Path(path)
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for index, values in opt["state"].items():
+        for name, value in values.items():
+            tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().contiguous().cpu()
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    metadata = {"format": "hotstart-training-state-1", "param_groups": json.dumps(opt["param_groups"]),
+                "scaler": json.dumps(scaler.state_dict()), "progress": json.dumps(progress)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                        scaler: torch.amp.GradScaler) -> dict[str, Any]:
+    """Restore what save_training_state wrote; returns the loop's progress dict."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+        groups, scaler_state, progress = (json.loads(metadata[k]) for k in ("param_groups", "scaler", "progress"))
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise HotStartError(f"training state {path} is corrupt or truncated ({msg}); "
+                            "resume is impossible: retrain with --overwrite") from None
+    _load_state_dict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            opt_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+    if scaler_state:
+        scaler.load_state_dict(scaler_state)
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    return progress

@@ -93,7 +93,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     """Train an index or vision model on a prepared corpus; writes a run folder."""
     from .train import train
 
-    summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite)
+    summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
+                    resume=args.resume)
     final = summary["final"]
     print(json.dumps({"run": args.out, "samples": summary["samples"], "stop_reason": summary["stop_reason"],
                       "val_acc": final["val_acc"], "val_loss": final["val_loss"], "precision":
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out from its last evaluation")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)

@@ -11,6 +11,7 @@ A run folder is the unit of record:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -25,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
-from .checkpoint import load_weights, read_json, save_weights, write_json
+from .checkpoint import load_training_state, load_weights, read_json, save_training_state, save_weights, write_json
 from .config import from_dict, load_yaml, save_yaml, to_dict
 from .data import SPECIALS, PreparedCorpus, SampleOrder, Vocab
 from .errors import HotStartError
@@ -178,6 +179,19 @@ def _create_run_dir(out: Path, overwrite: bool) -> Path:
     return out
 
 
+def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to resume a run with other settings than it was started with."""
+    saved = load_yaml(run_dir / "config.yaml")
+    now = to_dict(cfg)
+    differ = [f"{section}.{key}" for section in ("model", "train") for key in set(saved.get(section, {})) | set(now[section])
+              if saved.get(section, {}).get(key) != now[section].get(key)]
+    if saved.get("data") != now["data"]:
+        differ.append("data")
+    if differ:
+        raise HotStartError(f"cannot resume {run_dir} with other settings ({', '.join(sorted(differ))}); "
+                            "pass the options it was started with, or --overwrite to start again")
+
+
 def _environment(prec: Precision) -> dict[str, Any]:
     """What produced the numbers: versions, device, precision."""
     import transformers
@@ -208,6 +222,7 @@ class _Progress:
     samples_since_eval: int = 0
     best_val_loss: float = math.inf
     evals_since_best: int = 0
+    wall_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -223,8 +238,14 @@ def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab, model: HotStart
                                              "font_path": font.path, "font_face": font.face, "font_sha256": font.sha256})
 
 
-def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
-    """Train one run into `out_dir` and return its summary (also written to summary.json)."""
+def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False,
+          resume: bool = False) -> dict[str, Any]:
+    """Train one run into `out_dir` and return its summary (also written to summary.json).
+
+    With `resume`, a run killed at any point continues from its last evaluation and ends with the
+    metrics an uninterrupted run would have had (timings aside); a run that never reached its first
+    evaluation starts over, and a finished run is returned as it is.
+    """
     tc = cfg.train
     tc.validate()
     cfg.model.input.validate()
@@ -234,7 +255,16 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     if cfg.model.decoder.n_positions < corpus.seq_len:
         raise HotStartError(f"decoder n_positions {cfg.model.decoder.n_positions} < corpus seq_len {corpus.seq_len}")
     prec = resolve(tc.device, tc.precision)
-    run_dir = _create_run_dir(Path(out_dir), overwrite)
+    run_dir = Path(out_dir)
+    state_path = run_dir / "checkpoints" / "state.safetensors"
+    if resume and (run_dir / "summary.json").exists():
+        print(f"{run_dir} has already finished; nothing to resume", file=sys.stderr)
+        return read_json(run_dir / "summary.json", "run summary")
+    resuming = resume and state_path.exists()
+    if resuming:
+        _check_same_config(run_dir, cfg)
+    else:
+        _create_run_dir(run_dir, overwrite or resume)
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model, corpus.vocab, progress).to(prec.device)
     if tc.freeze_decoder:
@@ -249,16 +279,19 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     optimizer, scaler = _optimizer(model, tc), prec.grad_scaler()
     schedule_samples = tc.schedule_samples or 1_000_000
     total_steps = math.ceil(schedule_samples / tc.batch_size)
-    state, start = _Progress(), time.perf_counter()
-    metrics_path = run_dir / "metrics.jsonl"
-    metrics_path.write_text("")
-    bar = tqdm(total=tc.max_samples, unit="seq", disable=not progress, dynamic_ncols=True, desc=run_dir.name)
+    state = _Progress()
+    if resuming:
+        state = _Progress(**load_training_state(state_path, model, optimizer, scaler))
+        print(f"resuming {run_dir} at {state.samples:,} samples", file=sys.stderr)
+    start = time.perf_counter() - state.wall_s
+    metrics_path = run_dir / "metrics.jsonl"  # rewritten from the state: no duplicate or missing rows
+    metrics_path.write_text("".join(json.dumps(row) + "\n" for row in state.rows))
+    bar = tqdm(total=tc.max_samples, initial=state.samples, unit="seq", disable=not progress,
+               dynamic_ncols=True, desc=run_dir.name)
 
     def log_eval() -> bool:
         """Evaluate, append a metrics row, keep the best checkpoint; False once patience runs out."""
         row = _evaluation_row(model, val, prec, tc, state, lr_at(state.step, tc, total_steps), start)
-        with metrics_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
         state.rows.append(row)
         bar.set_postfix(loss=row["train_loss"], val_acc=f"{row['val_acc']:.4f}")
         if row["val_loss"] < state.best_val_loss:
@@ -266,6 +299,11 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
             save_weights(model, run_dir / "checkpoints" / "best.safetensors")
         else:
             state.evals_since_best += 1
+        # the state first, then the row: a kill in between is healed by rewriting rows on resume
+        state.wall_s = time.perf_counter() - start
+        save_training_state(state_path, model, optimizer, scaler, dataclasses.asdict(state))
+        with metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
         return state.evals_since_best < tc.patience
 
     stop_reason = _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval)
@@ -279,7 +317,7 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
 def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval) -> str:  # noqa: ANN001
     """Step until max_samples, max_epochs or early stopping; return why it stopped."""
     model.train()
-    if not log_eval():  # samples = 0: the untrained model, the left end of every curve
+    if not state.rows and not log_eval():  # samples = 0: the untrained model, the left end of every curve
         return "early_stopping"
     while True:
         if tc.max_samples is not None and state.samples >= tc.max_samples:

@@ -1,0 +1,99 @@
+"""Kill a run with SIGKILL, resume it, and get exactly the metrics of a run that was never killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hotstart.cli import main
+from hotstart.data import PreparedCorpus
+
+TIMING = ("samples_per_s", "wall_s")  # the only columns a resumed run may differ in
+
+
+def train_args(corpus: PreparedCorpus, out: Path) -> list[str]:
+    return ["train", "--data", str(corpus.path), "--input", "vision", "--encoder", "opt", "--size", "tiny",
+            "--batch-size", "16", "--max-samples", "1024", "--eval-every", "32", "--dense-until", "1024",
+            "--eval-sequences", "16", "--schedule", "cosine", "--warmup-samples", "64", "--precision", "fp32",
+            "--device", "cpu", "--out", str(out), "--quiet"]
+
+
+def rows_without_timing(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    assert main(train_args(tiny_corpus, tmp_path / "reference")) == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "hotstart", *train_args(tiny_corpus, killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    rows_at_kill = len(rows_without_timing(killed))
+    assert 4 <= rows_at_kill < len(rows_without_timing(tmp_path / "reference"))
+    assert not (killed / "summary.json").exists()
+
+    assert main([*train_args(tiny_corpus, killed), "--resume"]) == 0
+    assert rows_without_timing(killed) == rows_without_timing(tmp_path / "reference")
+    reference = json.loads((tmp_path / "reference" / "summary.json").read_text())
+    resumed = json.loads((killed / "summary.json").read_text())
+    assert {k: resumed["final"][k] for k in resumed["final"] if k not in TIMING} == \
+           {k: reference["final"][k] for k in reference["final"] if k not in TIMING}
+
+
+def test_resume_refuses_other_settings(tiny_corpus: PreparedCorpus, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = train_args(tiny_corpus, tmp_path / "run")
+    args[args.index("--max-samples") + 1] = "64"
+    assert main(args) == 0
+    # a finished run is returned as it is
+    assert main([*args, "--resume"]) == 0
+    (tmp_path / "run" / "summary.json").unlink()
+    other = [*args, "--resume", "--seed", "5"]
+    capsys.readouterr()
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "train.seed" in err
+
+
+def test_a_truncated_training_state_is_refused_in_one_line(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    args = train_args(tiny_corpus, tmp_path / "run")
+    args[args.index("--max-samples") + 1] = "64"
+    assert main(args) == 0
+    (tmp_path / "run" / "summary.json").unlink()
+    state = tmp_path / "run" / "checkpoints" / "state.safetensors"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("error: ")]
+    assert len(errors) == 1 and "corrupt or truncated" in errors[0] and err[-1] == errors[0]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_a_truncated_checkpoint_is_refused_by_eval(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    args = train_args(tiny_corpus, tmp_path / "run")
+    args[args.index("--max-samples") + 1] = "32"
+    assert main(args) == 0
+    best = tmp_path / "run" / "checkpoints" / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:100])
+    result = subprocess.run([sys.executable, "-m", "hotstart", "eval", str(tmp_path / "run"), "--quiet"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "corrupt or truncated" in lines[0], result.stderr
