@@ -6,7 +6,8 @@ A run folder is the unit of record:
     render.json      vision runs: render settings with the font's name and SHA-256
     metrics.jsonl    one row per evaluation (samples, step, epoch, lr, train_loss, val_*, ...)
     summary.json     what a sweep or report reads: parameters, precision, best and final metrics
-    checkpoints/     best.safetensors (lowest validation loss) and last.safetensors
+    checkpoints/     best.safetensors (lowest validation loss), last.safetensors, and
+                     state.safetensors (everything --resume needs, rewritten at every evaluation)
 """
 
 from __future__ import annotations
