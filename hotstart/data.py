@@ -274,6 +274,11 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, over
                             "check --corpus, --format and --encoding")
     counts = _count_chars(_chunks(cleaned.texts))
     vocab = Vocab.build(counts, cfg.min_freq)
+    if not vocab.chars:
+        raise HotStartError(
+            f"no character of corpus {cfg.corpus} occurs --min-freq {cfg.min_freq} times, so every character "
+            f"would be <unk> (the most frequent occurs {max(counts.values()):,} times); lower --min-freq"
+        )
     n_chars = sum(counts.values())
     n_tokens = n_chars + len(cleaned.texts)  # one <sep> after every document
     train, val = _split(n_tokens // cfg.seq_len, cfg, n_chars)

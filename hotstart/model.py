@@ -11,6 +11,7 @@ second use of its table that the vision path cannot have.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,6 +85,8 @@ class InputConfig:
         ):
             if value not in allowed:
                 raise HotStartError(f"unknown {name} '{value}'; choose one of {', '.join(allowed)}")
+        if not (math.isfinite(self.embed_init_std) and self.embed_init_std > 0):
+            raise HotStartError(f"--embed-init-std must be a positive number, got {self.embed_init_std}")
         if self.kind == "vision":
             self.encoder.validate()
             self.render.validate()

@@ -18,6 +18,7 @@ import math
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,9 +176,21 @@ def _create_run_dir(out: Path, overwrite: bool) -> Path:
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out / "checkpoints"):
+            pass
     except OSError as exc:
-        raise HotStartError(f"cannot create run folder {out}: {exc.strerror}") from None
+        raise HotStartError(f"cannot create or write run folder {out}: {exc.strerror}; choose another --out") from None
     return out
+
+
+def check_free_space(run_dir: Path, n_params: int) -> None:
+    """Refuse to start when the disk cannot hold the checkpoints (best, last, and the training state)."""
+    # fp32 weights in best + last (2 x 4 bytes) and weights + two AdamW moments in the state (3 x 4)
+    needed = 20 * n_params + (64 << 20)  # + 64 MiB for metrics, temporary files and slack
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise HotStartError(f"only {free / 2**20:,.0f} MiB free at {run_dir}, checkpoints need about "
+                            f"{needed / 2**20:,.0f} MiB; free some space or choose another --out")
 
 
 def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
@@ -270,8 +283,9 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     model = build_model(cfg.model, corpus.vocab, progress).to(prec.device)
     if tc.freeze_decoder:
         model.decoder.requires_grad_(False)
-    write_run_files(run_dir, cfg, corpus.vocab, model)
     counts = model.parameter_counts()
+    check_free_space(run_dir, sum(p.numel() for p in model.parameters()))
+    write_run_files(run_dir, cfg, corpus.vocab, model)
     print(f"parameters ({cfg.model.input.kind}):\n{format_parameter_counts(counts)}", file=sys.stderr)
     print(f"device {prec.device}, precision {prec.name}", file=sys.stderr)
 
@@ -309,9 +323,16 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
 
     stop_reason = _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval)
     bar.close()
-    save_weights(model, run_dir / "checkpoints" / "last.safetensors")
+    if stop_reason != "non_finite_loss":  # diverged weights are not a checkpoint worth keeping
+        save_weights(model, run_dir / "checkpoints" / "last.safetensors")
     summary = _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
     write_json(run_dir / "summary.json", summary)
+    if stop_reason == "non_finite_loss":
+        raise HotStartError(
+            f"run {run_dir} stopped after {state.bad_steps} steps with a non-finite loss (at step {state.step}); "
+            f"the last good weights are in {run_dir / 'checkpoints'} (best.safetensors, state.safetensors); "
+            "lower --lr-max or use --precision fp32"
+        )
     return summary
 
 

@@ -343,3 +343,21 @@ def test_without_curriculum_every_epoch_is_one_permutation():
     samples = np.concatenate(_stream(order, range(12)))
     assert sorted(samples[:6000]) == sorted(samples[6000:]) == TRAIN.tolist()
     assert order.batch(5)[1] == 0 and order.batch(6)[1] == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=st.dictionaries(st.characters(exclude_categories=("Cs",)), st.integers(1, 9), min_size=1, max_size=40),
+       text=st.text(max_size=40), min_freq=st.integers(1, 5))
+def test_vocab_round_trip_keeps_known_characters_and_maps_the_rest_to_unk(counts, text, min_freq, tmp_path_factory):
+    vocab = Vocab.build(counts, min_freq)
+    path = tmp_path_factory.mktemp("vocab") / "vocab.json"
+    vocab.save(path)
+    loaded = Vocab.load(path)
+    assert loaded.tokens == vocab.tokens and loaded.counts == vocab.counts
+    text = "".join(ch for ch in text if not unicodedata.category(ch) == "Cs")
+    ids = loaded.encode(text)
+    known = set(loaded.chars)
+    assert len(ids) == len(text)
+    assert [loaded.tokens[i] if ch in known else ch for ch, i in zip(text, ids)] == list(text)
+    assert all(i == 1 for ch, i in zip(text, ids) if ch not in known)  # <unk>
+    assert set(loaded.chars) == {ch for ch, n in counts.items() if n >= min_freq}

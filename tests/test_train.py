@@ -114,3 +114,28 @@ def test_early_stopping_ends_the_run_after_patience_evaluations(tiny_corpus: Pre
                                patience=2, max_samples=4096), tmp_path / "run", progress=False)
     assert summary["stop_reason"] == "early_stopping"
     assert summary["samples"] < 4096
+
+
+def test_training_refuses_to_start_without_disk_space_for_checkpoints(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 10 << 30, 1 << 20))  # 1 MiB free
+    with pytest.raises(HotStartError, match="MiB free"):
+        train(run_config(tiny_corpus, "index", max_samples=32), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_diverging_run_skips_non_finite_steps_then_stops_with_a_clear_error(tiny_corpus: PreparedCorpus,
+                                                                             tmp_path: Path) -> None:
+    # an absurd learning rate blows the weights up after the first update; every later loss is inf/nan
+    cfg = run_config(tiny_corpus, "index", lr_max=1e30, schedule="cosine", warmup_samples=16, max_samples=4096,
+                     max_bad_steps=5)
+    with pytest.raises(HotStartError, match="non-finite loss"):
+        train(cfg, tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == "non_finite_loss" and summary["skipped_steps"] == 5
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
+    assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()

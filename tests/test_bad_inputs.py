@@ -1,0 +1,232 @@
+"""Every row of docs/bad-inputs.md is a case here: the command fails with exit status 2 and one
+`error:` line, no traceback, and the message in the doc is exactly what the user sees.
+
+Regenerate the doc after changing a message: `python tests/test_bad_inputs.py` (it runs every
+case in a temporary folder and rewrites docs/bad-inputs.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from hotstart.cli import main
+from hotstart.render import default_font
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-inputs.md"
+
+
+@dataclass
+class Case:
+    id: str
+    what: str  # the bad input, as a person would describe it
+    argv: str  # command line; {tmp}, {data}, {run} and files made by `setup` are filled in
+    fragment: str  # the message must name this
+    setup: Callable[[Path], None] | None = None
+
+
+def _write(name: str, data: str | bytes) -> Callable[[Path], None]:
+    def make(tmp: Path) -> None:
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return make
+
+
+def _copy_run(then: Callable[[Path], None]) -> Callable[[Path], None]:
+    def make(tmp: Path) -> None:
+        shutil.copytree(tmp / "run", tmp / "run2")
+        then(tmp / "run2")
+    return make
+
+
+def _truncate(relative: str, keep: int | None = None) -> Callable[[Path], None]:
+    def cut(run: Path) -> None:
+        path = run / relative
+        data = path.read_bytes()
+        path.write_bytes(data[: keep if keep is not None else len(data) // 2])
+    return cut
+
+
+def _unfinish_and_truncate_state(run: Path) -> None:
+    (run / "summary.json").unlink()
+    _truncate("checkpoints/state.safetensors")(run)
+
+
+def _point_at_other_corpus(run: Path) -> None:
+    config = (run / "config.yaml").read_text(encoding="utf-8")
+    data_line = next(line for line in config.splitlines() if line.startswith("data:"))
+    (run / "config.yaml").write_text(config.replace(data_line, f"data: {run.parent / 'other_data'}"), encoding="utf-8")
+
+
+MANY_LINES = "".join(f"这是第{i}条新闻，内容很长很长很长很长很长。\n" for i in range(300))
+TRAIN = "train --data {data} --size tiny --batch-size 16 --max-samples 32 --eval-every 16 --out {tmp}/r"
+CASES = [
+    Case("corpus-missing", "corpus path that does not exist", "prepare --corpus {tmp}/nope --out {tmp}/p", "does not exist"),
+    Case("corpus-empty", "corpus with only whitespace and control characters", "prepare --corpus {tmp}/empty.txt --out {tmp}/p",
+         "empty", _write("empty.txt", " \n\t\x07\n")),
+    Case("corpus-undecodable", "GBK file read as UTF-8", "prepare --corpus {tmp}/gbk.txt --out {tmp}/p", "--encoding",
+         _write("gbk.txt", "中文新闻".encode("gbk") * 20)),
+    Case("encoding-unknown", "unknown --encoding", "prepare --corpus {tmp}/many.txt --encoding klingon --out {tmp}/p",
+         "klingon", _write("many.txt", MANY_LINES)),
+    Case("format-unknown", "unknown --format", "prepare --corpus {tmp}/many.txt --format csv --out {tmp}/p", "csv",
+         _write("many.txt", MANY_LINES)),
+    Case("jsonl-bad-line", "JSONL line that is not JSON", "prepare --corpus {tmp}/wiki.jsonl --out {tmp}/p", "line 2",
+         _write("wiki.jsonl", '{"text": "中文"}\n{"text": 中文}\n')),
+    Case("jsonl-no-text", "JSONL object without a text field", "prepare --corpus {tmp}/wiki.jsonl --out {tmp}/p", "text",
+         _write("wiki.jsonl", '{"title": "中文"}\n')),
+    Case("corpus-too-short", "corpus shorter than two sequences", "prepare --corpus {tmp}/short.txt --min-freq 1 --out {tmp}/p",
+         "--seq-len", _write("short.txt", "中文新闻很好看。\n")),
+    Case("corpus-all-unknown", "corpus whose every character is rarer than --min-freq",
+         "prepare --corpus {tmp}/many.txt --min-freq 100000 --seq-len 16 --out {tmp}/p", "--min-freq",
+         _write("many.txt", MANY_LINES)),
+    Case("seq-len-1", "--seq-len 1", "prepare --corpus {tmp}/many.txt --seq-len 1 --out {tmp}/p", "--seq-len",
+         _write("many.txt", MANY_LINES)),
+    Case("min-freq-0", "--min-freq 0", "prepare --corpus {tmp}/many.txt --min-freq 0 --out {tmp}/p", "--min-freq",
+         _write("many.txt", MANY_LINES)),
+    Case("prepared-exists", "prepare into a folder that already holds a corpus", "prepare --corpus {tmp}/many.txt --seq-len 16 --out {data}",
+         "--overwrite", _write("many.txt", MANY_LINES)),
+    Case("res-0", "resolution 0", "render --chars 山 --res 0 --out {tmp}/g.png", "res"),
+    Case("res-1000", "resolution 1000", "render --chars 山 --res 1000 --out {tmp}/g.png", "res"),
+    Case("crop-0", "crop 0", "render --chars 山 --crop 0 --out {tmp}/g.png", "crop"),
+    Case("crop-1.5", "crop 1.5", "render --chars 山 --crop 1.5 --out {tmp}/g.png", "crop"),
+    Case("margin-0.5", "margin 0.5 (no ink area left)", "render --chars 山 --margin 0.5 --out {tmp}/g.png", "margin"),
+    Case("font-missing", "font path that does not exist", "render --chars 山 --font {tmp}/nope.ttf --out {tmp}/g.png", "does not exist"),
+    Case("font-not-a-font", "a text file passed as the font", "render --chars 山 --font {tmp}/font.ttf --out {tmp}/g.png",
+         "not a TrueType", _write("font.ttf", "not a font")),
+    Case("face-out-of-range", "face index past the end of the collection", "render --chars 山 --face 99 --out {tmp}/g.png", "face"),
+    Case("glyph-missing-error", "character the font lacks, with --missing error",
+         "render --chars 山\ue000 --missing error --out {tmp}/g.png", "U+E000"),
+    Case("missing-policy-unknown", "unknown --missing policy", "render --chars 山 --missing shrug --out {tmp}/g.png", "missing"),
+    Case("fallback-without-policy", "--fallback-font without --missing fallback",
+         "render --chars 山 --fallback-font {tmp}/nope.ttf --out {tmp}/g.png", "--missing fallback"),
+    Case("encoder-unknown", "unknown encoder name", TRAIN + " --input vision --encoder resnet", "unknown encoder"),
+    Case("input-unknown", "unknown input path", TRAIN + " --input pixels", "unknown input"),
+    Case("size-unknown", "unknown decoder size", "train --data {data} --input index --size huge --out {tmp}/r", "huge"),
+    Case("data-not-prepared", "--data folder that was never prepared", "train --data {tmp} --input index --out {tmp}/r", "prepare"),
+    Case("max-samples-0", "--max-samples 0", TRAIN.replace("--max-samples 32", "--max-samples 0") + " --input index", "max-samples"),
+    Case("schedule-unknown", "unknown --schedule", TRAIN + " --input index --schedule linear", "schedule"),
+    Case("precision-fp16-cpu", "--precision fp16 on a CPU", TRAIN + " --input index --precision fp16 --device cpu", "fp16"),
+    Case("embed-init-nan", "--embed-init-std nan", TRAIN + " --input index --embed-init-std nan", "embed-init-std"),
+    Case("out-not-writable", "--out inside a file, so no folder can be made there",
+         TRAIN.replace("{tmp}/r", "{tmp}/file.txt/run") + " --input index", "cannot create", _write("file.txt", "x")),
+    Case("run-exists", "train into an existing run folder", TRAIN.replace("{tmp}/r", "{run}") + " --input vision", "--overwrite"),
+    Case("resume-other-settings", "--resume with other settings than the run was started with",
+         TRAIN.replace("{tmp}/r", "{tmp}/run2") + " --input index --resume", "cannot resume",
+         _copy_run(lambda run: (run / "summary.json").unlink())),
+    Case("resume-truncated-state", "--resume with a truncated training state",
+         "train --data {data} --input vision --encoder opt --size tiny --batch-size 16 --max-samples 64 --eval-every 16 "
+         "--precision fp32 --out {tmp}/run2 --resume", "corrupt or truncated", _copy_run(_unfinish_and_truncate_state)),
+    Case("eval-run-missing", "eval of a run folder that does not exist", "eval {tmp}/nope", "does not exist"),
+    Case("eval-not-a-run", "eval of a folder that is not a run", "eval {tmp}", "not a run folder"),
+    Case("eval-checkpoint-truncated", "eval of a run whose checkpoint is truncated", "eval {tmp}/run2",
+         "corrupt or truncated", _copy_run(_truncate("checkpoints/best.safetensors", keep=100))),
+    Case("eval-checkpoint-unknown", "eval --checkpoint that does not exist", "eval {run} --checkpoint final", "checkpoint"),
+    Case("eval-other-vocabulary", "eval of a run whose corpus folder now holds another vocabulary", "eval {tmp}/run2",
+         "another vocabulary", _copy_run(_point_at_other_corpus)),
+    Case("command-unknown", "unknown subcommand", "frobnicate", "invalid choice"),
+]
+
+
+def build_world(tmp: Path) -> dict[str, Path]:
+    """What the cases refer to: {data} a prepared corpus, {run} a finished tiny vision run."""
+    from hotstart.data import PrepareConfig, prepare
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import inews_sample
+
+    (tmp / "news.txt").write_text(inews_sample(40), encoding="utf-8")
+    (tmp / "other.txt").write_text(MANY_LINES, encoding="utf-8")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        prepare(PrepareConfig(corpus=str(tmp / "news.txt"), seq_len=32, val_sequences=16, min_freq=2, split_lines=True),
+                tmp / "data", progress=False)
+        prepare(PrepareConfig(corpus=str(tmp / "other.txt"), seq_len=16, val_sequences=8), tmp / "other_data", progress=False)
+        code = main(["train", "--data", str(tmp / "data"), "--input", "vision", "--encoder", "opt", "--size", "tiny",
+                     "--batch-size", "16", "--max-samples", "64", "--eval-every", "16", "--precision", "fp32",
+                     "--out", str(tmp / "run"), "--quiet"])
+    assert code == 0
+    return {"tmp": tmp, "data": tmp / "data", "run": tmp / "run"}
+
+
+def run_case(case: Case, world: dict[str, Path]) -> tuple[int, str]:
+    """Run one case in its own subfolder; returns (exit status, stderr with paths made generic)."""
+    tmp = Path(tempfile.mkdtemp(dir=world["tmp"], prefix=f"{case.id}-"))
+    shutil.copytree(world["run"], tmp / "run")  # cases that damage a run copy this one, never the shared run
+    (tmp / "other_data").symlink_to(world["tmp"] / "other_data")
+    if case.setup:
+        case.setup(tmp)
+    argv = case.argv.format(tmp=tmp, data=world["data"], run=world["run"]).split()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    text = err.getvalue()
+    generic = ((tmp, "<tmp>"), (world["data"], "<data>"), (world["run"], "<run>"), (world["tmp"], "<tmp>"),
+               (Path(default_font()[0]), "<default font>"))
+    for path, name in generic:
+        text = text.replace(str(path.resolve()), name).replace(str(path), name)
+    return code, text
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_world(tmp_path_factory.mktemp("bad_inputs"))
+
+
+def doc_rows() -> dict[str, str]:
+    """id -> message column of docs/bad-inputs.md."""
+    rows = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\| `([^`]+)` \| .* \| `` (.*) `` \|$", line)
+        if match:
+            rows[match.group(1)] = match.group(2).replace("\\|", "|")
+    return rows
+
+
+def test_the_doc_lists_every_case_and_only_those() -> None:
+    assert len(CASES) >= 25
+    assert sorted(doc_rows()) == sorted(case.id for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_gives_the_documented_one_line_error(case: Case, world: dict[str, Path]) -> None:
+    code, text = run_case(case, world)
+    assert code == 2, text
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and text.strip().splitlines()[-1] == errors[0], text
+    assert case.fragment in errors[0], errors[0]
+    assert doc_rows()[case.id] == errors[0], "docs/bad-inputs.md is out of date: run python tests/test_bad_inputs.py"
+
+
+def write_doc() -> None:
+    """Run every case and rewrite docs/bad-inputs.md from what the user actually sees."""
+    with tempfile.TemporaryDirectory() as tmp:
+        world = build_world(Path(tmp))
+        lines = ["# Bad inputs and what you see", "",
+                 "Each row is a case in `tests/test_bad_inputs.py`, which checks that the command exits with status 2,",
+                 "prints exactly this one `error:` line (paths shown as `<tmp>`, `<data>`, `<run>`, `<default font>`) and no",
+                 "traceback.",
+                 "Regenerate with `python tests/test_bad_inputs.py`.", "",
+                 "| case | bad input | command | what you see |", "|---|---|---|---|"]
+        for case in CASES:
+            code, text = run_case(case, world)
+            error = next((line for line in text.splitlines() if line.startswith("error: ")), f"(exit {code}, no error)")
+            command = "hotstart " + case.argv.replace("{tmp}", "<tmp>").replace("{data}", "<data>").replace("{run}", "<run>")
+            escaped = error.replace("|", "\\|")
+            lines.append(f"| `{case.id}` | {case.what} | `` {command} `` | `` {escaped} `` |")
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {DOC} ({len(CASES)} cases)")
+
+
+if __name__ == "__main__":
+    write_doc()
