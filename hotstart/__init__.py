@@ -18,6 +18,7 @@ from .data import PreparedCorpus, PrepareConfig, Vocab, curriculum_size, prepare
 from .encoders import EncoderConfig, GlyphEncoder  # noqa: E402
 from .errors import HotStartError  # noqa: E402
 from .evaluate import evaluate, evaluate_run  # noqa: E402
+from .export import export_run, generate, to_transformers  # noqa: E402
 from .model import DECODER_SIZES, DecoderConfig, HotStartLM, InputConfig, ModelConfig, decoder_size  # noqa: E402
 from .render import GlyphBank, GlyphRenderer, RenderConfig, render_grid  # noqa: E402
 from .train import RunConfig, TrainConfig, build_model, load_run, train  # noqa: E402
@@ -26,5 +27,5 @@ __all__ = [
     "DECODER_SIZES", "DecoderConfig", "EncoderConfig", "GlyphBank", "GlyphEncoder", "GlyphRenderer",
     "HotStartError", "HotStartLM", "InputConfig", "ModelConfig", "PrepareConfig", "PreparedCorpus",
     "RenderConfig", "RunConfig", "TrainConfig", "Vocab", "build_model", "curriculum_size", "decoder_size",
-    "evaluate", "evaluate_run", "load_run", "prepare", "render_grid", "train",
+    "evaluate", "evaluate_run", "export_run", "generate", "load_run", "prepare", "render_grid", "to_transformers", "train",
 ]

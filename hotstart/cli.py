@@ -116,6 +116,25 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(result, ensure_ascii=False))
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export a run to a folder that plain transformers loads (AutoModelForCausalLM + AutoTokenizer)."""
+    from .export import export_run
+
+    path = export_run(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
+    print(f"wrote {path} (load with transformers.AutoModelForCausalLM.from_pretrained({str(path)!r}))")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    """Generate text from a run, streaming characters as they are sampled."""
+    from .export import generate, stream
+    from .train import load_run
+
+    run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
+    print(args.prompt, end="", flush=True)
+    stream(generate(run.model, run.corpus.vocab, args.prompt, max_new=args.max_new, temperature=args.temperature,
+                    top_k=args.top_k, seed=args.seed))
+
+
 def cmd_params(args: argparse.Namespace) -> None:
     """Print trainable parameters per part (input path, encoder, adapter, decoder, head) for every model."""
     from .data import PreparedCorpus
@@ -220,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__)
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--checkpoint", default="best", help="best (default) | last")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
+    p.add_argument("run", help="run folder")
+    p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
+    p.add_argument("--max-new", type=int, default=100, help="characters to generate (default 100)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
+    p.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    p.add_argument("--checkpoint", default="best", help="best (default) | last")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("params", help=cmd_params.__doc__, description=cmd_params.__doc__)
     p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")
