@@ -135,6 +135,21 @@ def cmd_generate(args: argparse.Namespace) -> None:
                     top_k=args.top_k, seed=args.seed))
 
 
+def cmd_plot(args: argparse.Namespace) -> None:
+    """Plot a metric of one or more runs against training samples seen, on one figure."""
+    from .plot import plot_curves, read_metrics
+
+    curves = {}
+    for run in args.runs:
+        if not (Path(run) / "metrics.jsonl").is_file():
+            raise HotStartError(f"{run} has no metrics.jsonl; pass run folders written by `hotstart train`")
+        curves[Path(run).name] = read_metrics(run)
+    unknown = [name for name, rows in curves.items() if rows and args.metric not in rows[0]]
+    if unknown:
+        raise HotStartError(f"metric '{args.metric}' is not in {', '.join(unknown)}; metrics: {', '.join(next(iter(curves.values()))[0])}")
+    print(f"wrote {plot_curves(curves, args.out, metric=args.metric, title=args.title or '')}")
+
+
 def cmd_params(args: argparse.Namespace) -> None:
     """Print trainable parameters per part (input path, encoder, adapter, decoder, head) for every model."""
     from .data import PreparedCorpus
@@ -256,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for reproducible sampling")
     p.add_argument("--checkpoint", default="best", help="best (default) | last")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("plot", help=cmd_plot.__doc__, description=cmd_plot.__doc__)
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--metric", default="val_acc", help="column of metrics.jsonl (default val_acc)")
+    p.add_argument("--title", help="figure title")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("params", help=cmd_params.__doc__, description=cmd_params.__doc__)
     p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")

@@ -110,3 +110,11 @@ def test_params_prints_every_model(capsys: pytest.CaptureFixture) -> None:
 def test_version_and_module_entry_point() -> None:
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("hotstart ")
+
+
+def test_plot_draws_several_runs_and_refuses_unknown_metrics(tiny_run: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    assert main(["plot", str(tiny_run), str(tiny_run), "--metric", "val_loss", "--out", str(tmp_path / "c.png")]) == 0
+    assert Image.open(tmp_path / "c.png").width > 100
+    assert main(["plot", str(tiny_run), "--metric", "bleu", "--out", str(tmp_path / "d.png")]) == 2
+    assert "metric 'bleu'" in capsys.readouterr().err
