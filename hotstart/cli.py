@@ -67,26 +67,50 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
 
 
-def _run_config(args: argparse.Namespace) -> "RunConfig":
-    """RunConfig from `hotstart train` options."""
-    from .encoders import EncoderConfig
-    from .model import InputConfig, ModelConfig, decoder_size
-    from .train import RunConfig, TrainConfig
-
-    decoder = decoder_size(args.size)
-    for name in ("n_layer", "n_head", "n_embd", "dropout"):
-        if getattr(args, name) is not None:
-            setattr(decoder, name, getattr(args, name))
-    inp = InputConfig(kind=args.input, embed_init_std=args.embed_init_std,
-                      encoder=EncoderConfig(name=args.encoder, width=args.encoder_width),
-                      render=_render_config(args), pixel_norm=args.pixel_norm, output_norm=args.output_norm)
-    inp.validate()
-    train_fields = {k: getattr(args, k) for k in (
+# `hotstart train` option -> where it goes in a RunConfig (options left out keep the file's/preset's value)
+_OPTION_PATHS = {
+    "data": ("data",), "input": ("model", "input", "kind"), "embed_init_std": ("model", "input", "embed_init_std"),
+    "encoder": ("model", "input", "encoder", "name"), "encoder_width": ("model", "input", "encoder", "width"),
+    "pixel_norm": ("model", "input", "pixel_norm"), "output_norm": ("model", "input", "output_norm"),
+    **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "font", "face", "missing", "fallback_fonts")},
+    **{k: ("model", "decoder", k) for k in ("n_layer", "n_head", "n_embd", "dropout")},
+    **{k: ("train", k) for k in (
         "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
         "eval_every", "dense_until", "eval_every_late", "eval_sequences", "patience", "precision", "device", "seed",
-    )}
-    tc = TrainConfig(**train_fields, curriculum=not args.no_curriculum, freeze_decoder=args.freeze_decoder)
-    return RunConfig(data=args.data, model=ModelConfig(vocab_size=0, input=inp, decoder=decoder), train=tc)
+        "freeze_decoder")},
+}
+
+
+def _run_config(args: argparse.Namespace) -> "RunConfig":
+    """RunConfig from defaults, then --preset, then --config FILE, then the options given on the command line."""
+    from .config import from_dict, load_yaml, to_dict
+    from .model import decoder_size
+    from .presets import PRESETS, deep_merge
+    from .train import RunConfig, TrainConfig
+
+    data: dict = {"data": None, "model": {"vocab_size": 0, "decoder": to_dict(decoder_size("small-cpu"))},
+                  "train": to_dict(TrainConfig())}
+    if args.preset is not None:
+        if args.preset not in PRESETS:
+            raise HotStartError(f"unknown preset '{args.preset}'; choose one of {', '.join(PRESETS)}")
+        data = deep_merge(data, PRESETS[args.preset])
+    if args.config is not None:
+        data = deep_merge(data, load_yaml(args.config))
+    if args.size is not None:
+        data["model"]["decoder"] = to_dict(decoder_size(args.size))
+    if args.no_curriculum:
+        data["train"]["curriculum"] = False
+    for dest, path in _OPTION_PATHS.items():
+        if getattr(args, dest, None) is not None:
+            node = data
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = getattr(args, dest)
+    if data["data"] is None:
+        raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
+    cfg = from_dict(RunConfig, data)
+    cfg.model.input.validate()
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -150,6 +174,14 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {plot_curves(curves, args.out, metric=args.metric, title=args.title or '')}")
 
 
+def cmd_presets(args: argparse.Namespace) -> None:
+    """List the named run presets (`hotstart train --preset NAME`) with their settings."""
+    from .presets import PRESETS
+
+    for name, settings in PRESETS.items():
+        print(f"{name}: {json.dumps(settings)}")
+
+
 def cmd_params(args: argparse.Namespace) -> None:
     """Print trainable parameters per part (input path, encoder, adapter, decoder, head) for every model."""
     from .data import PreparedCorpus
@@ -177,29 +209,29 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """`hotstart train` options beyond the input path: decoder, schedule, evaluation, hardware."""
     g = p.add_argument_group("decoder")
-    g.add_argument("--size", default="small-cpu", help="tiny | small-cpu (4x256, default) | gpt2-small (12x768)")
+    g.add_argument("--size", help="tiny | small-cpu (4x256, default) | gpt2-small (12x768)")
     for name, typ in (("n_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float)):
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
     g = p.add_argument_group("training")
     g.add_argument("--max-samples", type=int, help="stop after N training sequences (default: early stopping)")
     g.add_argument("--max-epochs", type=int, help="stop after N curriculum epochs")
-    g.add_argument("--batch-size", type=int, default=128, help="sequences per step (default 128)")
-    g.add_argument("--lr-max", type=float, default=1.5e-3, help="peak learning rate (default 1.5e-3)")
-    g.add_argument("--schedule", default="onecycle", help="onecycle (paper, default) or cosine (warm-up + cosine)")
+    g.add_argument("--batch-size", type=int, help="sequences per step (default 128)")
+    g.add_argument("--lr-max", type=float, help="peak learning rate (default 1.5e-3)")
+    g.add_argument("--schedule", help="onecycle (paper, default) or cosine (warm-up + cosine)")
     g.add_argument("--schedule-samples", type=int, help="samples the lr schedule spans (default 1,000,000, the paper's ~7,800 steps)")
-    g.add_argument("--warmup-samples", type=int, default=2048, help="cosine: warm-up length in samples")
+    g.add_argument("--warmup-samples", type=int, help="cosine: warm-up length in samples (default 2048)")
     g.add_argument("--no-curriculum", action="store_true", help="plain epochs instead of the quadratic curriculum")
-    g.add_argument("--freeze-decoder", action="store_true", help="train only the input path and head (ablation)")
-    g.add_argument("--seed", type=int, default=0, help="seed for weights and sample order (default 0)")
+    g.add_argument("--freeze-decoder", action="store_true", default=None, help="train only the input path and head (ablation)")
+    g.add_argument("--seed", type=int, help="seed for weights and sample order (default 0)")
     g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-every", type=int, default=2048, help="evaluate every N samples up to --dense-until")
-    g.add_argument("--dense-until", type=int, default=16384, help="end of the dense evaluation window (samples)")
-    g.add_argument("--eval-every-late", type=int, default=16384, help="evaluate every N samples afterwards")
+    g.add_argument("--eval-every", type=int, help="evaluate every N samples up to --dense-until")
+    g.add_argument("--dense-until", type=int, help="end of the dense evaluation window (samples)")
+    g.add_argument("--eval-every-late", type=int, help="evaluate every N samples afterwards (default 16384)")
     g.add_argument("--eval-sequences", type=int, help="validation sequences per evaluation (default: all)")
-    g.add_argument("--patience", type=int, default=7, help="early stopping patience in evaluations (default 7)")
+    g.add_argument("--patience", type=int, help="early stopping patience in evaluations (default 7)")
     g = p.add_argument_group("hardware")
-    g.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32 (default auto)")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    g.add_argument("--precision", help="auto | bf16 | fp16 | fp32 (default auto)")
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,16 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
-    p.add_argument("--data", required=True, help="folder written by `hotstart prepare`")
-    p.add_argument("--input", required=True, help="index | vision")
+    p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__ + (
+        " Settings come from the defaults, then --preset, then --config, then the options given here."))
+    p.add_argument("--data", help="folder written by `hotstart prepare`")
+    p.add_argument("--input", help="index (default) | vision")
+    p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
+    p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
     g = p.add_argument_group("vision input")
-    _add_render_options(g)
-    g.add_argument("--encoder", default="simp", help="orig (ResNet) | opt | simp (default simp)")
-    g.add_argument("--encoder-width", type=int, default=0, help="encoder base channels (default: from --size)")
-    g.add_argument("--pixel-norm", default="standardize", help="standardize (default) | raw")
-    g.add_argument("--output-norm", default="layernorm", help="layernorm (default) | none")
-    p.add_argument("--embed-init-std", type=float, default=0.02, help="index: wte init std (default 0.02)")
+    _add_render_options(g, res_default=None)
+    g.add_argument("--encoder", help="orig (ResNet) | opt | simp (default simp)")
+    g.add_argument("--encoder-width", type=int, help="encoder base channels (default: from --size)")
+    g.add_argument("--pixel-norm", help="standardize (default) | raw")
+    g.add_argument("--output-norm", help="layernorm (default) | none")
+    p.add_argument("--embed-init-std", type=float, help="index: wte init std (default 0.02)")
     _add_train_options(p)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -278,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="figure title")
     p.add_argument("--out", required=True, help="PNG to write")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("presets", help=cmd_presets.__doc__, description=cmd_presets.__doc__)
+    p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("params", help=cmd_params.__doc__, description=cmd_params.__doc__)
     p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")

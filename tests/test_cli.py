@@ -118,3 +118,44 @@ def test_plot_draws_several_runs_and_refuses_unknown_metrics(tiny_run: Path, tmp
     assert Image.open(tmp_path / "c.png").width > 100
     assert main(["plot", str(tiny_run), "--metric", "bleu", "--out", str(tmp_path / "d.png")]) == 2
     assert "metric 'bleu'" in capsys.readouterr().err
+
+
+def test_a_run_config_file_is_the_base_and_options_override_it(tiny_run: Path, tiny_corpus: PreparedCorpus,
+                                                               tmp_path: Path) -> None:
+    import yaml
+
+    out = tmp_path / "again"
+    assert main(["train", "--config", str(tiny_run / "config.yaml"), "--seed", "7", "--max-samples", "32",
+                 "--out", str(out), "--quiet"]) == 0
+    base, again = (yaml.safe_load((d / "config.yaml").read_text()) for d in (tiny_run, out))
+    assert again["train"]["seed"] == 7 and again["train"]["max_samples"] == 32
+    assert again["model"] == base["model"]  # vision, opt encoder, tiny decoder: all from the file
+    assert {k: v for k, v in again["train"].items() if k not in ("seed", "max_samples")} == \
+           {k: v for k, v in base["train"].items() if k not in ("seed", "max_samples")}
+
+
+def test_presets_fill_the_model_and_the_command_line_wins(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    import yaml
+
+    assert main(["presets"]) == 0
+    assert "paper-vision-8x8" in capsys.readouterr().out
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "cpu-vision-40x40", "--data", str(tiny_corpus.path), "--size", "tiny",
+                 "--res", "12", "--max-samples", "16", "--batch-size", "16", "--precision", "fp32",
+                 "--out", str(out), "--quiet"]) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["model"]["input"]["kind"] == "vision" and cfg["model"]["input"]["render"]["res"] == 12
+    assert cfg["model"]["decoder"]["n_embd"] == 64  # --size tiny beats the preset's decoder
+
+
+def test_config_files_with_unknown_keys_or_wrong_types_are_refused(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    bad_key = tmp_path / "bad_key.yaml"
+    bad_key.write_text(f"data: {tiny_corpus.path}\ntrain:\n  learning_rate: 0.1\n")
+    assert main(["train", "--config", str(bad_key), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown config key(s) train.learning_rate" in capsys.readouterr().err
+    bad_type = tmp_path / "bad_type.yaml"
+    bad_type.write_text(f"data: {tiny_corpus.path}\ntrain:\n  batch_size: lots\n")
+    assert main(["train", "--config", str(bad_type), "--out", str(tmp_path / "r")]) == 2
+    assert "train.batch_size" in capsys.readouterr().err
