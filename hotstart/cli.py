@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
                     resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     final = summary["final"]
     print(json.dumps({"run": args.out, "samples": summary["samples"], "stop_reason": summary["stop_reason"],
                       "val_acc": final["val_acc"], "val_loss": final["val_loss"], "precision":

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import load_training_state, load_weights, read_json, save_training_state, save_weights, write_json
 from .config import from_dict, load_yaml, save_yaml, to_dict
 from .data import SPECIALS, PreparedCorpus, SampleOrder, Vocab
@@ -239,6 +239,10 @@ class _Progress:
     wall_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    def reset_window(self) -> None:
+        """Start the averages of the next evaluation window."""
+        self.loss_sum, self.loss_steps, self.samples_since_eval, self.train_time = 0.0, 0, 0, 0.0
+
 
 def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab, model: HotStartLM) -> None:
     """config.yaml, vocab.json and (vision) render.json: everything needed to rebuild the run."""
@@ -269,7 +273,18 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     if cfg.model.decoder.n_positions < corpus.seq_len:
         raise HotStartError(f"decoder n_positions {cfg.model.decoder.n_positions} < corpus seq_len {corpus.seq_len}")
     prec = resolve(tc.device, tc.precision)
-    run_dir = Path(out_dir)
+    group, device = distributed.join(prec.device, tc.batch_size)
+    prec = Precision(prec.name, device)
+    try:
+        return _train(cfg, corpus, prec, group, Path(out_dir), progress, overwrite, resume)
+    finally:
+        distributed.leave(group)
+
+
+def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: "distributed.Group", run_dir: Path,
+           progress: bool, overwrite: bool, resume: bool) -> dict[str, Any]:
+    """The body of `train` once the corpus, precision and process group are settled."""
+    tc = cfg.train
     state_path = run_dir / "checkpoints" / "state.safetensors"
     if resume and (run_dir / "summary.json").exists():
         print(f"{run_dir} has already finished; nothing to resume", file=sys.stderr)
@@ -277,17 +292,20 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     resuming = resume and state_path.exists()
     if resuming:
         _check_same_config(run_dir, cfg)
-    else:
+    elif group.is_main:
         _create_run_dir(run_dir, overwrite or resume)
+    group.barrier()
+    progress = progress and group.is_main
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model, corpus.vocab, progress).to(prec.device)
     if tc.freeze_decoder:
         model.decoder.requires_grad_(False)
     counts = model.parameter_counts()
-    check_free_space(run_dir, sum(p.numel() for p in model.parameters()))
-    write_run_files(run_dir, cfg, corpus.vocab, model)
-    print(f"parameters ({cfg.model.input.kind}):\n{format_parameter_counts(counts)}", file=sys.stderr)
-    print(f"device {prec.device}, precision {prec.name}", file=sys.stderr)
+    if group.is_main:
+        check_free_space(run_dir, sum(p.numel() for p in model.parameters()))
+        write_run_files(run_dir, cfg, corpus.vocab, model)
+        print(f"parameters ({cfg.model.input.kind}):\n{format_parameter_counts(counts)}", file=sys.stderr)
+        print(f"device {prec.device}, precision {prec.name}, processes {group.world}", file=sys.stderr)
 
     val = corpus.sequences(corpus.val_index[: tc.eval_sequences] if tc.eval_sequences else corpus.val_index)
     order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum)
@@ -300,12 +318,16 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
         print(f"resuming {run_dir} at {state.samples:,} samples", file=sys.stderr)
     start = time.perf_counter() - state.wall_s
     metrics_path = run_dir / "metrics.jsonl"  # rewritten from the state: no duplicate or missing rows
-    metrics_path.write_text("".join(json.dumps(row) + "\n" for row in state.rows))
+    if group.is_main:
+        metrics_path.write_text("".join(json.dumps(row) + "\n" for row in state.rows))
     bar = tqdm(total=tc.max_samples, initial=state.samples, unit="seq", disable=not progress,
                dynamic_ncols=True, desc=run_dir.name)
 
     def log_eval() -> bool:
         """Evaluate, append a metrics row, keep the best checkpoint; False once patience runs out."""
+        if not group.is_main:  # rank 0 evaluates and decides; the others follow
+            state.reset_window()
+            return group.agree(True)
         row = _evaluation_row(model, val, prec, tc, state, lr_at(state.step, tc, total_steps), start)
         state.rows.append(row)
         bar.set_postfix(loss=row["train_loss"], val_acc=f"{row['val_acc']:.4f}")
@@ -319,10 +341,13 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
         save_training_state(state_path, model, optimizer, scaler, dataclasses.asdict(state))
         with metrics_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
-        return state.evals_since_best < tc.patience
+        return group.agree(state.evals_since_best < tc.patience)
 
-    stop_reason = _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval)
+    trainer = distributed.wrap(model, group, prec.device)
+    stop_reason = _loop(trainer, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group)
     bar.close()
+    if not group.is_main:
+        return _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
     if stop_reason != "non_finite_loss":  # diverged weights are not a checkpoint worth keeping
         save_weights(model, run_dir / "checkpoints" / "last.safetensors")
     summary = _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
@@ -336,8 +361,12 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     return summary
 
 
-def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval) -> str:  # noqa: ANN001
-    """Step until max_samples, max_epochs or early stopping; return why it stopped."""
+def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group) -> str:  # noqa: ANN001
+    """Step until max_samples, max_epochs or early stopping; return why it stopped.
+
+    With several processes each one trains on its slice of the same global batch, and the loss
+    that is logged and checked for NaN is the mean over all of them, so every rank decides alike.
+    """
     model.train()
     if not state.rows and not log_eval():  # samples = 0: the untrained model, the left end of every curve
         return "early_stopping"
@@ -348,21 +377,22 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
         if tc.max_epochs is not None and epoch >= tc.max_epochs:
             return "max_epochs"
         t0 = time.perf_counter()
-        batch = corpus.sequences(index).to(prec.device, non_blocking=True)  # (B, L)
+        batch = corpus.sequences(group.shard(index)).to(prec.device, non_blocking=True)  # (B / world, L)
         lr = lr_at(state.step, tc, total_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = lr
         with prec.autocast():
             _, loss = model(batch[:, :-1], batch[:, 1:])
         optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
+        mean_loss = group.mean(loss.detach())
+        if torch.isfinite(mean_loss):
             scaler.scale(loss).backward()
             if tc.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            state.loss_sum += loss.item()
+            state.loss_sum += mean_loss.item()
             state.loss_steps += 1
         else:
             state.bad_steps += 1
@@ -395,7 +425,7 @@ def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:  
         "samples_per_s": state.samples_since_eval / state.train_time if state.train_time > 0 else None,
         "wall_s": time.perf_counter() - start,
     }
-    state.loss_sum, state.loss_steps, state.samples_since_eval, state.train_time = 0.0, 0, 0, 0.0
+    state.reset_window()
     return row
 
 
