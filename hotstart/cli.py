@@ -78,7 +78,7 @@ _OPTION_PATHS = {
     **{k: ("train", k) for k in (
         "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
         "eval_every", "dense_until", "eval_every_late", "eval_sequences", "patience", "precision", "device", "seed",
-        "freeze_decoder")},
+        "freeze_decoder", "tensorboard")},
 }
 
 
@@ -232,6 +232,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every-late", type=int, help="evaluate every N samples afterwards (default 16384)")
     g.add_argument("--eval-sequences", type=int, help="validation sequences per evaluation (default: all)")
     g.add_argument("--patience", type=int, help="early stopping patience in evaluations (default 7)")
+    g.add_argument("--tensorboard", action="store_true", default=None, help="also log to TensorBoard (RUN/tensorboard/)")
     g = p.add_argument_group("hardware")
     g.add_argument("--precision", help="auto | bf16 | fp16 | fp32 (default auto)")
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")

@@ -39,3 +39,37 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+class NullBoard:
+    """A do-nothing TensorBoard stand-in, so the training loop logs without an `if`."""
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Ignore a metrics row."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class TensorBoard(NullBoard):
+    """Every numeric metrics.jsonl column as a TensorBoard scalar, with samples seen as the step."""
+
+    def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            from .errors import HotStartError
+
+            raise HotStartError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+        self.writer = SummaryWriter(str(log_dir))
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Write the row's numbers at step = samples."""
+        for key, value in row.items():
+            if key != "samples" and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, global_step=row["samples"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self.writer.close()

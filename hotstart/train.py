@@ -34,6 +34,7 @@ from .data import SPECIALS, PreparedCorpus, SampleOrder, Vocab
 from .errors import HotStartError
 from .evaluate import evaluate
 from .model import HotStartLM, ModelConfig, format_parameter_counts, glyph_bank
+from .plot import NullBoard, TensorBoard
 from .precision import Precision, resolve
 from .render import RenderConfig
 
@@ -93,6 +94,8 @@ class TrainConfig:
     """Seeds the weights and the training-sample order."""
     max_bad_steps: int = 20
     """Steps with a non-finite loss that are skipped before the run gives up."""
+    tensorboard: bool = False
+    """Also log every metrics row to TensorBoard event files in RUN/tensorboard/."""
 
     def validate(self) -> None:
         """Raise HotStartError for values out of range."""
@@ -320,6 +323,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: "dist
     metrics_path = run_dir / "metrics.jsonl"  # rewritten from the state: no duplicate or missing rows
     if group.is_main:
         metrics_path.write_text("".join(json.dumps(row) + "\n" for row in state.rows))
+    board = TensorBoard(run_dir / "tensorboard") if tc.tensorboard and group.is_main else NullBoard()
     bar = tqdm(total=tc.max_samples, initial=state.samples, unit="seq", disable=not progress,
                dynamic_ncols=True, desc=run_dir.name)
 
@@ -341,11 +345,13 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: "dist
         save_training_state(state_path, model, optimizer, scaler, dataclasses.asdict(state))
         with metrics_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        board.log(row)
         return group.agree(state.evals_since_best < tc.patience)
 
     trainer = distributed.wrap(model, group, prec.device)
     stop_reason = _loop(trainer, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group)
     bar.close()
+    board.close()
     if not group.is_main:
         return _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
     if stop_reason != "non_finite_loss":  # diverged weights are not a checkpoint worth keeping

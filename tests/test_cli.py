@@ -159,3 +159,16 @@ def test_config_files_with_unknown_keys_or_wrong_types_are_refused(tiny_corpus: 
     bad_type.write_text(f"data: {tiny_corpus.path}\ntrain:\n  batch_size: lots\n")
     assert main(["train", "--config", str(bad_type), "--out", str(tmp_path / "r")]) == 2
     assert "train.batch_size" in capsys.readouterr().err
+
+
+def test_tensorboard_logs_every_evaluation(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_corpus.path), "--input", "index", "--size", "tiny", "--batch-size", "16",
+                 "--max-samples", "32", "--eval-every", "16", "--precision", "fp32", "--tensorboard",
+                 "--out", str(out), "--quiet"]) == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    steps = [event.step for event in events.Scalars("val_loss")]
+    assert steps == [0, 16, 32]
