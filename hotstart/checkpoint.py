@@ -53,11 +53,15 @@ def read_json(path: Path, what: str) -> Any:
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """The model's state dict as safetensors, atomically."""
     path = Path(path)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _save_safetensors({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, path, metadata)
+
+
+def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None) -> None:
+    """safetensors through a temporary file in the same folder and a rename: never half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata=metadata)
+        save_file(tensors, tmp, metadata=metadata)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -112,14 +116,7 @@ def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     metadata = {"format": "hotstart-training-state-1", "param_groups": json.dumps(opt["param_groups"]),
                 "scaler": json.dumps(scaler.state_dict()), "progress": json.dumps(progress)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _save_safetensors(tensors, path, metadata)
 
 
 def load_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,

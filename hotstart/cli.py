@@ -21,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump), like every other error here."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Raise the message as a HotStartError instead of printing usage and exiting."""
         raise HotStartError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 

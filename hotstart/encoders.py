@@ -26,6 +26,8 @@ ENCODER_NAMES = ("orig", "opt", "simp")
 
 @dataclass
 class EncoderConfig:
+    """Which glyph encoder + adapter, and its size."""
+
     name: str = "simp"
     """Which encoder: orig (ResNet + MLP adapter), opt (minimal + deep adapter), simp (minimal + linear)."""
     width: int = 0
@@ -72,6 +74,7 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, H, W) -> (N, C_out, H / stride, W / stride)."""
         h = torch.relu(self.norm1(self.conv1(x)))
         h = self.norm2(self.conv2(h))
         return torch.relu(h + self.shortcut(x))
@@ -105,6 +108,7 @@ class ResNetEncoder(nn.Module):
         self.out_features = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, R, R) glyphs -> (N, 8w) features."""
         h = self.blocks(self.stem(x))  # (N, 1, R, R) -> (N, 8w, R/8, R/8)
         return h.mean(dim=(2, 3))  # global average pool -> (N, 8w)
 
@@ -125,6 +129,7 @@ class MinimalEncoder(nn.Module):
         self.out_features = 2 * width * pool * pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, R, R) glyphs -> (N, 2w * pool^2) features."""
         return self.net(x)  # (N, 1, R, R) -> (N, 2w * pool^2)
 
 
@@ -155,5 +160,6 @@ class GlyphEncoder(nn.Module):
             self.adapter = mlp_adapter(self.encoder.out_features, 2 * n_embd, n_embd, depth)
 
     def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
+        """(N, R, R) glyphs -> (N, n_embd) decoder inputs."""
         features = self.encoder(glyphs.unsqueeze(1))  # (N, R, R) -> (N, F)
         return self.adapter(features)  # (N, F) -> (N, n_embd)

@@ -81,7 +81,7 @@ def evaluate_run(
 
 
 def most_frequent_accuracy(corpus: "PreparedCorpus", index: "np.ndarray") -> float:  # noqa: F821
-    """Accuracy of always predicting the training set's most frequent character (a plateau early models sit on)."""
+    """Accuracy of always predicting the corpus's most frequent character (a plateau early models sit on)."""
     top = max(range(len(corpus.vocab)), key=lambda i: (corpus.vocab.counts[i], -i))
     targets = corpus.sequences(index)[:, 1:]
     mask = targets != PAD_ID

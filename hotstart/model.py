@@ -110,6 +110,7 @@ class IndexInput(nn.Module):
         nn.init.normal_(self.wte.weight, std=init_std)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) IDs -> (B, T, n_embd) embeddings."""
         return self.wte(ids)  # (B, T) -> (B, T, n_embd)
 
 
@@ -164,6 +165,7 @@ class VisionInput(nn.Module):
         return self._table
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) IDs -> (B, T, n_embd) encoded glyphs."""
         if not torch.is_grad_enabled():
             return self.table()[ids]  # (B, T) -> (B, T, n_embd)
         unique, inverse = torch.unique(ids, return_inverse=True)  # distinct IDs of the batch
