@@ -13,8 +13,14 @@ import os
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import __version__
 from .errors import HotStartError
+
+if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a command runs
+    from .render import RenderConfig
+    from .train import RunConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -239,6 +245,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
 
 
+def _add_run_argument(p: argparse.ArgumentParser) -> None:
+    """The positional run folder and --checkpoint, shared by eval, export and generate."""
+    p.add_argument("run", help="run folder")
+    p.add_argument("--checkpoint", default="best", help="best (lowest val loss, default) | last")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `hotstart` argument parser with all subcommands."""
     parser = _Parser(prog="hotstart", description="Pixel language modelling: character LMs that read glyphs.")
@@ -287,29 +299,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
-    p.add_argument("run", help="run folder")
+    _add_run_argument(p)
     _add_render_options(p, res_default=None)
-    p.add_argument("--checkpoint", default="best", help="best (lowest val loss, default) | last")
     p.add_argument("--sequences", type=int, help="evaluate on the first N validation sequences (default all)")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__)
-    p.add_argument("run", help="run folder")
+    _add_run_argument(p)
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--checkpoint", default="best", help="best (default) | last")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
-    p.add_argument("run", help="run folder")
+    _add_run_argument(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
     p.add_argument("--max-new", type=int, default=100, help="characters to generate (default 100)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
     p.add_argument("--seed", type=int, help="seed for reproducible sampling")
-    p.add_argument("--checkpoint", default="best", help="best (default) | last")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("plot", help=cmd_plot.__doc__, description=cmd_plot.__doc__)

@@ -15,7 +15,7 @@ import torch
 
 from .data import PAD_ID
 from .model import HotStartLM
-from .precision import Precision
+from .precision import Precision, resolve
 
 
 @torch.no_grad()
@@ -62,7 +62,6 @@ def evaluate_run(
     without retraining. Returns the metrics plus what was evaluated.
     """
     from .train import load_run  # train imports this module; import at call time to avoid a cycle
-    from .precision import resolve
 
     prec = resolve(device, precision)
     run = load_run(run_dir, checkpoint=checkpoint, render_overrides=render_overrides, progress=progress)

@@ -247,7 +247,7 @@ class _Progress:
         self.loss_sum, self.loss_steps, self.samples_since_eval, self.train_time = 0.0, 0, 0, 0.0
 
 
-def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab, model: HotStartLM) -> None:
+def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab) -> None:
     """config.yaml, vocab.json and (vision) render.json: everything needed to rebuild the run."""
     save_yaml(to_dict(cfg), run_dir / "config.yaml")
     vocab.save(run_dir / "vocab.json")
@@ -306,7 +306,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: "dist
     counts = model.parameter_counts()
     if group.is_main:
         check_free_space(run_dir, sum(p.numel() for p in model.parameters()))
-        write_run_files(run_dir, cfg, corpus.vocab, model)
+        write_run_files(run_dir, cfg, corpus.vocab)
         print(f"parameters ({cfg.model.input.kind}):\n{format_parameter_counts(counts)}", file=sys.stderr)
         print(f"device {prec.device}, precision {prec.name}, processes {group.world}", file=sys.stderr)
 

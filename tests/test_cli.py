@@ -120,8 +120,7 @@ def test_plot_draws_several_runs_and_refuses_unknown_metrics(tiny_run: Path, tmp
     assert "metric 'bleu'" in capsys.readouterr().err
 
 
-def test_a_run_config_file_is_the_base_and_options_override_it(tiny_run: Path, tiny_corpus: PreparedCorpus,
-                                                               tmp_path: Path) -> None:
+def test_a_run_config_file_is_the_base_and_options_override_it(tiny_run: Path, tmp_path: Path) -> None:
     import yaml
 
     out = tmp_path / "again"
