@@ -14,14 +14,21 @@ The public API, in the order of a pipeline::
 
 __version__ = "0.1.0"
 
-from .data import PreparedCorpus, PrepareConfig, Vocab, curriculum_size, prepare  # noqa: E402
-from .encoders import EncoderConfig, GlyphEncoder  # noqa: E402
-from .errors import HotStartError  # noqa: E402
-from .evaluate import evaluate, evaluate_run  # noqa: E402
-from .export import export_run, generate, to_transformers  # noqa: E402
-from .model import DECODER_SIZES, DecoderConfig, HotStartLM, InputConfig, ModelConfig, decoder_size  # noqa: E402
-from .render import GlyphBank, GlyphRenderer, RenderConfig, render_grid  # noqa: E402
-from .train import RunConfig, TrainConfig, build_model, load_run, train  # noqa: E402
+from .data import PrepareConfig, PreparedCorpus, Vocab, curriculum_size, prepare
+from .encoders import EncoderConfig, GlyphEncoder
+from .errors import HotStartError
+from .evaluate import evaluate, evaluate_run
+from .export import export_run, generate, to_transformers
+from .model import (
+    DECODER_SIZES,
+    DecoderConfig,
+    HotStartLM,
+    InputConfig,
+    ModelConfig,
+    decoder_size,
+)
+from .render import GlyphBank, GlyphRenderer, RenderConfig, render_grid
+from .train import RunConfig, TrainConfig, build_model, load_run, train
 
 __all__ = [
     "DECODER_SIZES", "DecoderConfig", "EncoderConfig", "GlyphBank", "GlyphEncoder", "GlyphRenderer",

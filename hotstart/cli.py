@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -43,7 +42,7 @@ def _add_render_options(p: argparse.ArgumentParser, res_default: int | None = 8)
                    help="font tried for characters the main font lacks (repeatable; PATH or PATH#FACE)")
 
 
-def _render_config(args: argparse.Namespace, base: "RenderConfig | None" = None) -> "RenderConfig":
+def _render_config(args: argparse.Namespace, base: RenderConfig | None = None) -> RenderConfig:
     """RenderConfig from the shared render options, on top of `base`."""
     from .config import replace
     from .render import RenderConfig
@@ -89,7 +88,7 @@ _OPTION_PATHS = {
 }
 
 
-def _run_config(args: argparse.Namespace) -> "RunConfig":
+def _run_config(args: argparse.Namespace) -> RunConfig:
     """RunConfig from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
     from .model import decoder_size
@@ -216,10 +215,38 @@ def cmd_demo(args: argparse.Namespace) -> None:
              progress=not args.quiet)
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2), with a clear error for anything else."""
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise HotStartError(f"--seeds takes comma-separated integers like 0,1,2, got '{text}'") from None
+    if not seeds:
+        raise HotStartError("--seeds is empty; pass comma-separated integers like 0,1,2")
+    return seeds
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Train a named grid of runs (rq1-rq4, efficiency, ablations, paper) at a scale; rerun to resume."""
+    from .sweep import SweepConfig, list_runs, run_sweep
+
+    seeds = _seed_list(args.seeds) if args.seeds else None
+    if args.list:
+        print(list_runs(args.grid, args.scale, args.out, seeds))
+        return
+    if not args.out:
+        raise HotStartError("hotstart sweep needs --out DIR (the sweep folder; rerunning with it resumes)")
+    command = " ".join(["hotstart", "sweep", args.grid, "--scale", args.scale, "--out", args.out]
+                       + (["--data", args.data] if args.data else []) + (["--seeds", args.seeds] if args.seeds else []))
+    run_sweep(SweepConfig(grid=args.grid, out=args.out, scale=args.scale, data=args.data, seeds=seeds,
+                          only=args.only or [], throughput_repeats=args.throughput_repeats,
+                          device=args.device, precision=args.precision), progress=not args.quiet, command=command)
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """`hotstart train` options beyond the input path: decoder, schedule, evaluation, hardware."""
     g = p.add_argument_group("decoder")
-    g.add_argument("--size", help="tiny | small-cpu (4x256, default) | gpt2-small (12x768)")
+    g.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768)")
     for name, typ in (("n_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float)):
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
     g = p.add_argument_group("training")
@@ -337,6 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=5162, help="vocabulary size without --data (default 5162)")
     p.add_argument("--res", type=int, default=8, help="glyph resolution (default 8)")
     p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("sweep", help=cmd_sweep.__doc__, description=cmd_sweep.__doc__ + (
+        " Grids: rq1 (index vs vision 8x8), rq2 (hot start: index, 8x8, 40x40, several seeds), rq3 "
+        "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
+        "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all). "
+        "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU)."))
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper")
+    p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
+    p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
+    p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
+    p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
+    p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings")
+    p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
+    p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")

@@ -19,9 +19,9 @@ import functools
 import json
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -159,7 +159,7 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     except UnicodeDecodeError as exc:
         raise HotStartError(f"{path} is not valid {encoding} text at byte {exc.start} ({exc.reason}); "
                             f"pass its encoding with --encoding (e.g. --encoding gbk)") from None
-    return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is not content
+    return text.removeprefix("\ufeff")  # a byte-order mark is not content
 
 
 def _text_documents(path: Path, text: str, label: str | None, split_lines: bool) -> Iterator[Document]:

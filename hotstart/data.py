@@ -20,15 +20,24 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from .config import from_dict, to_dict
-from .corpus import FORMATS, NORMALIZATIONS, CleanStats, Document, clean_texts, codepoints, read_documents
+from .corpus import (
+    FORMATS,
+    NORMALIZATIONS,
+    CleanStats,
+    Document,
+    clean_texts,
+    codepoints,
+    read_documents,
+)
 from .errors import HotStartError
 
 SPECIALS = ("<pad>", "<unk>", "<sep>")

@@ -34,6 +34,9 @@ class EncoderConfig:
     """Base channel count; 0 derives it from the decoder width (see `derived_width`)."""
     pool: int = 4
     """Side of the adaptive-average-pool grid the minimal encoder flattens (opt/simp)."""
+    patch: int = 0
+    """opt/simp: stride of the first conv (s x s patches); 0 derives it from the resolution trained at
+    (1 up to 8x8, else ceil(res / 8)). Kept when a trained model is evaluated at another resolution."""
 
     def validate(self) -> None:
         """Raise HotStartError for an unknown encoder name or a negative size."""
@@ -41,8 +44,9 @@ class EncoderConfig:
             raise HotStartError(
                 f"unknown encoder '{self.name}'; choose one of {', '.join(ENCODER_NAMES)}"
             )
-        if self.width < 0 or self.pool < 1:
-            raise HotStartError(f"encoder width must be >= 0 and pool >= 1, got {self.width}, {self.pool}")
+        if self.width < 0 or self.pool < 1 or self.patch < 0:
+            raise HotStartError(f"encoder width and patch must be >= 0 and pool >= 1, "
+                                f"got {self.width}, {self.patch}, {self.pool}")
 
 
 def derived_width(name: str, n_embd: int) -> int:
@@ -114,23 +118,41 @@ class ResNetEncoder(nn.Module):
 
 
 class MinimalEncoder(nn.Module):
-    """Two 3x3 convs (the second strided) + adaptive average pool to pool x pool -> flat features."""
+    """A 3x3 conv, a strided 3x3 conv, then an adaptive average pool to pool x pool -> flat features.
 
-    def __init__(self, width: int, pool: int) -> None:
+    Above 8x8 the first conv takes non-overlapping s x s patches (s = ceil(res / 8)) instead, so every
+    resolution reaches the second conv as a grid of at most 8x8: each pixel still reaches the encoder,
+    but its cost stops growing with the square of the resolution (at 80x80 a full-resolution first
+    conv made one training step about ten times slower than the whole decoder). At 8x8 and below
+    the layers are the plain two-conv encoder.
+    """
+
+    def __init__(self, width: int, pool: int, res: int = 8, stride: int = 0) -> None:
         super().__init__()
+        stride = stride or patch_stride(res)
+        pad = (stride * -(-res // stride) - res + 1) // 2  # enough that the patches cover every pixel
+        first = nn.Conv2d(1, width, 3, 1, 1) if stride == 1 else nn.Conv2d(1, width, stride, stride, pad)
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 3, 1, 1),
+            first,
             nn.GELU(),
             nn.Conv2d(width, 2 * width, 3, 2, 1),
             nn.GELU(),
-            nn.AdaptiveAvgPool2d(pool),  # any R -> pool x pool (identity for 8x8 with pool 4)
-            nn.Flatten(),
         )
+        self.pool = nn.AdaptiveAvgPool2d(pool)
+        self.grid = pool
         self.out_features = 2 * width * pool * pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, R, R) glyphs -> (N, 2w * pool^2) features."""
-        return self.net(x)  # (N, 1, R, R) -> (N, 2w * pool^2)
+        h = self.net(x)  # (N, 1, R, R) -> (N, 2w, G, G)
+        if h.shape[-1] != self.grid or h.shape[-2] != self.grid:  # 8x8 glyphs give pool x pool already
+            h = self.pool(h)
+        return h.flatten(1)  # (N, 2w * pool^2)
+
+
+def patch_stride(res: int) -> int:
+    """Stride of the minimal encoder's first conv: 1 up to 8x8, then ceil(res / 8) (a grid of <= 8x8)."""
+    return max(1, -(-res // 8))
 
 
 def mlp_adapter(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
@@ -147,7 +169,7 @@ def mlp_adapter(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequenti
 class GlyphEncoder(nn.Module):
     """Encoder + adapter: (N, R, R) glyph thumbnails -> (N, n_embd)."""
 
-    def __init__(self, cfg: EncoderConfig, n_embd: int) -> None:
+    def __init__(self, cfg: EncoderConfig, n_embd: int, res: int = 8) -> None:
         super().__init__()
         cfg.validate()
         width = cfg.width or derived_width(cfg.name, n_embd)
@@ -155,7 +177,7 @@ class GlyphEncoder(nn.Module):
             self.encoder: nn.Module = ResNetEncoder(width)
             self.adapter = mlp_adapter(self.encoder.out_features, n_embd, n_embd, depth=2)
         else:
-            self.encoder = MinimalEncoder(width, cfg.pool)
+            self.encoder = MinimalEncoder(width, cfg.pool, res, cfg.patch)
             depth = 3 if cfg.name == "opt" else 1
             self.adapter = mlp_adapter(self.encoder.out_features, 2 * n_embd, n_embd, depth)
 

@@ -61,7 +61,9 @@ def evaluate_run(
     with other settings, keeping the trained weights: the robustness test of the paper's RQ4
     without retraining. Returns the metrics plus what was evaluated.
     """
-    from .train import load_run  # train imports this module; import at call time to avoid a cycle
+    from .train import (
+        load_run,  # train imports this module; import at call time to avoid a cycle
+    )
 
     prec = resolve(device, precision)
     run = load_run(run_dir, checkpoint=checkpoint, render_overrides=render_overrides, progress=progress)
@@ -73,13 +75,13 @@ def evaluate_run(
         "checkpoint": checkpoint,
         "input": run.config.model.input.kind,
         "render": run.render_settings,
-        "sequences": int(len(index)),
+        "sequences": len(index),
         "precision": prec.name,
         **metrics,
     }
 
 
-def most_frequent_accuracy(corpus: "PreparedCorpus", index: "np.ndarray") -> float:  # noqa: F821
+def most_frequent_accuracy(corpus: PreparedCorpus, index: np.ndarray) -> float:  # noqa: F821
     """Accuracy of always predicting the corpus's most frequent character (a plateau early models sit on)."""
     top = max(range(len(corpus.vocab)), key=lambda i: (corpus.vocab.counts[i], -i))
     targets = corpus.sequences(index)[:, 1:]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -54,7 +54,14 @@ def to_transformers(model: HotStartLM) -> GPT2LMHeadModel:
 
 def character_tokenizer(vocab: Vocab) -> PreTrainedTokenizerFast:
     """A fast tokenizer that maps every character to its ID (unknown ones to <unk>) and joins them back."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+    )
 
     tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(vocab.tokens)}, unk_token=SPECIALS[UNK_ID]))
     tok.normalizer = normalizers.NFKC()  # the corpus was NFKC-normalised before counting

@@ -48,6 +48,7 @@ class DecoderConfig:
 DECODER_SIZES: dict[str, DecoderConfig] = {
     "tiny": DecoderConfig(n_layer=2, n_head=2, n_embd=64),  # tests: seconds
     "small-cpu": DecoderConfig(n_layer=4, n_head=4, n_embd=256),  # hot-start window in minutes on 2 cores
+    "medium-cpu": DecoderConfig(n_layer=6, n_head=6, n_embd=384),  # the decoder-size ablation's larger step
     "gpt2-small": DecoderConfig(n_layer=12, n_head=12, n_embd=768, dropout=0.1),  # the paper's decoder
 }
 
@@ -126,7 +127,7 @@ class VisionInput(nn.Module):
     def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor) -> None:
         super().__init__()
         self.pixel_norm = cfg.pixel_norm
-        self.encoder = GlyphEncoder(cfg.encoder, n_embd)
+        self.encoder = GlyphEncoder(cfg.encoder, n_embd, cfg.render.res)
         self.norm = nn.LayerNorm(n_embd) if cfg.output_norm == "layernorm" else nn.Identity()
         # The bank is derived from the font and render settings, so it is not saved with the
         # weights; the pixel statistics are, so that a bank rendered differently at evaluation
@@ -222,7 +223,7 @@ class HotStartLM(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part: input path (and its encoder/adapter), decoder, head, total."""
-        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
         counts = {"input": count(self.input)}
         if isinstance(self.input, VisionInput):
             counts["input.encoder"] = count(self.input.encoder.encoder)

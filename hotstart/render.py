@@ -23,9 +23,9 @@ import struct
 import sys
 import tempfile
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from fontTools.ttLib import TTFont
@@ -162,7 +162,7 @@ def _face_count(path: str) -> int:
     raise HotStartError(f"font file {path} is not a TrueType/OpenType font (.ttf, .otf or .ttc)")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _face_data(path: str, size: int, mtime_ns: int, face: int) -> _FaceData:
     """Name, coverage and em box of one face (loading a CJK cmap takes ~0.1 s, so once per process)."""
     try:
@@ -186,7 +186,7 @@ def _em_box(tt: TTFont, upm: int) -> tuple[int, int]:
     return upm, 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -212,7 +212,7 @@ def font_info(path: str, face: int) -> FontInfo:
     return FontInfo(path=sig[0], face=face, name=data.name, sha256=_file_sha256(*sig))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def default_font() -> tuple[str, int]:
     """(path, face) of Noto Sans CJK SC in the noto-cjk-sans-otc package, the face found by name."""
     try:
@@ -239,7 +239,7 @@ def _parse_font_spec(spec: str) -> tuple[str, int]:
     return spec, 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pil_font(path: str, face: int, size: float) -> ImageFont.FreeTypeFont:
     """A sized FreeType font, shared by every renderer that needs it."""
     try:

@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,18 @@ import torch
 from tqdm import tqdm
 
 from . import __version__, distributed
-from .checkpoint import load_training_state, load_weights, read_json, save_training_state, save_weights, write_json
+from .checkpoint import (
+    load_training_state,
+    load_weights,
+    read_json,
+    save_training_state,
+    save_weights,
+    write_json,
+)
 from .config import from_dict, load_yaml, save_yaml, to_dict
 from .data import SPECIALS, PreparedCorpus, SampleOrder, Vocab
+from .encoders import patch_stride
+from .encoders import patch_stride
 from .errors import HotStartError
 from .evaluate import evaluate
 from .model import HotStartLM, ModelConfig, format_parameter_counts, glyph_bank
@@ -125,7 +135,7 @@ class RunConfig:
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     """Learning rate at optimiser step `step` (0-based) of a schedule spanning `total_steps`."""
-    cosine = lambda a, b, frac: b + (a - b) * (1 + math.cos(math.pi * frac)) / 2  # noqa: E731
+    cosine = lambda a, b, frac: b + (a - b) * (1 + math.cos(math.pi * frac)) / 2
     if cfg.schedule == "onecycle":  # two cosine phases, exactly as torch.optim.lr_scheduler.OneCycleLR
         start = cfg.lr_max / cfg.onecycle_div
         end = start / cfg.onecycle_final_div
@@ -158,7 +168,7 @@ def build_model(cfg: ModelConfig, vocab: Vocab, progress: bool = True) -> HotSta
     return HotStartLM(cfg, glyphs)
 
 
-def _optimizer(model: HotStartLM, cfg: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: HotStartLM, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only (as GPT-2 / nanoGPT)."""
     params = [p for p in model.parameters() if p.requires_grad]
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
@@ -284,7 +294,7 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
         distributed.leave(group)
 
 
-def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: "distributed.Group", run_dir: Path,
+def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distributed.Group, run_dir: Path,
            progress: bool, overwrite: bool, resume: bool) -> dict[str, Any]:
     """The body of `train` once the corpus, precision and process group are settled."""
     tc = cfg.train
@@ -312,7 +322,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: "dist
 
     val = corpus.sequences(corpus.val_index[: tc.eval_sequences] if tc.eval_sequences else corpus.val_index)
     order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum)
-    optimizer, scaler = _optimizer(model, tc), prec.grad_scaler()
+    optimizer, scaler = make_optimizer(model, tc), prec.grad_scaler()
     schedule_samples = tc.schedule_samples or 1_000_000
     total_steps = math.ceil(schedule_samples / tc.batch_size)
     state = _Progress()
@@ -367,7 +377,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: "dist
     return summary
 
 
-def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group) -> str:  # noqa: ANN001
+def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group) -> str:
     """Step until max_samples, max_epochs or early stopping; return why it stopped.
 
     With several processes each one trains on its slice of the same global batch, and the loss
@@ -387,17 +397,8 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
         lr = lr_at(state.step, tc, total_steps)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
-        with prec.autocast():
-            _, loss = model(batch[:, :-1], batch[:, 1:])
-        optimizer.zero_grad(set_to_none=True)
-        mean_loss = group.mean(loss.detach())
+        mean_loss = train_step(model, batch, optimizer, scaler, prec, tc.grad_clip, group.mean)
         if torch.isfinite(mean_loss):
-            scaler.scale(loss).backward()
-            if tc.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
             state.loss_sum += mean_loss.item()
             state.loss_steps += 1
         else:
@@ -416,7 +417,28 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
             return "early_stopping"
 
 
-def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:  # noqa: ANN001
+def train_step(model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, prec: Precision, grad_clip: float,
+               reduce: Callable[[torch.Tensor], torch.Tensor] = lambda loss: loss) -> torch.Tensor:
+    """One optimiser step on a batch of sequences; returns the loss (averaged over processes by `reduce`).
+
+    A non-finite loss leaves the weights untouched. The benchmark times this same function.
+    """
+    with prec.autocast():
+        _, loss = model(batch[:, :-1], batch[:, 1:])
+    optimizer.zero_grad(set_to_none=True)
+    mean_loss = reduce(loss.detach())
+    if torch.isfinite(mean_loss):
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    return mean_loss
+
+
+def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:
     """Evaluate on `val` and build one metrics.jsonl row; resets the running train-loss average."""
     metrics = evaluate(model, val, prec, tc.batch_size)
     row = {
@@ -489,6 +511,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
     render_settings = None
     if cfg.model.input.kind == "vision":
         if render_overrides:
+            # the encoder's layers follow the resolution trained at, not the one evaluated at
+            cfg.model.input.encoder.patch = cfg.model.input.encoder.patch or patch_stride(cfg.model.input.render.res)
             cfg.model.input.render = from_dict(RenderConfig, {**to_dict(cfg.model.input.render), **render_overrides})
         _check_font(run_dir, cfg.model.input.render, overridden=bool({"font", "face"} & set(render_overrides or {})))
         render_settings = to_dict(cfg.model.input.render)

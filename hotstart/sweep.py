@@ -1,0 +1,313 @@
+"""`hotstart sweep`: the paper's experiments as named grids of training runs, resumable.
+
+A sweep folder holds
+    data/             the prepared corpus (the built-in one, unless --data names another)
+    runs/NAME/        one run folder per grid point (see train.py); NAME spells out its settings
+    throughput.json   efficiency grid: FLOPs per sample and alternating samples/s of every encoder
+    sweep.json        the scale, the grids asked for and the commands that ran
+
+Two protocols share every grid:
+    hot    the paper's schedule (OneCycle spanning 1M samples) stopped after the hot-start window,
+           evaluated every `eval_every` samples: the hot-start table, Acc@8k and the ablations;
+    final  trained to the scale's final budget (or early stopping): the final-accuracy tables.
+
+Running the same command again skips finished runs and resumes a half-finished one from its last
+evaluation, so a sweep that is killed (or outlives a session) loses at most one evaluation interval.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import read_json, write_json
+from .data import PrepareConfig, PreparedCorpus, prepare
+from .encoders import EncoderConfig
+from .errors import HotStartError
+from .model import InputConfig, ModelConfig, decoder_size
+from .render import RenderConfig
+from .train import RunConfig, TrainConfig, train
+
+RESOLUTIONS = (4, 8, 20, 30, 80)  # the paper's RQ3 table
+CROPS = (1.0, 0.8, 0.5)  # Vision-100% / -80% / -50%
+ENCODERS = ("orig", "opt", "simp")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big every run of a sweep is: decoder, data shape, budgets, evaluation and seeds."""
+
+    name: str
+    size: str
+    """Decoder size of every run except the decoder-size ablation."""
+    seq_len: int
+    """Characters per sequence when the sweep prepares the built-in corpus."""
+    batch_size: int
+    hot_samples: int
+    """Length of the hot-start window (hot protocol)."""
+    eval_every: int
+    """Evaluation interval inside the hot-start window."""
+    final_samples: int | None
+    """Final protocol budget; the lr schedule spans it. None: the paper's schedule until early stopping."""
+    eval_sequences: int | None
+    """Validation sequences per evaluation (None = the whole fixed validation set)."""
+    hot_seeds: tuple[int, ...]
+    """Seeds of the hot-start runs (index, vision 8x8, vision 40x40): the band in the plots."""
+    ablation_sizes: tuple[str, ...]
+    """Decoder sizes the decoder-size ablation compares with `size`."""
+    about: str
+
+
+SCALES: dict[str, Scale] = {
+    "smoke": Scale("smoke", size="tiny", seq_len=64, batch_size=32, hot_samples=1024, eval_every=256,
+                   final_samples=1024, eval_sequences=64, hot_seeds=(0, 1, 2), ablation_sizes=("small-cpu",),
+                   about="checks the machinery: every run for seconds; the numbers mean nothing"),
+    "cpu": Scale("cpu", size="small-cpu", seq_len=128, batch_size=128, hot_samples=16384, eval_every=2048,
+                 final_samples=24576, eval_sequences=512, hot_seeds=(0, 1, 2), ablation_sizes=("tiny", "medium-cpu"),
+                 about="small-cpu decoder (4x256), hours on 2 CPU cores"),
+    "paper": Scale("paper", size="gpt2-small", seq_len=128, batch_size=128, hot_samples=16384, eval_every=2048,
+                   final_samples=None, eval_sequences=None, hot_seeds=(0, 1, 2), ablation_sizes=("small-cpu",),
+                   about="the paper's protocol: GPT-2 small, early stopping, full validation set; for a GPU"),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One grid point. Fields left at their defaults are the paper's settings."""
+
+    protocol: str  # hot | final
+    kind: str  # index | vision
+    encoder: str = "simp"
+    res: int = 8
+    crop: float = 1.0
+    seed: int = 0
+    size: str | None = None  # None: the scale's decoder
+    schedule: str = "paper"  # paper (OneCycle, max 1.5e-3) | warmup (short linear warm-up to 1e-3, cosine)
+    embed_init_std: float = 0.02  # index only
+    pixel_norm: str = "standardize"  # vision only
+    output_norm: str = "layernorm"  # vision only
+
+    @property
+    def name(self) -> str:
+        """Folder name: the protocol, then every setting that differs from the paper's, then the seed."""
+        if self.kind == "index":
+            parts = [self.protocol, "index"] + ([f"emb{self.embed_init_std:g}"] if self.embed_init_std != 0.02 else [])
+        else:
+            parts = [self.protocol, self.encoder, f"{self.res}x{self.res}"]
+            parts += [f"crop{self.crop:g}"] if self.crop != 1.0 else []
+            parts += ["rawpix"] if self.pixel_norm != "standardize" else []
+            parts += ["nonorm"] if self.output_norm != "layernorm" else []
+        parts += [self.size] if self.size else []
+        parts += [self.schedule] if self.schedule != "paper" else []
+        return "-".join(parts + [f"s{self.seed}"])
+
+    def run_config(self, scale: Scale, data: str) -> RunConfig:
+        """The full RunConfig of this point at `scale` on the prepared corpus `data`."""
+        if self.kind == "index":
+            inp = InputConfig(kind="index", embed_init_std=self.embed_init_std)
+        else:
+            inp = InputConfig(kind="vision", encoder=EncoderConfig(name=self.encoder),
+                              render=RenderConfig(res=self.res, crop=self.crop),
+                              pixel_norm=self.pixel_norm, output_norm=self.output_norm)
+        tc = TrainConfig(batch_size=scale.batch_size, eval_sequences=scale.eval_sequences, seed=self.seed,
+                         eval_every=scale.eval_every, dense_until=scale.hot_samples)
+        if self.protocol == "hot":
+            tc.max_samples = scale.hot_samples
+        elif scale.final_samples is not None:  # a fixed budget: the schedule anneals within it
+            tc.max_samples = tc.schedule_samples = scale.final_samples
+        if self.schedule == "warmup":
+            tc.schedule, tc.lr_max, tc.warmup_samples = "cosine", 1e-3, scale.eval_every
+            tc.schedule_samples = tc.max_samples
+        model = ModelConfig(vocab_size=0, input=inp, decoder=decoder_size(self.size or scale.size))
+        return RunConfig(data=data, model=model, train=tc)
+
+
+def _index(protocol: str, seed: int = 0, **kw: Any) -> RunSpec:
+    return RunSpec(protocol, "index", seed=seed, **kw)
+
+
+def _vision(protocol: str, res: int = 8, seed: int = 0, **kw: Any) -> RunSpec:
+    return RunSpec(protocol, "vision", res=res, seed=seed, **kw)
+
+
+def grid_rq1(scale: Scale) -> list[RunSpec]:
+    """RQ1, is vision sufficient: final accuracy of index vs vision 8x8."""
+    return [_index("final"), _vision("final", 8)]
+
+
+def grid_rq2(scale: Scale) -> list[RunSpec]:
+    """RQ2, the hot start: index, vision 8x8 and 40x40 over the hot-start window, every hot seed."""
+    return [spec for seed in scale.hot_seeds
+            for spec in (_index("hot", seed), _vision("hot", 8, seed), _vision("hot", 40, seed))]
+
+
+def grid_rq3(scale: Scale) -> list[RunSpec]:
+    """RQ3, how low the resolution can go: final accuracy at every resolution (and the index row)."""
+    return [_index("final")] + [_vision("final", res) for res in RESOLUTIONS]
+
+
+def grid_rq4(scale: Scale) -> list[RunSpec]:
+    """RQ4, occlusion: final accuracy at every crop x resolution (and the index row)."""
+    return [_index("final")] + [_vision("final", res, crop=crop) for crop in CROPS for res in RESOLUTIONS]
+
+
+def grid_efficiency(scale: Scale) -> list[RunSpec]:
+    """Index vs the three encoders at 8x8: Acc@8k (hot protocol) and final accuracy."""
+    return [spec for protocol in ("hot", "final")
+            for spec in [_index(protocol)] + [_vision(protocol, 8, encoder=name) for name in ENCODERS]]
+
+
+def grid_ablations(scale: Scale) -> list[RunSpec]:
+    """What drives the hot start: each factor varied alone over the hot-start window (seed 0)."""
+    runs = [_index("hot"), _vision("hot", 8)]  # the reference pair
+    runs += [_index("hot", schedule="warmup"), _vision("hot", 8, schedule="warmup")]
+    runs += [_index("hot", embed_init_std=std) for std in (0.2, 1.0)]
+    runs += [_vision("hot", 8, pixel_norm="raw"), _vision("hot", 8, output_norm="none")]
+    runs += [_vision("hot", 8, encoder=name) for name in ("opt", "orig")]
+    runs += [spec for size in scale.ablation_sizes for spec in (_index("hot", size=size), _vision("hot", 8, size=size))]
+    return runs
+
+
+def grid_paper(scale: Scale) -> list[RunSpec]:
+    """Everything, most telling first: the hot start, RQ1, the ablations, efficiency, RQ3/RQ4."""
+    return grid_rq2(scale) + grid_rq1(scale) + grid_ablations(scale) + grid_efficiency(scale) + grid_rq4(scale)
+
+
+GRIDS: dict[str, Callable[[Scale], list[RunSpec]]] = {
+    "rq1": grid_rq1, "rq2": grid_rq2, "rq3": grid_rq3, "rq4": grid_rq4,
+    "efficiency": grid_efficiency, "ablations": grid_ablations, "paper": grid_paper,
+}
+
+
+def grid_runs(grid: str, scale: Scale, seeds: tuple[int, ...] | None = None) -> list[RunSpec]:
+    """The grid's runs in order, without duplicates; `seeds` replaces the hot-start seeds."""
+    if grid not in GRIDS:
+        raise HotStartError(f"unknown grid '{grid}'; choose one of {', '.join(GRIDS)}")
+    if seeds is not None:
+        scale = replace(scale, hot_seeds=tuple(seeds))
+    unique: dict[str, RunSpec] = {}
+    for spec in GRIDS[grid](scale):
+        unique.setdefault(spec.name, spec)
+    return list(unique.values())
+
+
+def get_scale(name: str) -> Scale:
+    """The named scale, or a HotStartError listing the names."""
+    if name not in SCALES:
+        raise HotStartError(f"unknown scale '{name}'; choose one of {', '.join(SCALES)}")
+    return SCALES[name]
+
+
+@dataclass
+class SweepConfig:
+    """What `hotstart sweep` runs."""
+
+    grid: str
+    out: str
+    scale: str = "cpu"
+    data: str | None = None
+    """A folder from `hotstart prepare`; None prepares the built-in corpus into OUT/data."""
+    seeds: tuple[int, ...] | None = None
+    """Seeds of the hot-start runs (default: the scale's)."""
+    only: list[str] = field(default_factory=list)
+    """Run only the runs whose names contain one of these strings."""
+    throughput_repeats: int = 5
+    """Efficiency grid: alternating timing rounds per encoder."""
+    device: str = "auto"
+    precision: str = "auto"
+
+
+def _prepared_data(cfg: SweepConfig, scale: Scale, progress: bool) -> Path:
+    """The corpus every run trains on: --data, or the built-in corpus prepared once into OUT/data."""
+    if cfg.data:
+        PreparedCorpus.load(cfg.data)  # a clear error now rather than in the first run
+        return Path(cfg.data).resolve()
+    data = Path(cfg.out) / "data"
+    if not (data / "meta.json").exists():
+        print(f"preparing the built-in corpus into {data} (seq_len {scale.seq_len})", file=sys.stderr)
+        prepare(PrepareConfig(corpus="inews", seq_len=scale.seq_len), data, progress=progress, overwrite=True)
+    meta = read_json(data / "meta.json", "prepared corpus")
+    if meta["config"]["seq_len"] != scale.seq_len:
+        raise HotStartError(f"{data} was prepared with seq_len {meta['config']['seq_len']}, scale {scale.name} "
+                            f"uses {scale.seq_len}; use another --out for this scale")
+    return data.resolve()
+
+
+def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str) -> None:
+    """Append this invocation to sweep.json (the report prints these commands)."""
+    path = out / "sweep.json"
+    record = read_json(path, "sweep record") if path.exists() else {"scale": scale.name, "commands": [], "grids": []}
+    if record["scale"] != scale.name:
+        raise HotStartError(f"{out} holds a sweep at scale '{record['scale']}', not '{scale.name}'; use another --out")
+    record["scale_settings"] = {k: v for k, v in vars(scale).items()}
+    if command not in record["commands"]:
+        record["commands"].append(command)
+    if cfg.grid not in record["grids"]:
+        record["grids"].append(cfg.grid)
+    write_json(path, record)
+
+
+def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> list[dict[str, Any]]:
+    """Train every run of the grid that has not finished; return one status row per run."""
+    scale = get_scale(cfg.scale)
+    specs = grid_runs(cfg.grid, scale, cfg.seeds)
+    if cfg.only:
+        specs = [s for s in specs if any(part in s.name for part in cfg.only)]
+        if not specs:
+            raise HotStartError(f"--only {' '.join(cfg.only)} matches no run of grid {cfg.grid}; "
+                                f"`hotstart sweep {cfg.grid} --list` shows the names")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}")
+    data = _prepared_data(cfg, scale, progress)
+    statuses = []
+    start = time.perf_counter()
+    for i, spec in enumerate(specs, 1):
+        run_dir = out / "runs" / spec.name
+        if (run_dir / "summary.json").exists():
+            statuses.append({"run": spec.name, "status": "done before"})
+            continue
+        run = spec.run_config(scale, str(data))
+        run.train.device, run.train.precision = cfg.device, cfg.precision
+        resume = (run_dir / "checkpoints" / "state.safetensors").exists()
+        print(f"[{i}/{len(specs)}] {'resuming' if resume else 'training'} {spec.name} "
+              f"({time.perf_counter() - start:,.0f} s into this sweep)", file=sys.stderr, flush=True)
+        try:
+            train(run, run_dir, progress=progress, overwrite=not resume, resume=resume)
+            statuses.append({"run": spec.name, "status": "trained"})
+        except HotStartError as exc:  # one failed run (say a diverged one) must not end the sweep
+            print(f"run {spec.name} failed: {exc}", file=sys.stderr)
+            statuses.append({"run": spec.name, "status": f"failed: {exc}"})
+    if cfg.grid in ("efficiency", "paper") and not cfg.only and not (out / "throughput.json").exists():
+        from .throughput import measure_efficiency
+
+        print("measuring FLOPs and alternating training throughput of index and every encoder", file=sys.stderr)
+        result = measure_efficiency(scale, data, repeats=cfg.throughput_repeats, device=cfg.device,
+                                    precision=cfg.precision, progress=progress)
+        write_json(out / "throughput.json", result)
+    failed = [s for s in statuses if s["status"].startswith("failed")]
+    print(f"sweep {cfg.grid} ({scale.name}): {len(specs) - len(failed)} of {len(specs)} runs finished"
+          f"{f', {len(failed)} failed' if failed else ''}; {time.perf_counter() - start:,.0f} s", file=sys.stderr)
+    return statuses
+
+
+def list_runs(grid: str, scale_name: str, out: str | None = None, seeds: tuple[int, ...] | None = None) -> str:
+    """A table of the grid's runs and, given a sweep folder, how far each has got."""
+    scale = get_scale(scale_name)
+    lines = []
+    for spec in grid_runs(grid, scale, seeds):
+        state = ""
+        if out:
+            run_dir = Path(out) / "runs" / spec.name
+            if (run_dir / "summary.json").exists():
+                state = "done"
+            elif (run_dir / "metrics.jsonl").exists():
+                rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+                state = f"{rows[-1]['samples']:,} samples" if rows else "started"
+        lines.append(f"{spec.name:40s} {state}")
+    return "\n".join(lines)
