@@ -243,6 +243,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                           device=args.device, precision=args.precision), progress=not args.quiet, command=command)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    """Write report.md (the paper's tables with its numbers beside ours), CSVs and plots from run/sweep folders."""
+    from .report import write_report
+
+    command = " ".join(["hotstart", "report", *args.runs, "--out", args.out])
+    path = write_report(args.runs, args.out, command=command)
+    print(f"wrote {path} and its CSVs and plots in {path.parent}")
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """`hotstart train` options beyond the input path: decoder, schedule, evaluation, hardware."""
     g = p.add_argument_group("decoder")
@@ -381,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help=cmd_report.__doc__, description=cmd_report.__doc__)
+    p.add_argument("runs", nargs="+", help="sweep folders (with runs/) or run folders")
+    p.add_argument("--out", required=True, help="folder for report.md, the CSVs and the PNGs")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")

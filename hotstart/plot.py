@@ -41,6 +41,73 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric
     return out
 
 
+def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]],
+                     reference: tuple[str, float] | None = None, title: str = "") -> None:
+    """On `ax`: per label, the mean accuracy over its runs (seeds) with a min-max band."""
+    for label, runs in curves.items():
+        by_samples: dict[int, list[float]] = {}
+        for rows in runs:
+            for r in rows:
+                by_samples.setdefault(r["samples"], []).append(100 * r["val_acc"])
+        xs = sorted(x for x, ys in by_samples.items() if len(ys) == len(runs))  # points every seed reached
+        if not xs:
+            continue
+        mean = [sum(by_samples[x]) / len(by_samples[x]) for x in xs]
+        (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=f"{label} (n={len(runs)})")
+        if len(runs) > 1:
+            ax.fill_between(xs, [min(by_samples[x]) for x in xs], [max(by_samples[x]) for x in xs],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+    if reference is not None:
+        ax.axhline(100 * reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
+    ax.set_xlabel("training samples (sequences) seen")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def plot_panels(panels: list[tuple[str, dict[str, list[list[dict[str, Any]]]]]], out: str | Path,
+                reference: tuple[str, float] | None = None, columns: int = 2) -> Path:
+    """One `draw_band_curves` panel per (title, curves), in a grid, saved to `out`."""
+    rows = -(-len(panels) // columns)
+    cols = min(columns, len(panels))
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 3.9 * rows), dpi=110, squeeze=False)
+    for ax, (title, curves) in zip(axes.flat, panels):
+        draw_band_curves(ax, curves, reference, title)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_series(xs: list[float], series: dict[str, list[float | None]], out: str | Path, xlabel: str,
+                ylabel: str, title: str = "", hlines: dict[str, float] | None = None, logx: bool = False) -> Path:
+    """Lines of y against shared x values (None leaves a gap), plus labelled horizontal lines."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for label, ys in series.items():
+        points = [(x, y) for x, y in zip(xs, ys) if y is not None]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    for label, y in (hlines or {}).items():
+        ax.axhline(y, linestyle="--", linewidth=1, color="grey" if "frequent" in label else "black", label=label)
+    if logx:
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 class NullBoard:
     """A do-nothing TensorBoard stand-in, so the training loop logs without an `if`."""
 

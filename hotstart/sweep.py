@@ -21,7 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "smoke": Scale("smoke", size="tiny", seq_len=64, batch_size=32, hot_samples=1024, eval_every=256,
-                   final_samples=1024, eval_sequences=64, hot_seeds=(0, 1, 2), ablation_sizes=("small-cpu",),
+                   final_samples=2048, eval_sequences=64, hot_seeds=(0, 1, 2), ablation_sizes=("small-cpu",),
                    about="checks the machinery: every run for seconds; the numbers mean nothing"),
     "cpu": Scale("cpu", size="small-cpu", seq_len=128, batch_size=128, hot_samples=16384, eval_every=2048,
                  final_samples=24576, eval_sequences=512, hot_seeds=(0, 1, 2), ablation_sizes=("tiny", "medium-cpu"),
@@ -238,8 +238,8 @@ def _prepared_data(cfg: SweepConfig, scale: Scale, progress: bool) -> Path:
     return data.resolve()
 
 
-def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str) -> None:
-    """Append this invocation to sweep.json (the report prints these commands)."""
+def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str, specs: list[RunSpec]) -> None:
+    """Add this invocation to sweep.json: its command (the report prints them) and its runs' grid points."""
     path = out / "sweep.json"
     record = read_json(path, "sweep record") if path.exists() else {"scale": scale.name, "commands": [], "grids": []}
     if record["scale"] != scale.name:
@@ -249,6 +249,7 @@ def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str) -> None:
         record["commands"].append(command)
     if cfg.grid not in record["grids"]:
         record["grids"].append(cfg.grid)
+    record.setdefault("runs", {}).update({spec.name: asdict(spec) for spec in specs})
     write_json(path, record)
 
 
@@ -263,7 +264,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
                                 f"`hotstart sweep {cfg.grid} --list` shows the names")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}")
+    _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}", specs)
     data = _prepared_data(cfg, scale, progress)
     statuses = []
     start = time.perf_counter()

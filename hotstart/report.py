@@ -1,0 +1,557 @@
+"""`hotstart report`: the paper's tables from run folders, with the paper's numbers beside ours.
+
+Reads sweep folders (runs/ inside) or single run folders, recognises each run's settings from its
+config.yaml (never from its name or a log), and writes report.md, one CSV per table plus every
+evaluation of every run, and the plots. Nothing in a table is typed in: ours come from the runs,
+the paper's from the constants below, copied from the paper's tables (THUCNews; the efficiency
+table is the paper's zhwp run).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import read_json
+from .config import load_yaml
+from .errors import HotStartError
+from .model import DECODER_SIZES
+from .plot import plot_panels, plot_series, read_metrics
+from .sweep import CROPS, RESOLUTIONS
+
+# The paper's tables. PAPER_MAIN[(crop, res)] = (accuracy %, perplexity); crop None = the index row.
+PAPER_MAIN: dict[tuple[float | None, int | None], tuple[float, float]] = {
+    **dict(zip([(1.0, r) for r in RESOLUTIONS], [(29.70, 85.33), (39.21, 46.59), (39.16, 45.83), (39.14, 48.73), (39.03, 49.41)])),
+    **dict(zip([(0.8, r) for r in RESOLUTIONS], [(18.28, 195), (39.18, 46.23), (39.15, 46.33), (39.07, 48.83), (39.08, 48.74)])),
+    **dict(zip([(0.5, r) for r in RESOLUTIONS], [(2.10, 2249), (38.63, 47.95), (38.70, 48.04), (38.66, 49.81), (38.57, 50.33)])),
+    (None, None): (39.10, 47.58),
+}
+HOT_POINTS = (4096, 6152, 8200, 10248)  # the paper's hot-start table rows (samples)
+PAPER_HOT = {"index": (4.30, 4.61, 5.84, 8.45), "vision 8x8": (4.19, 5.57, 12.34, 13.94),
+             "vision 40x40": (13.06, 14.7, 15.46, 15.92)}
+# config: (params, forward GFLOPs per sample, samples/s, Acc@8k %, final acc %)
+PAPER_EFFICIENCY = {"index": ("18.97M", "26.30G", 347.3, 5.30, 39.10),
+                    "vision-orig": ("26.45M", "30.61G", 314.3, 8.88, 39.21),
+                    "vision-opt": ("22.32M", "29.56G", 306.9, 8.75, 39.18),
+                    "vision-simp": ("12.61M", "28.14G", 323.4, 6.97, 39.19)}
+MODES = {1.0: "Vision-100%", 0.8: "Vision-80%", 0.5: "Vision-50%"}
+GLYPH_CHARS = "山水火木日月人口中国"
+
+
+@dataclass
+class Run:
+    """One run folder as the report sees it: its settings (axes), evaluations and summary."""
+
+    name: str
+    axes: dict[str, Any]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any] | None
+    config: dict[str, Any]
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The evaluation with the lowest validation loss (the best checkpoint's)."""
+        return min(self.rows, key=lambda r: r["val_loss"]) if self.rows else None
+
+
+def _size_name(decoder: dict[str, Any]) -> str:
+    for name, size in DECODER_SIZES.items():
+        if (size.n_layer, size.n_head, size.n_embd) == (decoder["n_layer"], decoder["n_head"], decoder["n_embd"]):
+            return name
+    return f"{decoder['n_layer']}x{decoder['n_embd']}"
+
+
+def run_axes(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The settings a report groups by, read from a run's config.yaml."""
+    inp, tc = cfg["model"]["input"], cfg["train"]
+    vision = inp["kind"] == "vision"
+    if tc.get("schedule", "onecycle") == "onecycle":
+        schedule = "paper" if tc.get("lr_max", 1.5e-3) == 1.5e-3 else f"onecycle-{tc['lr_max']:g}"
+    else:
+        schedule = "warmup"
+    return {
+        "protocol": "hot" if tc.get("max_samples") is not None and tc["max_samples"] == tc.get("dense_until") else "final",
+        "kind": inp["kind"],
+        "encoder": inp["encoder"]["name"] if vision else None,
+        "res": inp["render"]["res"] if vision else None,
+        "crop": inp["render"]["crop"] if vision else None,
+        "pixel_norm": inp["pixel_norm"] if vision else None,
+        "output_norm": inp["output_norm"] if vision else None,
+        "embed_init_std": None if vision else inp.get("embed_init_std", 0.02),
+        "size": _size_name(cfg["model"]["decoder"]),
+        "schedule": schedule,
+        "seed": tc.get("seed", 0),
+    }
+
+
+def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]], dict[str, Any] | None]:
+    """Runs under the given sweep or run folders, the sweeps' records, and a throughput measurement."""
+    runs, sweeps, throughput = [], [], None
+    for path in map(Path, paths):
+        if (path / "config.yaml").is_file():
+            folders = [path]
+        elif (path / "runs").is_dir():
+            folders = sorted(p for p in (path / "runs").iterdir() if (p / "config.yaml").is_file())
+            if (path / "sweep.json").is_file():
+                sweeps.append({"path": str(path), **read_json(path / "sweep.json", "sweep record")})
+            if (path / "throughput.json").is_file():
+                throughput = read_json(path / "throughput.json", "throughput measurement")
+        else:
+            raise HotStartError(f"{path} is neither a run folder (config.yaml) nor a sweep folder (runs/); "
+                                "pass folders written by `hotstart train` or `hotstart sweep`")
+        specs = sweeps[-1].get("runs", {}) if sweeps and sweeps[-1]["path"] == str(path) else {}
+        for folder in folders:
+            if not (folder / "metrics.jsonl").is_file():
+                continue  # created but never evaluated
+            cfg = load_yaml(folder / "config.yaml")
+            summary = read_json(folder / "summary.json", "run summary") if (folder / "summary.json").is_file() else None
+            axes = run_axes(cfg)
+            if folder.name in specs:  # a sweep knows which protocol it ran; otherwise it is inferred
+                axes["protocol"] = specs[folder.name]["protocol"]
+            runs.append(Run(folder.name, axes, read_metrics(folder), summary, cfg))
+    if not runs:
+        raise HotStartError(f"no evaluated runs under {', '.join(map(str, paths))}; train some first")
+    return runs, sweeps, throughput
+
+
+class Selector:
+    """Picks runs by settings, taking the paper's setting for every axis not named."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        self.runs = runs
+        sizes = [r.axes["size"] for r in runs]
+        self.base_size = max(set(sizes), key=sizes.count)  # the sweep's own decoder size
+
+    def __call__(self, protocol: str, kind: str, **axes: Any) -> list[Run]:
+        want = {"protocol": protocol, "kind": kind, "size": self.base_size, "schedule": "paper", **axes}
+        if kind == "vision":
+            want = {"encoder": "simp", "res": 8, "crop": 1.0, "pixel_norm": "standardize",
+                    "output_norm": "layernorm", **want}
+        else:
+            want = {"embed_init_std": 0.02, **want}
+        return [r for r in self.runs if all(r.axes[k] == v for k, v in want.items())]
+
+
+def acc_at(rows: list[dict[str, Any]], samples: int) -> tuple[float | None, bool]:
+    """Accuracy at `samples`, linearly interpolated between evaluations; (value, was interpolated)."""
+    points = sorted((r["samples"], r["val_acc"]) for r in rows)
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if x0 == samples:
+            return y0, False
+        if x0 < samples < x1:
+            return y0 + (y1 - y0) * (samples - x0) / (x1 - x0), True
+    if points and points[-1][0] == samples:
+        return points[-1][1], False
+    return None, False
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _pct(value: float | None, sd: float | None = None, n: int = 1) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.2f} ± {100 * sd:.2f}" if n > 1 and sd is not None else f"{100 * value:.2f}"
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of dicts as CSV (the union of keys, in first-seen order)."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def most_frequent_reference(runs: list[Run]) -> tuple[str, float] | None:
+    """Accuracy of always predicting the most frequent character, on the runs' validation sequences."""
+    from .data import PreparedCorpus
+    from .evaluate import most_frequent_accuracy
+
+    hot = [r for r in runs if r.axes["protocol"] == "hot"] or runs
+    cfg = hot[0].config
+    try:
+        corpus = PreparedCorpus.load(cfg["data"])
+    except HotStartError as exc:
+        print(f"warning: no most-frequent-character line ({exc})", file=sys.stderr)
+        return None
+    n = cfg["train"].get("eval_sequences") or len(corpus.val_index)
+    return "most frequent character", most_frequent_accuracy(corpus, corpus.val_index[:n])
+
+
+# ----------------------------------------------------------------------------- RQ1, RQ3, RQ4
+
+
+def final_metrics(runs: list[Run]) -> dict[str, Any] | None:
+    """Mean over runs (seeds) of the best checkpoint's accuracy and perplexity, and what ended them."""
+    bests = [r.best for r in runs if r.summary and r.best]
+    if not bests:
+        return None
+    return {"acc": statistics.fmean(b["val_acc"] for b in bests), "ppl": statistics.fmean(b["val_ppl"] for b in bests),
+            "n": len(bests), "samples": max(r.summary["samples"] for r in runs if r.summary),
+            "stops": sorted({r.summary["stop_reason"] for r in runs if r.summary})}
+
+
+def main_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
+    """The paper's RQ1/RQ3/RQ4 table: accuracy / perplexity by mode x resolution, ours (paper)."""
+    head = "| Mode | " + " | ".join(f"{r}x{r}" for r in RESOLUTIONS) + " |"
+    lines = [head, "|---|" + "---:|" * len(RESOLUTIONS)]
+    csv_rows, budgets = [], set()
+    for crop in CROPS:
+        cells = []
+        for res in RESOLUTIONS:
+            ours, (pa, pp) = final_metrics(select("final", "vision", res=res, crop=crop)), PAPER_MAIN[(crop, res)]
+            cells.append(f"{100 * ours['acc']:.2f} / {ours['ppl']:.1f} ({pa:.2f} / {pp:g})" if ours else f"– ({pa:.2f} / {pp:g})")
+            csv_rows.append({"mode": MODES[crop], "res": res, "acc": ours and ours["acc"], "ppl": ours and ours["ppl"],
+                             "seeds": ours and ours["n"], "paper_acc": pa / 100, "paper_ppl": pp})
+            if ours:
+                budgets.add((ours["samples"], ", ".join(ours["stops"])))
+        lines.append(f"| {MODES[crop]} | " + " | ".join(cells) + " |")
+    ours, (pa, pp) = final_metrics(select("final", "index")), PAPER_MAIN[(None, None)]
+    cell = f"{100 * ours['acc']:.2f} / {ours['ppl']:.1f} ({pa:.2f} / {pp:g})" if ours else f"– ({pa:.2f} / {pp:g})"
+    lines.append(f"| Index-based baseline | {cell} |" + " |" * (len(RESOLUTIONS) - 1))
+    csv_rows.append({"mode": "Index", "res": None, "acc": ours and ours["acc"], "ppl": ours and ours["ppl"],
+                     "seeds": ours and ours["n"], "paper_acc": pa / 100, "paper_ppl": pp})
+    if ours:
+        budgets.add((ours["samples"], ", ".join(ours["stops"])))
+    note = "; ".join(f"{n:,} samples ({stop})" for n, stop in sorted(budgets))
+    text = ("Accuracy % / perplexity of the best checkpoint (lowest validation loss), ours (paper's). "
+            f"Runs trained for: {note or 'no finished final-protocol runs'}.\n\n" + "\n".join(lines))
+    return text, csv_rows
+
+
+def resolution_plot(select: Selector, out: Path, reference: tuple[str, float] | None) -> Path:
+    """Final accuracy against resolution, one line per crop, index and the plateau as flat lines."""
+    series = {}
+    for crop in CROPS:
+        values = [final_metrics(select("final", "vision", res=res, crop=crop)) for res in RESOLUTIONS]
+        series[MODES[crop]] = [100 * v["acc"] if v else None for v in values]
+    hlines = {}
+    index = final_metrics(select("final", "index"))
+    if index:
+        hlines["index baseline"] = 100 * index["acc"]
+    if reference:
+        hlines[reference[0]] = 100 * reference[1]
+    return plot_series(list(RESOLUTIONS), series, out, "glyph resolution (pixels per side)", "final accuracy (%)",
+                       "Final accuracy by resolution and crop", hlines, logx=True)
+
+
+# ----------------------------------------------------------------------------- RQ2: the hot start
+
+
+def hot_groups(select: Selector) -> dict[str, list[Run]]:
+    """The hot-start comparison's three models, every seed."""
+    return {"index": select("hot", "index"), "vision 8x8": select("hot", "vision", res=8),
+            "vision 40x40": select("hot", "vision", res=40)}
+
+
+def _at(runs: list[Run], samples: int) -> tuple[float | None, float | None, int, bool]:
+    values, interpolated = [], False
+    for run in runs:
+        value, interp = acc_at(run.rows, samples)
+        if value is not None:
+            values.append(value)
+            interpolated |= interp
+    if not values:
+        return None, None, 0, False
+    mean, sd = mean_sd(values)
+    return mean, sd, len(values), interpolated
+
+
+def hot_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
+    """The paper's hot-start table (ours over seeds, paper's below) and every evaluation point."""
+    groups = hot_groups(select)
+    lines = ["| samples | source | index % | 8x8 % (Δ pp) | 40x40 % (Δ pp) | 8x8 / index | 40x40 / index |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    csv_rows, any_interp = [], False
+    for i, samples in enumerate(HOT_POINTS):
+        stats = {name: _at(runs, samples) for name, runs in groups.items()}
+        any_interp |= any(s[3] for s in stats.values())
+        base = stats["index"][0]
+        cells = [_pct(*stats["index"][:3])]
+        for name in ("vision 8x8", "vision 40x40"):
+            mean, sd, n, _ = stats[name]
+            delta = f" ({100 * (mean - base):+.2f})" if mean is not None and base is not None else ""
+            cells.append(_pct(mean, sd, n) + delta)
+        ratios = [f"{stats[n][0] / base:.2f}" if base and stats[n][0] is not None else "–" for n in ("vision 8x8", "vision 40x40")]
+        seeds = "/".join(str(stats[n][2]) for n in groups)
+        lines.append(f"| {samples:,} | ours (seeds {seeds}) | " + " | ".join(cells + ratios) + " |")
+        p = {name: PAPER_HOT[name][i] for name in PAPER_HOT}
+        lines.append(f"| | paper | {p['index']:.2f} | {p['vision 8x8']:.2f} ({p['vision 8x8'] - p['index']:+.2f}) | "
+                     f"{p['vision 40x40']:.2f} ({p['vision 40x40'] - p['index']:+.2f}) | "
+                     f"{p['vision 8x8'] / p['index']:.2f} | {p['vision 40x40'] / p['index']:.2f} |")
+        for name, (mean, sd, n, interp) in stats.items():
+            csv_rows.append({"samples": samples, "model": name, "acc_mean": mean, "acc_sd": sd, "seeds": n,
+                             "interpolated": interp, "paper_acc": p[name] / 100})
+    note = ("Accuracies at the paper's sample counts are linearly interpolated between our evaluation points "
+            "(every 2,048 samples at cpu scale) where no evaluation fell exactly on them. " if any_interp else "")
+    points = sorted({r["samples"] for runs in groups.values() for run in runs for r in run.rows})
+    every = ["| samples | index % | 8x8 % | 40x40 % |", "|---:|---:|---:|---:|"]
+    for samples in points:
+        every.append(f"| {samples:,} | " + " | ".join(_pct(*_at(runs, samples)[:3]) for runs in groups.values()) + " |")
+    text = (f"Mean ± sd over seeds (n per model in the source column); Δ is vision minus index. {note}\n\n"
+            + "\n".join(lines) + "\n\nEvery evaluation point (no interpolation):\n\n" + "\n".join(every))
+    return text, csv_rows
+
+
+# ----------------------------------------------------------------------------- efficiency
+
+
+def efficiency_section(select: Selector, throughput: dict[str, Any] | None) -> tuple[str, list[dict[str, Any]]]:
+    """Parameters, FLOPs, samples/s, Acc@8k and final accuracy of index and each encoder, ours (paper)."""
+    variants = {"index": {"kind": "index"}, **{f"vision-{e}": {"kind": "vision", "encoder": e} for e in ("orig", "opt", "simp")}}
+    measured = (throughput or {}).get("variants", {})
+    index_flops = measured.get("index", {}).get("flops_forward_per_sample")
+    lines = ["| Config | Params (input path) | FLOPs / sample (forward) | samples/s | Acc@8k % | Final Acc % |",
+             "|---|---:|---:|---:|---:|---:|"]
+    csv_rows = []
+    for name, axes in variants.items():
+        m = measured.get(name, {})
+        p_params, p_flops, p_speed, p_acc8, p_final = PAPER_EFFICIENCY[name]
+        params = f"{m['parameters_input'] / 1e6:.2f}M" if m else "–"
+        flops = m.get("flops_forward_per_sample")
+        rel = f" ({100 * (flops / index_flops - 1):+.0f}%)" if flops and index_flops and name != "index" else ""
+        flops_cell = f"{flops / 1e9:.2f}G{rel}" if flops else "–"
+        speed = m.get("samples_per_s")
+        acc8, sd8, n8, _ = _at(select("hot", **axes), 8192)
+        final = final_metrics(select("final", **axes))
+        speed_cell = f"{speed:.1f}" if speed else "–"
+        final_cell = f"{100 * final['acc']:.2f}" if final else "–"
+        lines.append(f"| {name} | {params} ({p_params}) | {flops_cell} ({p_flops}) | {speed_cell} ({p_speed}) | "
+                     f"{_pct(acc8, sd8, n8)} ({p_acc8}) | {final_cell} ({p_final}) |")
+        csv_rows.append({"config": name, "params_input": m.get("parameters_input"), "params_total": m.get("parameters_total"),
+                         "flops_forward_per_sample": flops, "flops_train_per_sample": m.get("flops_train_per_sample"),
+                         "samples_per_s": speed, "acc_8k": acc8, "final_acc": final and final["acc"],
+                         "paper_params": p_params, "paper_flops": p_flops, "paper_samples_per_s": p_speed,
+                         "paper_acc_8k": p_acc8 / 100, "paper_final_acc": p_final / 100})
+    if throughput:
+        how = (f"FLOPs counted by torch's FLOP counter on one real training batch ({throughput['batch_size']} x "
+               f"{throughput['seq_len']}), divided by the batch size; vision encodes only the batch's distinct glyphs. "
+               f"samples/s: median of {throughput['repeats']} rounds in one process, the variants taking turns "
+               f"({throughput['decoder']} decoder, {throughput['precision']}, {throughput['device']}, "
+               f"{throughput['threads']} threads). ")
+    else:
+        how = "No throughput.json (the efficiency grid writes it): FLOPs and samples/s are missing. "
+    text = (f"Ours (paper's; the paper's decoder is GPT-2 small on an RTX 5090 laptop GPU, ours is the sweep's). {how}"
+            "Acc@8k is at 8,192 samples under the hot-start protocol; final accuracy as in the main table.\n\n"
+            + "\n".join(lines))
+    return text, csv_rows
+
+
+# ----------------------------------------------------------------------------- ablations
+
+
+def ablations(select: Selector) -> list[tuple[str, dict[str, list[Run]]]]:
+    """Each factor that might drive the hot start, varied alone (hot protocol)."""
+    index, vision = select("hot", "index"), select("hot", "vision")
+    sizes = sorted({r.axes["size"] for r in select.runs if r.axes["protocol"] == "hot"},
+                   key=lambda s: DECODER_SIZES[s].n_embd * DECODER_SIZES[s].n_layer if s in DECODER_SIZES else 0)
+    decoder = {}
+    for size in sizes:
+        decoder[f"index, {size}"] = select("hot", "index", size=size)
+        decoder[f"vision 8x8, {size}"] = select("hot", "vision", size=size)
+    return [
+        ("Learning-rate schedule: the paper's OneCycle (lr 6e-5 rising slowly) vs a short warm-up to 1e-3 and cosine decay",
+         {"index, OneCycle": index, "index, warm-up": select("hot", "index", schedule="warmup"),
+          "vision 8x8, OneCycle": vision, "vision 8x8, warm-up": select("hot", "vision", schedule="warmup")}),
+        ("Index embedding initialisation (normal, std)",
+         {"index, std 0.02 (GPT-2)": index, "index, std 0.2": select("hot", "index", embed_init_std=0.2),
+          "index, std 1.0": select("hot", "index", embed_init_std=1.0), "vision 8x8 (reference)": vision}),
+        ("Glyph pixel normalisation",
+         {"vision 8x8, standardised bank": vision, "vision 8x8, raw ink in [0, 1]": select("hot", "vision", pixel_norm="raw"),
+          "index (reference)": index}),
+        ("Normalisation of the encoder's output",
+         {"vision 8x8, LayerNorm": vision, "vision 8x8, none": select("hot", "vision", output_norm="none"),
+          "index (reference)": index}),
+        ("Encoder size (8x8)",
+         {f"vision, {e}": select("hot", "vision", encoder=e) for e in ("simp", "opt", "orig")} | {"index (reference)": index}),
+        ("Decoder size", decoder),
+    ]
+
+
+def plateau_exit(runs: list[Run], reference: float | None) -> int | None:
+    """First evaluation (samples) where every run is 1 point above the most-frequent-character plateau."""
+    if reference is None or not runs:
+        return None
+    points = sorted({r["samples"] for run in runs for r in run.rows})
+    for samples in points:
+        values = [acc_at(run.rows, samples)[0] for run in runs]
+        if all(v is not None and v > reference + 0.01 for v in values):
+            return samples
+    return None
+
+
+def ablation_section(select: Selector, reference: tuple[str, float] | None, hot_end: int) -> tuple[str, list[dict[str, Any]], list]:
+    """One small table per factor: accuracy at 4k, 8k and the window's end, and when the plateau is left."""
+    checkpoints = sorted({4096, 8192, hot_end})
+    parts, csv_rows, panels = [], [], []
+    ref = reference[1] if reference else None
+    for title, groups in ablations(select):
+        groups = {k: v for k, v in groups.items() if v}
+        if not groups:
+            continue
+        lines = ["| variant | seeds | " + " | ".join(f"acc @ {c:,} %" for c in checkpoints) + " | leaves plateau at |",
+                 "|---|---:|" + "---:|" * len(checkpoints) + "---:|"]
+        for label, runs in groups.items():
+            stats = [_at(runs, c) for c in checkpoints]
+            exit_at = plateau_exit(runs, ref)
+            lines.append(f"| {label} | {len(runs)} | " + " | ".join(_pct(*s[:3]) for s in stats)
+                         + f" | {f'{exit_at:,}' if exit_at is not None else 'not within the window'} |")
+            for c, s in zip(checkpoints, stats):
+                csv_rows.append({"ablation": title, "variant": label, "samples": c, "acc_mean": s[0], "acc_sd": s[1],
+                                 "seeds": s[2], "leaves_plateau_at": exit_at})
+        parts.append(f"#### {title}\n\n" + "\n".join(lines))
+        panels.append((title.split(":")[0], {k: [r.rows for r in v] for k, v in groups.items()}))
+    plateau = (f"'Leaves plateau at': the first evaluation where every seed is more than 1 point above the "
+               f"most-frequent-character accuracy ({100 * ref:.2f}%). " if ref is not None else "")
+    text = (f"Hot-start protocol, mean ± sd over the seeds run. {plateau}\n\n" + "\n\n".join(parts))
+    return text, csv_rows, panels
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def _verdict_close(claim: str, a: dict[str, Any] | None, b: dict[str, Any] | None, a_label: str, b_label: str,
+                   paper: str) -> tuple[str, str, str]:
+    """'held' when a's final accuracy is within 1 point of b's (or above it)."""
+    if not a or not b:
+        return claim, "not measured", "the final-protocol runs are missing"
+    diff = 100 * (a["acc"] - b["acc"])
+    verdict = "held" if diff >= -1.0 else "did not hold"
+    return claim, verdict, (f"{a_label} {100 * a['acc']:.2f}% vs {b_label} {100 * b['acc']:.2f}% ({diff:+.2f} pp; "
+                            f"rule: within 1 pp or better; paper: {paper})")
+
+
+def _verdict_hot(select: Selector, res: int, paper: str) -> tuple[str, str, str]:
+    """'held' when vision leads index by > 1 pp and > 2 sd at some hot-start point, with ratio >= 1.5."""
+    claim = f"RQ2: hot start, vision {res}x{res} well ahead of index early in training"
+    index, vision = select("hot", "index"), select("hot", "vision", res=res)
+    if not index or not vision:
+        return claim, "not measured", f"hot-protocol runs of index and vision {res}x{res} are missing"
+    found, shown = [], []
+    for samples in HOT_POINTS:
+        (i, isd, _, _), (v, vsd, _, _) = _at(index, samples), _at(vision, samples)
+        if i is None or v is None:
+            continue
+        diff, noise = v - i, 2 * max(isd or 0, vsd or 0)
+        shown.append(f"{samples:,}: {100 * v:.2f} vs {100 * i:.2f}")
+        if diff > max(0.01, noise) and i > 0 and v / i >= 1.5:
+            found.append(samples)
+    n = min(len(index), len(vision))
+    evidence = (f"{'; '.join(shown)} (vision vs index %, mean of {n} seed(s)); rule: ahead by > 1 pp and > 2 sd "
+                f"with ratio >= 1.5 at some point of {', '.join(f'{p:,}' for p in HOT_POINTS)}; paper: {paper}")
+    return claim, ("held at " + ", ".join(f"{s:,}" for s in found)) if found else "did not hold", evidence
+
+
+def verdict_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
+    """One line per claim of the paper, decided by a stated rule from the numbers above."""
+    final = lambda **axes: final_metrics(select("final", **axes))
+    best_high = max((m for m in (final(kind="vision", res=r) for r in RESOLUTIONS if r > 8) if m),
+                    key=lambda m: m["acc"], default=None)
+    rows = [
+        _verdict_close("RQ1: vision 8x8 reaches the index baseline's final accuracy", final(kind="vision", res=8),
+                       final(kind="index"), "vision 8x8", "index", "39.21 vs 39.10"),
+        _verdict_hot(select, 8, "12.34 vs 5.84 at 8,200"),
+        _verdict_hot(select, 40, "13.06 vs 4.30 at 4,096"),
+        _verdict_close("RQ3: 8x8 is enough (as good as the best higher resolution)", final(kind="vision", res=8),
+                       best_high, "8x8", "best of 20/30/80", "39.21 at 8x8 vs 39.16 at 20x20"),
+        _verdict_close("RQ4: robust to occlusion (Vision-50% at 8x8 close to Vision-100%)",
+                       final(kind="vision", res=8, crop=0.5), final(kind="vision", res=8), "Vision-50%", "Vision-100%",
+                       "38.63 vs 39.21"),
+    ]
+    lines = ["| claim | verdict | evidence |", "|---|---|---|"] + [f"| {c} | **{v}** | {e} |" for c, v, e in rows]
+    return "\n".join(lines), [{"claim": c, "verdict": v, "evidence": e} for c, v, e in rows]
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def _glyph_grid(runs: list[Run], out: Path) -> Path | None:
+    """Every resolution x crop of the vision runs, rendered with their font."""
+    from .config import from_dict
+    from .render import RenderConfig, render_grid
+
+    vision = [r for r in runs if r.axes["kind"] == "vision"]
+    if not vision:
+        return None
+    render = from_dict(RenderConfig, vision[0].config["model"]["input"]["render"])
+    resolutions = sorted({r.axes["res"] for r in vision})
+    return render_grid(GLYPH_CHARS, out, render, resolutions=resolutions, crops=CROPS)
+
+
+def _environment_section(runs: list[Run], sweeps: list[dict[str, Any]], command: str, seconds: float) -> str:
+    envs = {}
+    for run in runs:
+        env = (run.summary or {}).get("environment")
+        if env:
+            key = tuple(sorted(env.items()))
+            envs[key] = envs.get(key, 0) + 1
+    wall = sum((r.summary or {}).get("wall_s", 0) for r in runs)
+    lines = ["Commands that trained the runs:", ""]
+    lines += [f"    {c}" for sweep in sweeps for c in sweep.get("commands", [])] or ["    (single runs: see each run's config.yaml)"]
+    lines += ["", "Command that wrote this report:", "", f"    {command}", ""]
+    lines += [f"Environment of the runs ({n} run(s)): " + ", ".join(f"{k} {v}" for k, v in env) for env, n in envs.items()]
+    finished = sum(1 for r in runs if r.summary)
+    lines += ["", (f"{len(runs)} runs ({finished} finished, {len(runs) - finished} still in progress); training wall "
+                   f"time of all runs together {wall / 3600:.2f} h; the report took {seconds:.1f} s.")]
+    for sweep in sweeps:
+        settings = sweep.get("scale_settings")
+        if settings:
+            lines += ["", f"Scale '{sweep['scale']}' ({sweep['path']}): " + ", ".join(f"{k} {v}" for k, v in settings.items())]
+    return "\n".join(lines)
+
+
+def write_report(paths: list[str | Path], out: str | Path, command: str = "") -> Path:
+    """Read the runs under `paths` and write report.md, the CSVs and the plots into `out`."""
+    start = time.perf_counter()
+    runs, sweeps, throughput = load_runs(paths)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    select = Selector(runs)
+    reference = most_frequent_reference(runs)
+    hot_end = max((r["samples"] for run in runs if run.axes["protocol"] == "hot" for r in run.rows), default=16384)
+    main_text, main_rows = main_section(select)
+    hot_text, hot_rows = hot_section(select)
+    eff_text, eff_rows = efficiency_section(select, throughput)
+    abl_text, abl_rows, panels = ablation_section(select, reference, hot_end)
+    verdict_text, verdict_rows = verdict_section(select)
+    groups = hot_groups(select)
+    plot_panels([("Hot start: accuracy vs samples (band: min-max over seeds)",
+                  {k: [r.rows for r in v] for k, v in groups.items() if v})], out / "hot_start.png", reference, columns=1)
+    resolution_plot(select, out / "resolution.png", reference)
+    if panels:
+        plot_panels(panels, out / "ablations.png", reference)
+    glyphs = _glyph_grid(runs, out / "glyphs.png")
+    for name, rows in (("main", main_rows), ("hot_start", hot_rows), ("efficiency", eff_rows),
+                       ("ablations", abl_rows), ("verdicts", verdict_rows)):
+        write_csv(out / f"{name}.csv", rows)
+    write_csv(out / "runs.csv", [{"run": r.name, **r.axes, **{f"best_{k}": v for k, v in (r.best or {}).items()},
+                                  "stop_reason": (r.summary or {}).get("stop_reason", "in progress")} for r in runs])
+    write_csv(out / "curves.csv", [{"run": r.name, **r.axes, **row} for r in runs for row in r.rows])
+    ref_line = f"{reference[0]}: {100 * reference[1]:.2f}%" if reference else "no reference line"
+    sections = [
+        "# HotStart: the paper's experiments, rerun",
+        f"Decoder of the sweep: {select.base_size}. Validation reference ({ref_line}).",
+        "## Verdicts\n\n" + verdict_text,
+        "## RQ2: the hot start\n\n" + hot_text + "\n\n![hot start](hot_start.png)",
+        "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
+        "## Efficiency\n\n" + eff_text,
+        "## What drives the hot start: ablations\n\n" + abl_text + ("\n\n![ablations](ablations.png)" if panels else ""),
+        "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
+        ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
+         "ablations.csv, verdicts.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),
+        "## How this was made\n\n" + _environment_section(runs, sweeps, command or "hotstart report", time.perf_counter() - start),
+    ]
+    path = out / "report.md"
+    path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+    return path

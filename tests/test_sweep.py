@@ -1,0 +1,99 @@
+"""Sweeps and reports: grid definitions, the protocols, resuming, and a report from real tiny runs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from hotstart.cli import main
+from hotstart.errors import HotStartError
+from hotstart.report import acc_at, run_axes, write_report
+from hotstart.sweep import SCALES, SweepConfig, grid_runs, run_sweep
+
+
+def test_paper_grid_is_the_union_of_the_named_grids_without_duplicates() -> None:
+    scale = SCALES["cpu"]
+    paper = [s.name for s in grid_runs("paper", scale)]
+    assert len(paper) == len(set(paper))
+    for grid in ("rq1", "rq2", "rq3", "rq4", "efficiency", "ablations"):
+        assert {s.name for s in grid_runs(grid, scale)} <= set(paper), grid
+    assert len(grid_runs("rq4", scale)) == 1 + 5 * 3  # index + every resolution x crop
+
+
+def test_rq2_has_every_hot_seed_and_seeds_can_be_replaced() -> None:
+    names = [s.name for s in grid_runs("rq2", SCALES["cpu"])]
+    assert names[:3] == ["hot-index-s0", "hot-simp-8x8-s0", "hot-simp-40x40-s0"]
+    assert {n.rsplit("-s", 1)[1] for n in names} == {"0", "1", "2"}
+    assert {s.seed for s in grid_runs("rq2", SCALES["cpu"], seeds=(7,))} == {7}
+
+
+def test_hot_protocol_keeps_the_paper_schedule_and_final_anneals_within_its_budget() -> None:
+    scale = SCALES["cpu"]
+    hot, final = grid_runs("efficiency", scale)[0], grid_runs("efficiency", scale)[4]
+    assert (hot.protocol, final.protocol) == ("hot", "final")
+    hot_train = hot.run_config(scale, "data").train
+    assert hot_train.max_samples == 16384 and hot_train.schedule_samples is None  # the paper's 1M-sample OneCycle
+    assert hot_train.eval_every == 2048 and hot_train.dense_until == 16384
+    final_train = final.run_config(scale, "data").train
+    assert final_train.max_samples == final_train.schedule_samples == scale.final_samples
+    paper_final = final.run_config(SCALES["paper"], "data").train
+    assert paper_final.max_samples is None and paper_final.patience == 7  # early stopping decides
+
+
+def test_report_recognises_a_runs_settings_from_its_config() -> None:
+    scale = SCALES["cpu"]
+    spec = next(s for s in grid_runs("ablations", scale) if s.name == "hot-simp-8x8-rawpix-s0")
+    from hotstart.config import to_dict
+
+    axes = run_axes(to_dict(spec.run_config(scale, "data")))
+    assert axes == {"protocol": "hot", "kind": "vision", "encoder": "simp", "res": 8, "crop": 1.0,
+                    "pixel_norm": "raw", "output_norm": "layernorm", "embed_init_std": None,
+                    "size": "small-cpu", "schedule": "paper", "seed": 0}
+
+
+def test_accuracy_between_evaluations_is_interpolated_and_says_so() -> None:
+    rows = [{"samples": 4096, "val_acc": 0.10}, {"samples": 8192, "val_acc": 0.20}]
+    assert acc_at(rows, 4096) == (0.10, False)
+    value, interpolated = acc_at(rows, 6144)
+    assert value == pytest.approx(0.15) and interpolated
+    assert acc_at(rows, 10000) == (None, False)
+
+
+def test_unknown_grid_scale_or_seeds_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(HotStartError, match="unknown grid 'rq9'"):
+        grid_runs("rq9", SCALES["cpu"])
+    assert main(["sweep", "rq1", "--scale", "huge", "--out", str(tmp_path)]) == 2
+    assert "unknown scale 'huge'" in capsys.readouterr().err
+    assert main(["sweep", "rq2", "--seeds", "a,b", "--out", str(tmp_path)]) == 2
+    assert "--seeds takes comma-separated integers" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sweep"
+    cfg = SweepConfig(grid="rq2", out=str(out), scale="smoke", seeds=(0, 1), only=["index", "simp-8x8"])
+    statuses = run_sweep(cfg, progress=False)
+    assert [s["status"] for s in statuses] == ["trained"] * 4
+    assert [s["status"] for s in run_sweep(cfg, progress=False)] == ["done before"] * 4  # nothing retrained
+
+    report = write_report([out], tmp_path / "report", command="hotstart report sweep --out report")
+    files = {p.name for p in report.parent.iterdir()}
+    assert {"report.md", "hot_start.png", "resolution.png", "ablations.png", "glyphs.png", "curves.csv",
+            "runs.csv", "hot_start.csv", "main.csv", "efficiency.csv", "ablations.csv", "verdicts.csv"} <= files
+    text = report.read_text()
+    assert "hotstart sweep rq2 --scale smoke" in text and "hotstart report sweep --out report" in text
+    assert "| 1,024 | " in text  # the end of the smoke window, for index, 8x8 (and no 40x40 run)
+    with (report.parent / "curves.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["run"] for r in rows} == {"hot-index-s0", "hot-index-s1", "hot-simp-8x8-s0", "hot-simp-8x8-s1"}
+    assert all(0.0 <= float(r["val_acc"]) <= 1.0 for r in rows)
+    with (report.parent / "verdicts.csv").open() as f:
+        verdicts = {r["claim"]: r["verdict"] for r in csv.DictReader(f)}
+    assert verdicts["RQ1: vision 8x8 reaches the index baseline's final accuracy"] == "not measured"
+
+
+def test_report_of_a_folder_without_runs_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
