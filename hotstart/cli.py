@@ -84,7 +84,7 @@ _OPTION_PATHS = {
     **{k: ("train", k) for k in (
         "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
         "eval_every", "dense_until", "eval_every_late", "eval_sequences", "patience", "precision", "device", "seed",
-        "freeze_decoder", "tensorboard")},
+        "freeze_decoder", "tensorboard", "compile")},
 }
 
 
@@ -279,6 +279,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hardware")
     g.add_argument("--precision", help="auto | bf16 | fp16 | fp32 (default auto)")
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the decoder (see bench/run.py for whether it pays)")
 
 
 def _add_run_argument(p: argparse.ArgumentParser) -> None:

@@ -120,8 +120,8 @@ class VisionInput(nn.Module):
 
     A glyph is the same picture every time its character appears, so training encodes only the
     distinct IDs of a batch and scatters the vectors back; with gradients off (evaluation,
-    generation) the whole vocabulary is encoded once into a table that is reused until any
-    weight or the bank changes (tracked by tensor version counters).
+    generation, in eval mode) the whole vocabulary is encoded once into a table that is reused until
+    the module leaves eval mode, or a weight or the bank changes (tracked by tensor version counters).
     """
 
     def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor) -> None:
@@ -165,9 +165,16 @@ class VisionInput(nn.Module):
             self._table_key = key
         return self._table
 
+    def train(self, mode: bool = True) -> VisionInput:
+        """Switch mode and drop the cached table: it is only trusted within one stretch of eval mode."""
+        self._table = None
+        return super().train(mode)
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) IDs -> (B, T, n_embd) encoded glyphs."""
-        if not torch.is_grad_enabled():
+        # Fused optimizers update weights without bumping their version counters, so the table is
+        # used only in eval mode (entering it drops any older table) and never across training steps.
+        if not self.training and not torch.is_grad_enabled():
             return self.table()[ids]  # (B, T) -> (B, T, n_embd)
         unique, inverse = torch.unique(ids, return_inverse=True)  # distinct IDs of the batch
         return self.embed_glyphs(self.glyphs[unique])[inverse]  # (U, n_embd) -> (B, T, n_embd)

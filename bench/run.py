@@ -1,0 +1,205 @@
+"""HotStart's speed, measured honestly: one process, variants taking turns, medians of repeats.
+
+    python bench/run.py            # the full benchmark (about 25 minutes on 2 CPU cores)
+    python bench/run.py --quick    # the same keys in under 10 minutes
+
+Prints a table with each target and, as its last line, one JSON object:
+    train_ratio_simp_index / train_ratio_orig_index   training samples/s, vision (8x8) over index
+    eval_ratio_vision_index                           evaluation tokens/s, vision over index
+    ratio_ours_plain      our training samples/s over a plain transformers GPT2LMHeadModel loop
+    mfu                   achieved training FLOP/s (index) over this machine's measured matmul peak
+    prepare_chars_per_s   `prepare` on the built-in corpus
+    bank_render_s_20k     rendering a 20,000-glyph bank at 8x8, no cache
+All training variants use the small-cpu decoder (4 x 256), batch 128, 128-character sequences,
+the built-in corpus's vocabulary and the precision `auto` picks (or --precision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from hotstart.data import PrepareConfig, SampleOrder, prepare
+from hotstart.evaluate import evaluate
+from hotstart.model import InputConfig, ModelConfig, decoder_size
+from hotstart.precision import Precision, resolve
+from hotstart.render import GlyphRenderer, RenderConfig
+from hotstart.throughput import alternate, count_flops, efficiency_variants, median_rate, training_flops
+from hotstart.train import TrainConfig, build_model, make_optimizer, train_step
+
+TARGETS = {  # key: (target, higher is better)
+    "train_ratio_simp_index": (0.97, True),
+    "train_ratio_orig_index": (0.90, True),
+    "eval_ratio_vision_index": (0.99, True),
+    "ratio_ours_plain": (1.0, True),
+    "mfu": (0.25, True),
+    "prepare_chars_per_s": (2e6, True),
+    "bank_render_s_20k": (5.0, False),
+}
+
+
+def bench_prepare(repeats: int) -> float:
+    """Characters per second of `prepare` on the built-in corpus (median of repeats)."""
+    rates = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            corpus = prepare(PrepareConfig(corpus="inews"), Path(tmp) / "data", progress=False)
+            seconds = time.perf_counter() - start
+            rates.append(corpus.meta["raw_chars"] / seconds)
+    return statistics.median(rates)
+
+
+def bench_bank(repeats: int) -> float:
+    """Seconds to render 20,000 distinct CJK glyphs at 8x8 into a fresh cache (median of repeats)."""
+    chars = [chr(c) for c in range(0x4E00, 0x4E00 + 20000)]  # CJK Unified Ideographs, all in Noto Sans CJK
+    renderer = GlyphRenderer(RenderConfig(res=8))
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            renderer.render_bank(chars, specials=[], progress=False, cache_dir=tmp)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def plain_step(vocab_size: int, batches: list[torch.Tensor], prec: Precision):  # noqa: ANN201
+    """A plain transformers training loop: GPT2LMHeadModel, default AdamW, labels = inputs."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    d = decoder_size("small-cpu")
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=vocab_size, n_positions=d.n_positions, n_embd=d.n_embd, n_layer=d.n_layer,
+                     n_head=d.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False)
+    model = GPT2LMHeadModel(cfg).to(prec.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+
+    def step(i: int) -> None:
+        ids = batches[i % len(batches)][:, :-1]  # the same 127 positions our model reads
+        with prec.autocast():
+            loss = model(input_ids=ids, labels=ids).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def ours_step(inp: InputConfig, corpus, batches: list[torch.Tensor], prec: Precision, compile_decoder: bool = False):  # noqa: ANN001, ANN201
+    """Our training step (the loop's own train_step) for one input path; also returns the model."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(vocab_size=len(corpus.vocab), input=inp, decoder=decoder_size("small-cpu")),
+                        corpus.vocab, progress=False).to(prec.device)
+    if compile_decoder:
+        model.decoder.compile()
+    optimizer, scaler = make_optimizer(model, TrainConfig()), prec.grad_scaler()
+    return (lambda i: train_step(model, batches[i % len(batches)], optimizer, scaler, prec, 1.0)), model
+
+
+def matmul_peak(prec: Precision, repeats: int) -> float:
+    """The best median FLOP/s of square matmuls in this precision (the MFU denominator)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec.name, torch.float32)
+    best = 0.0
+    for n in (1024, 2048, 4096):
+        a, b = (torch.randn(n, n, device=prec.device, dtype=dtype) for _ in range(2))
+        a @ b
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            (a @ b).sum().item()
+            times.append(time.perf_counter() - start)
+        best = max(best, 2 * n**3 / statistics.median(times))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats: the same keys in under 10 minutes")
+    parser.add_argument("--precision", default="auto", help="auto (default) | bf16 | fp32")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
+    args = parser.parse_args()
+    rounds, repeats = (3, 1) if args.quick else (7, 3)
+    started = time.perf_counter()
+    prec = resolve(args.device, args.precision)
+    log = lambda msg: print(f"[{time.perf_counter() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+
+    log("prepare on the built-in corpus")
+    prepare_rate = bench_prepare(repeats)
+    log("glyph bank of 20,000 characters")
+    bank_s = bench_bank(repeats)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = prepare(PrepareConfig(corpus="inews"), Path(tmp) / "data", progress=False)
+    order = SampleOrder(corpus.train_index, seed=0, batch_size=128)
+    batches = [corpus.sequences(order.batch(i)[0]).to(prec.device) for i in range(4)]
+    variants = efficiency_variants()
+    steps, models = {}, {}
+    for name in ("index", "vision-simp", "vision-orig"):
+        steps[name], models[name] = ours_step(variants[name], corpus, batches, prec)
+    steps["plain transformers"] = plain_step(len(corpus.vocab), batches, prec)
+    if not args.no_compile and not args.quick:
+        log("compiling the decoder (index and vision-simp)")
+        for name in ("index", "vision-simp"):
+            steps[f"{name} +compile"], _ = ours_step(variants[name], corpus, batches, prec, compile_decoder=True)
+    log(f"training steps: {len(steps)} variants x {rounds} rounds, taking turns")
+    train_s = alternate(steps, rounds=rounds, per_round=2, warmup=2 if not args.quick else 1)
+    train_rate = {name: median_rate(secs, 128) for name, secs in train_s.items()}
+
+    log("evaluation: index vs vision-simp, taking turns")
+    val = corpus.sequences(corpus.val_index[: 256 if args.quick else 512])
+    tokens = val.shape[0] * (val.shape[1] - 1)
+    eval_s = alternate({name: (lambda m: lambda i: evaluate(m, val, prec))(models[name]) for name in ("index", "vision-simp")},
+                       rounds=rounds, per_round=1)
+    eval_rate = {name: median_rate(secs, tokens) for name, secs in eval_s.items()}
+
+    log("FLOPs of a training step and the matmul peak")
+    _, flops_index = training_flops(models["index"], batches[0], prec)
+    _, flops_simp = training_flops(models["vision-simp"], batches[0], prec)
+    peak = matmul_peak(prec, repeats=5)
+    achieved = flops_index * train_rate["index"] / 128
+    result = {
+        "train_ratio_simp_index": train_rate["vision-simp"] / train_rate["index"],
+        "train_ratio_orig_index": train_rate["vision-orig"] / train_rate["index"],
+        "eval_ratio_vision_index": eval_rate["vision-simp"] / eval_rate["index"],
+        "ratio_ours_plain": train_rate["index"] / train_rate["plain transformers"],
+        "mfu": achieved / peak,
+        "prepare_chars_per_s": prepare_rate,
+        "bank_render_s_20k": bank_s,
+    }
+    print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak, achieved, result,
+                time.perf_counter() - started)
+    print(json.dumps({k: round(v, 4) for k, v in result.items()}))
+
+
+def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak, achieved, result, seconds) -> None:  # noqa: ANN001
+    """The human-readable report: environment, every variant's rate, every key against its target."""
+    print(f"python bench/run.py{' --quick' if args.quick else ''}{'' if args.precision == 'auto' else ' --precision ' + args.precision}")
+    print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, device {prec.device}, "
+          f"precision {prec.name}; small-cpu decoder, batch 128 x 128; {seconds:.0f} s in all\n")
+    print("| training variant | samples/s (median) |\n|---|---:|")
+    for name, rate in train_rate.items():
+        print(f"| {name} | {rate:.1f} |")
+    print("\n| evaluation | tokens/s (median) |\n|---|---:|")
+    for name, rate in eval_rate.items():
+        print(f"| {name} | {rate:,.0f} |")
+    print(f"\ntraining FLOPs per step: index {flops_index / 1e9:.0f} G, vision-simp {flops_simp / 1e9:.0f} G; "
+          f"achieved {achieved / 1e9:.1f} GFLOP/s (index) against a measured {prec.name} matmul peak of {peak / 1e9:.1f} GFLOP/s\n")
+    print("| key | value | target | met |\n|---|---:|---:|---|")
+    for key, value in result.items():
+        target, higher = TARGETS[key]
+        met = value >= target if higher else value <= target
+        shown = f"{value:,.0f}" if value > 1000 else f"{value:.3f}"
+        print(f"| {key} | {shown} | {'>=' if higher else '<'} {target:g} | {'yes' if met else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()
