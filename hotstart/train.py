@@ -214,7 +214,8 @@ def check_free_space(run_dir: Path, n_params: int) -> None:
 
 def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
     """Refuse to resume a run with other settings than it was started with."""
-    saved = load_yaml(run_dir / "config.yaml")
+    # through the dataclasses and back, so a setting added since the run started counts at its default
+    saved = to_dict(from_dict(RunConfig, load_yaml(run_dir / "config.yaml")))
     now = to_dict(cfg)
     differ = [f"{section}.{key}" for section in ("model", "train") for key in set(saved.get(section, {})) | set(now[section])
               if saved.get(section, {}).get(key) != now[section].get(key)]

@@ -139,3 +139,17 @@ def test_a_diverging_run_skips_non_finite_steps_then_stops_with_a_clear_error(ti
     assert summary["stop_reason"] == "non_finite_loss" and summary["skipped_steps"] == 5
     assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
     assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path: Path) -> None:
+    from hotstart.config import save_yaml, to_dict
+    from hotstart.train import _check_same_config
+
+    cfg = RunConfig(data="data", model=ModelConfig(vocab_size=10), train=TrainConfig(max_samples=64))
+    saved = to_dict(cfg)
+    del saved["train"]["compile"]  # as written by a version without that option
+    save_yaml(saved, tmp_path / "config.yaml")
+    _check_same_config(tmp_path, cfg)  # no error: the missing setting is at its default
+    cfg.train.compile = True
+    with pytest.raises(HotStartError, match=r"other settings \(train.compile\)"):
+        _check_same_config(tmp_path, cfg)
