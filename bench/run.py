@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     args = parser.parse_args()
-    rounds, repeats = (3, 1) if args.quick else (7, 3)
+    rounds, repeats = (5, 1) if args.quick else (11, 3)
     started = time.perf_counter()
     prec = resolve(args.device, args.precision)
     log = lambda msg: print(f"[{time.perf_counter() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)  # noqa: E731

@@ -121,7 +121,7 @@ class VisionInput(nn.Module):
     A glyph is the same picture every time its character appears, so training encodes only the
     distinct IDs of a batch and scatters the vectors back; with gradients off (evaluation,
     generation, in eval mode) the whole vocabulary is encoded once into a table that is reused until
-    the module leaves eval mode, or a weight or the bank changes (tracked by tensor version counters).
+    a weight or the bank changes.
     """
 
     def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor) -> None:
@@ -151,30 +151,33 @@ class VisionInput(nn.Module):
             glyphs = (glyphs - self.pixel_mean) / self.pixel_std
         return self.norm(self.encoder(glyphs))
 
-    def table(self) -> torch.Tensor:
-        """The whole vocabulary encoded, (V, n_embd), cached until weights or bank change."""
-        key = (
-            tuple(p._version for p in self.parameters()),
-            tuple(p.data_ptr() for p in self.parameters()),
+    def _weights_key(self) -> tuple:
+        """What the cached table depends on. Version counters catch ordinary in-place edits (copy_,
+        load_state_dict); fused optimizer kernels update weights without bumping them, so a sum and
+        a sum of squares of every weight (microseconds for an encoder) catch those."""
+        params = list(self.parameters())
+        with torch.no_grad():
+            fingerprint = torch.stack([t for p in params for t in (p.sum(), p.square().sum())]).tolist() if params else []
+        return (
+            tuple(p._version for p in params),
+            tuple(p.data_ptr() for p in params),
+            tuple(fingerprint),
             self.glyphs.data_ptr(),
             self.glyphs._version,
             torch.is_autocast_enabled(self.glyphs.device.type),
         )
+
+    def table(self) -> torch.Tensor:
+        """The whole vocabulary encoded, (V, n_embd), cached until weights or bank change."""
+        key = self._weights_key()
         if self._table is None or key != self._table_key:
             self._table = self.embed_glyphs(self.glyphs)
             self._table_key = key
         return self._table
 
-    def train(self, mode: bool = True) -> VisionInput:
-        """Switch mode and drop the cached table: it is only trusted within one stretch of eval mode."""
-        self._table = None
-        return super().train(mode)
-
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) IDs -> (B, T, n_embd) encoded glyphs."""
-        # Fused optimizers update weights without bumping their version counters, so the table is
-        # used only in eval mode (entering it drops any older table) and never across training steps.
-        if not self.training and not torch.is_grad_enabled():
+        if not self.training and not torch.is_grad_enabled():  # evaluation and generation
             return self.table()[ids]  # (B, T) -> (B, T, n_embd)
         unique, inverse = torch.unique(ids, return_inverse=True)  # distinct IDs of the batch
         return self.embed_glyphs(self.glyphs[unique])[inverse]  # (U, n_embd) -> (B, T, n_embd)
