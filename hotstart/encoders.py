@@ -122,9 +122,8 @@ class MinimalEncoder(nn.Module):
 
     Above 8x8 the first conv takes non-overlapping s x s patches (s = ceil(res / 8)) instead, so every
     resolution reaches the second conv as a grid of at most 8x8: each pixel still reaches the encoder,
-    but its cost stops growing with the square of the resolution (at 80x80 a full-resolution first
-    conv made one training step about ten times slower than the whole decoder). At 8x8 and below
-    the layers are the plain two-conv encoder.
+    but its cost stops growing with the square of the resolution (a full-resolution first conv made
+    80x80 runs impractical on a CPU). At 8x8 and below the layers are the plain two-conv encoder.
     """
 
     def __init__(self, width: int, pool: int, res: int = 8, stride: int = 0) -> None:
