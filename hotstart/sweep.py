@@ -264,8 +264,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
                                 f"`hotstart sweep {cfg.grid} --list` shows the names")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}", specs)
     data = _prepared_data(cfg, scale, progress)
+    _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}", specs)
     statuses = []
     start = time.perf_counter()
     for i, spec in enumerate(specs, 1):

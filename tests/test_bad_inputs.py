@@ -133,6 +133,13 @@ CASES = [
     Case("eval-checkpoint-unknown", "eval --checkpoint that does not exist", "eval {run} --checkpoint final", "checkpoint"),
     Case("eval-other-vocabulary", "eval of a run whose corpus folder now holds another vocabulary", "eval {tmp}/run2",
          "another vocabulary", _copy_run(_point_at_other_corpus)),
+    Case("sweep-grid-unknown", "unknown sweep grid", "sweep rq9 --scale smoke --out {tmp}/s", "unknown grid"),
+    Case("sweep-scale-unknown", "unknown sweep scale", "sweep rq1 --scale huge --out {tmp}/s", "unknown scale"),
+    Case("sweep-seeds-bad", "--seeds that are not integers", "sweep rq2 --seeds 0,one --out {tmp}/s", "--seeds"),
+    Case("sweep-no-out", "sweep without --out", "sweep rq1 --scale smoke", "--out"),
+    Case("sweep-data-not-prepared", "sweep --data folder that was never prepared", "sweep rq1 --scale smoke --data {tmp} --out {tmp}/s",
+         "prepare"),
+    Case("report-no-runs", "report of a folder with no runs", "report {tmp} --out {tmp}/rep", "neither a run folder"),
     Case("command-unknown", "unknown subcommand", "frobnicate", "invalid choice"),
 ]
 
