@@ -17,6 +17,7 @@ the built-in corpus's vocabulary and the precision `auto` picks (or --precision)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -26,13 +27,19 @@ import time
 from pathlib import Path
 
 import torch
+import transformers
 
 from hotstart.data import PrepareConfig, SampleOrder, prepare
 from hotstart.evaluate import evaluate
 from hotstart.model import InputConfig, ModelConfig, decoder_size
 from hotstart.precision import Precision, resolve
 from hotstart.render import GlyphRenderer, RenderConfig
-from hotstart.throughput import alternate, count_flops, efficiency_variants, median_rate, training_flops
+from hotstart.throughput import (
+    alternate,
+    efficiency_variants,
+    median_rate,
+    training_flops,
+)
 from hotstart.train import TrainConfig, build_model, make_optimizer, train_step
 
 TARGETS = {  # key: (target, higher is better)
@@ -71,14 +78,15 @@ def bench_bank(repeats: int) -> float:
     return statistics.median(times)
 
 
-def plain_step(vocab_size: int, batches: list[torch.Tensor], prec: Precision):  # noqa: ANN201
+def plain_step(vocab_size: int, batches: list[torch.Tensor], prec: Precision):
     """A plain transformers training loop: GPT2LMHeadModel, default AdamW, labels = inputs."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     d = decoder_size("small-cpu")
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=vocab_size, n_positions=d.n_positions, n_embd=d.n_embd, n_layer=d.n_layer,
-                     n_head=d.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False)
+                     n_head=d.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
+                     bos_token_id=None, eos_token_id=None)
     model = GPT2LMHeadModel(cfg).to(prec.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
 
@@ -93,7 +101,7 @@ def plain_step(vocab_size: int, batches: list[torch.Tensor], prec: Precision):  
     return step
 
 
-def ours_step(inp: InputConfig, corpus, batches: list[torch.Tensor], prec: Precision, compile_decoder: bool = False):  # noqa: ANN001, ANN201
+def ours_step(inp: InputConfig, corpus, batches: list[torch.Tensor], prec: Precision, compile_decoder: bool = False):
     """Our training step (the loop's own train_step) for one input path; also returns the model."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(vocab_size=len(corpus.vocab), input=inp, decoder=decoder_size("small-cpu")),
@@ -120,6 +128,27 @@ def matmul_peak(prec: Precision, repeats: int) -> float:
     return best
 
 
+def evaluate_step(model, val: torch.Tensor, prec: Precision, call: int) -> None:  # noqa: ANN001
+    """One evaluation pass (the `evaluate` that training uses) over the benchmark's sequences."""
+    evaluate(model, val, prec)
+
+
+def compare_precisions(corpus, batches: list[torch.Tensor], prec: Precision, rounds: int) -> dict[str, dict[str, float]]:
+    """CPU: the index step in fp32 and in bf16 autocast, taking turns, each with its own matmul peak and MFU."""
+    steps, flops, peaks = {}, {}, {}
+    for name in ("fp32", "bf16"):
+        p = Precision(name, prec.device)
+        steps[name], model = ours_step(efficiency_variants()["index"], corpus, batches, p)
+        flops[name] = training_flops(model, batches[0], p)[1]
+        peaks[name] = matmul_peak(p, repeats=3)
+    seconds = alternate(steps, rounds=rounds, per_round=2)
+    rows = {}
+    for name, secs in seconds.items():
+        rate = median_rate(secs, 128)
+        rows[name] = {"samples_per_s": rate, "mfu": flops[name] * rate / 128 / peaks[name], "peak": peaks[name]}
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats: the same keys in under 10 minutes")
@@ -127,10 +156,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     args = parser.parse_args()
+    transformers.logging.set_verbosity_error()  # the plain model's config notices are not results
     rounds, repeats = (5, 1) if args.quick else (11, 3)
     started = time.perf_counter()
     prec = resolve(args.device, args.precision)
-    log = lambda msg: print(f"[{time.perf_counter() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(f"[{time.perf_counter() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
     log("prepare on the built-in corpus")
     prepare_rate = bench_prepare(repeats)
@@ -146,6 +176,10 @@ def main() -> None:
     for name in ("index", "vision-simp", "vision-orig"):
         steps[name], models[name] = ours_step(variants[name], corpus, batches, prec)
     steps["plain transformers"] = plain_step(len(corpus.vocab), batches, prec)
+    log("FLOPs of a training step and the matmul peak")
+    _, flops_index = training_flops(models["index"], batches[0], prec)
+    _, flops_simp = training_flops(models["vision-simp"], batches[0], prec)
+    peak = matmul_peak(prec, repeats=5)
     if not args.no_compile and not args.quick:
         log("compiling the decoder (index and vision-simp)")
         for name in ("index", "vision-simp"):
@@ -157,15 +191,15 @@ def main() -> None:
     log("evaluation: index vs vision-simp, taking turns")
     val = corpus.sequences(corpus.val_index[: 256 if args.quick else 512])
     tokens = val.shape[0] * (val.shape[1] - 1)
-    eval_s = alternate({name: (lambda m: lambda i: evaluate(m, val, prec))(models[name]) for name in ("index", "vision-simp")},
+    eval_s = alternate({name: functools.partial(evaluate_step, models[name], val, prec) for name in ("index", "vision-simp")},
                        rounds=rounds, per_round=1)
     eval_rate = {name: median_rate(secs, tokens) for name, secs in eval_s.items()}
 
-    log("FLOPs of a training step and the matmul peak")
-    _, flops_index = training_flops(models["index"], batches[0], prec)
-    _, flops_simp = training_flops(models["vision-simp"], batches[0], prec)
-    peak = matmul_peak(prec, repeats=5)
+    if prec.device.type == "cpu":
+        log("precision: the index step in fp32 and in bf16, taking turns")
     achieved = flops_index * train_rate["index"] / 128
+    precisions = compare_precisions(corpus, batches, prec, rounds) if prec.device.type == "cpu" else {}
+    log("done")
     result = {
         "train_ratio_simp_index": train_rate["vision-simp"] / train_rate["index"],
         "train_ratio_orig_index": train_rate["vision-orig"] / train_rate["index"],
@@ -175,12 +209,15 @@ def main() -> None:
         "prepare_chars_per_s": prepare_rate,
         "bank_render_s_20k": bank_s,
     }
+    for name, row in precisions.items():
+        result[f"train_samples_per_s_{name}"] = row["samples_per_s"]
+        result[f"mfu_{name}"] = row["mfu"]
     print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak, achieved, result,
                 time.perf_counter() - started)
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
-def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak, achieved, result, seconds) -> None:  # noqa: ANN001
+def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak, achieved, result, seconds) -> None:
     """The human-readable report: environment, every variant's rate, every key against its target."""
     print(f"python bench/run.py{' --quick' if args.quick else ''}{'' if args.precision == 'auto' else ' --precision ' + args.precision}")
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, device {prec.device}, "
@@ -195,6 +232,9 @@ def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak
           f"achieved {achieved / 1e9:.1f} GFLOP/s (index) against a measured {prec.name} matmul peak of {peak / 1e9:.1f} GFLOP/s\n")
     print("| key | value | target | met |\n|---|---:|---:|---|")
     for key, value in result.items():
+        if key not in TARGETS:
+            print(f"| {key} | {value:,.3f} | | |")
+            continue
         target, higher = TARGETS[key]
         met = value >= target if higher else value <= target
         shown = f"{value:,.0f}" if value > 1000 else f"{value:.3f}"
