@@ -180,9 +180,10 @@ def main() -> None:
     _, flops_index = training_flops(models["index"], batches[0], prec)
     _, flops_simp = training_flops(models["vision-simp"], batches[0], prec)
     peak = matmul_peak(prec, repeats=5)
-    if not args.no_compile and not args.quick:
-        log("compiling the decoder (index and vision-simp)")
-        for name in ("index", "vision-simp"):
+    if not args.no_compile:
+        compiled = ("index",) if args.quick else ("index", "vision-simp")
+        log(f"compiling the decoder ({', '.join(compiled)})")
+        for name in compiled:
             steps[f"{name} +compile"], _ = ours_step(variants[name], corpus, batches, prec, compile_decoder=True)
     log(f"training steps: {len(steps)} variants x {rounds} rounds, taking turns")
     train_s = alternate(steps, rounds=rounds, per_round=2, warmup=2 if not args.quick else 1)
