@@ -128,7 +128,7 @@ def matmul_peak(prec: Precision, repeats: int) -> float:
     return best
 
 
-def evaluate_step(model, val: torch.Tensor, prec: Precision, call: int) -> None:  # noqa: ANN001
+def evaluate_step(model, val: torch.Tensor, prec: Precision, call: int) -> None:
     """One evaluation pass (the `evaluate` that training uses) over the benchmark's sequences."""
     evaluate(model, val, prec)
 
@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="auto (default) | bf16 | fp32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
+    parser.add_argument("--profile", action="store_true", help="also print where a step's time goes (index, vision-orig)")
     args = parser.parse_args()
     transformers.logging.set_verbosity_error()  # the plain model's config notices are not results
     rounds, repeats = (5, 1) if args.quick else (11, 3)
@@ -179,6 +180,7 @@ def main() -> None:
     log("FLOPs of a training step and the matmul peak")
     _, flops_index = training_flops(models["index"], batches[0], prec)
     _, flops_simp = training_flops(models["vision-simp"], batches[0], prec)
+    _, flops_orig = training_flops(models["vision-orig"], batches[0], prec)
     peak = matmul_peak(prec, repeats=5)
     if not args.no_compile:
         compiled = ("index",) if args.quick else ("index", "vision-simp")
@@ -213,14 +215,27 @@ def main() -> None:
     for name, row in precisions.items():
         result[f"train_samples_per_s_{name}"] = row["samples_per_s"]
         result[f"mfu_{name}"] = row["mfu"]
-    print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak, achieved, result,
+    print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, flops_orig, peak, achieved, result,
                 time.perf_counter() - started)
+    if args.profile:
+        print_profile({name: steps[name] for name in ("index", "vision-orig")})
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
-def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak, achieved, result, seconds) -> None:
+def print_profile(steps: dict) -> None:
+    """Where one training step's time goes, per variant: torch's profiler, the ten costliest operators."""
+    from torch.profiler import profile
+
+    for name, step in steps.items():
+        with profile() as prof:
+            step(10_000)
+        print(f"\nprofile of one {name} training step (self CPU time):\n")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+
+
+def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, flops_orig, peak, achieved, result, seconds) -> None:
     """The human-readable report: environment, every variant's rate, every key against its target."""
-    print(f"python bench/run.py{' --quick' if args.quick else ''}{'' if args.precision == 'auto' else ' --precision ' + args.precision}")
+    print(" ".join(["python bench/run.py", *sys.argv[1:]]))
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, device {prec.device}, "
           f"precision {prec.name}; small-cpu decoder, batch 128 x 128; {seconds:.0f} s in all\n")
     print("| training variant | samples/s (median) |\n|---|---:|")
@@ -229,7 +244,9 @@ def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, peak
     print("\n| evaluation | tokens/s (median) |\n|---|---:|")
     for name, rate in eval_rate.items():
         print(f"| {name} | {rate:,.0f} |")
-    print(f"\ntraining FLOPs per step: index {flops_index / 1e9:.0f} G, vision-simp {flops_simp / 1e9:.0f} G; "
+    print(f"\ntraining FLOPs per step: index {flops_index / 1e9:.0f} G, vision-simp {flops_simp / 1e9:.0f} G, "
+          f"vision-orig {flops_orig / 1e9:.0f} G (at equal FLOP/s, orig/index could reach at most "
+          f"{flops_index / flops_orig:.3f}); "
           f"achieved {achieved / 1e9:.1f} GFLOP/s (index) against a measured {prec.name} matmul peak of {peak / 1e9:.1f} GFLOP/s\n")
     print("| key | value | target | met |\n|---|---:|---:|---|")
     for key, value in result.items():
