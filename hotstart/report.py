@@ -3,8 +3,7 @@
 Reads sweep folders (runs/ inside) or single run folders, recognises each run's settings from its
 config.yaml (never from its name or a log), and writes report.md, one CSV per table plus every
 evaluation of every run, and the plots. Nothing in a table is typed in: ours come from the runs,
-the paper's from the constants below, copied from the paper's tables (THUCNews; the efficiency
-table is the paper's zhwp run).
+the paper's from paper.py, copied from the paper's tables.
 """
 
 from __future__ import annotations
@@ -22,24 +21,10 @@ from .checkpoint import read_json
 from .config import load_yaml
 from .errors import HotStartError
 from .model import DECODER_SIZES
+from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
 from .plot import plot_panels, plot_series, read_metrics
 from .sweep import CROPS, RESOLUTIONS
 
-# The paper's tables. PAPER_MAIN[(crop, res)] = (accuracy %, perplexity); crop None = the index row.
-PAPER_MAIN: dict[tuple[float | None, int | None], tuple[float, float]] = {
-    **dict(zip([(1.0, r) for r in RESOLUTIONS], [(29.70, 85.33), (39.21, 46.59), (39.16, 45.83), (39.14, 48.73), (39.03, 49.41)])),
-    **dict(zip([(0.8, r) for r in RESOLUTIONS], [(18.28, 195), (39.18, 46.23), (39.15, 46.33), (39.07, 48.83), (39.08, 48.74)])),
-    **dict(zip([(0.5, r) for r in RESOLUTIONS], [(2.10, 2249), (38.63, 47.95), (38.70, 48.04), (38.66, 49.81), (38.57, 50.33)])),
-    (None, None): (39.10, 47.58),
-}
-HOT_POINTS = (4096, 6152, 8200, 10248)  # the paper's hot-start table rows (samples)
-PAPER_HOT = {"index": (4.30, 4.61, 5.84, 8.45), "vision 8x8": (4.19, 5.57, 12.34, 13.94),
-             "vision 40x40": (13.06, 14.7, 15.46, 15.92)}
-# config: (params, forward GFLOPs per sample, samples/s, Acc@8k %, final acc %)
-PAPER_EFFICIENCY = {"index": ("18.97M", "26.30G", 347.3, 5.30, 39.10),
-                    "vision-orig": ("26.45M", "30.61G", 314.3, 8.88, 39.21),
-                    "vision-opt": ("22.32M", "29.56G", 306.9, 8.75, 39.18),
-                    "vision-simp": ("12.61M", "28.14G", 323.4, 6.97, 39.19)}
 MODES = {1.0: "Vision-100%", 0.8: "Vision-80%", 0.5: "Vision-50%"}
 GLYPH_CHARS = "山水火木日月人口中国"
 
@@ -202,6 +187,18 @@ def final_metrics(runs: list[Run]) -> dict[str, Any] | None:
             "stops": sorted({r.summary["stop_reason"] for r in runs if r.summary})}
 
 
+def _final_cell(mode: str, res: int | None, runs: list[Run], paper: tuple[float, float], csv_rows: list[dict[str, Any]],
+                budgets: set[tuple[int, str]]) -> str:
+    """One cell of the main table, 'ours acc / ppl (paper's)', recording its CSV row and its runs' budget."""
+    ours, (pa, pp) = final_metrics(runs), paper
+    csv_rows.append({"mode": mode, "res": res, "acc": ours and ours["acc"], "ppl": ours and ours["ppl"],
+                     "seeds": ours and ours["n"], "paper_acc": pa / 100, "paper_ppl": pp})
+    if not ours:
+        return f"– ({pa:.2f} / {pp:g})"
+    budgets.add((ours["samples"], ", ".join(ours["stops"])))
+    return f"{100 * ours['acc']:.2f} / {ours['ppl']:.1f} ({pa:.2f} / {pp:g})"
+
+
 def main_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
     """The paper's RQ1/RQ3/RQ4 table: accuracy / perplexity by mode x resolution, ours (paper)."""
     head = "| Mode | " + " | ".join(f"{r}x{r}" for r in RESOLUTIONS) + " |"
@@ -210,20 +207,11 @@ def main_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
     for crop in CROPS:
         cells = []
         for res in RESOLUTIONS:
-            ours, (pa, pp) = final_metrics(select("final", "vision", res=res, crop=crop)), PAPER_MAIN[(crop, res)]
-            cells.append(f"{100 * ours['acc']:.2f} / {ours['ppl']:.1f} ({pa:.2f} / {pp:g})" if ours else f"– ({pa:.2f} / {pp:g})")
-            csv_rows.append({"mode": MODES[crop], "res": res, "acc": ours and ours["acc"], "ppl": ours and ours["ppl"],
-                             "seeds": ours and ours["n"], "paper_acc": pa / 100, "paper_ppl": pp})
-            if ours:
-                budgets.add((ours["samples"], ", ".join(ours["stops"])))
+            cells.append(_final_cell(MODES[crop], res, select("final", "vision", res=res, crop=crop),
+                                     PAPER_MAIN[(crop, res)], csv_rows, budgets))
         lines.append(f"| {MODES[crop]} | " + " | ".join(cells) + " |")
-    ours, (pa, pp) = final_metrics(select("final", "index")), PAPER_MAIN[(None, None)]
-    cell = f"{100 * ours['acc']:.2f} / {ours['ppl']:.1f} ({pa:.2f} / {pp:g})" if ours else f"– ({pa:.2f} / {pp:g})"
+    cell = _final_cell("Index", None, select("final", "index"), PAPER_MAIN[(None, None)], csv_rows, budgets)
     lines.append(f"| Index-based baseline | {cell} |" + " |" * (len(RESOLUTIONS) - 1))
-    csv_rows.append({"mode": "Index", "res": None, "acc": ours and ours["acc"], "ppl": ours and ours["ppl"],
-                     "seeds": ours and ours["n"], "paper_acc": pa / 100, "paper_ppl": pp})
-    if ours:
-        budgets.add((ours["samples"], ", ".join(ours["stops"])))
     note = "; ".join(f"{n:,} samples ({stop})" for n, stop in sorted(budgets))
     text = ("Accuracy % / perplexity of the best checkpoint (lowest validation loss), ours (paper's). "
             f"Runs trained for: {note or 'no finished final-protocol runs'}.\n\n" + "\n".join(lines))
@@ -547,8 +535,8 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     scales = [f"scale '{w['scale']}': {w['scale_settings']['about']}" for w in sweeps if w.get("scale_settings")]
     sections = [
         "# HotStart: the paper's experiments, rerun",
-        f"Decoder of the sweep: {select.base_size}{'; ' + '; '.join(scales) if scales else ''}. "
-        f"Validation reference ({ref_line}).",
+        (f"Decoder of the sweep: {select.base_size}{'; ' + '; '.join(scales) if scales else ''}. "
+         f"Validation reference ({ref_line})."),
         "## Verdicts\n\n" + verdict_text,
         "## RQ2: the hot start\n\n" + hot_text + "\n\n![hot start](hot_start.png)",
         "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
