@@ -178,9 +178,10 @@ class VisionInput(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) IDs -> (B, T, n_embd) encoded glyphs."""
         if not self.training and not torch.is_grad_enabled():  # evaluation and generation
-            return self.table()[ids]  # (B, T) -> (B, T, n_embd)
+            return F.embedding(ids, self.table())  # (B, T) -> (B, T, n_embd)
         unique, inverse = torch.unique(ids, return_inverse=True)  # distinct IDs of the batch
-        return self.embed_glyphs(self.glyphs[unique])[inverse]  # (U, n_embd) -> (B, T, n_embd)
+        # F.embedding rather than [inverse]: the same gather, with a several times faster backward
+        return F.embedding(inverse, self.embed_glyphs(self.glyphs[unique]))  # (U, n_embd) -> (B, T, n_embd)
 
 
 class HotStartLM(nn.Module):
