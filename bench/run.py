@@ -215,6 +215,7 @@ def main() -> None:
     for name, row in precisions.items():
         result[f"train_samples_per_s_{name}"] = row["samples_per_s"]
         result[f"mfu_{name}"] = row["mfu"]
+        result[f"matmul_peak_gflops_{name}"] = row["peak"] / 1e9
     print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, flops_orig, peak, achieved, result,
                 time.perf_counter() - started)
     if args.profile:
