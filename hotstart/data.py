@@ -319,16 +319,16 @@ def _summary(meta: dict, out: Path) -> str:
     cfg, clean = meta["config"], meta["clean"]
     return "\n".join([
         f"prepared {cfg['corpus']} -> {out} in {meta['seconds']:.1f} s ({meta['chars_per_second']:,} chars/s)",
-        f"  {meta['n_documents']:,} documents ({meta['documents_dropped_empty']:,} dropped as empty after cleaning), "
+        (f"  {meta['n_documents']:,} documents ({meta['documents_dropped_empty']:,} dropped as empty after cleaning), "
         f"{meta['raw_chars']:,} chars read -> {meta['n_chars']:,} chars + {meta['n_documents']:,} <sep> "
-        f"= {meta['n_tokens']:,} tokens",
-        f"  cleaning: normalised {clean['normalized']:,} chars ({cfg['normalization']}), "
+         f"= {meta['n_tokens']:,} tokens"),
+        (f"  cleaning: normalised {clean['normalized']:,} chars ({cfg['normalization']}), "
         f"removed {clean['escapes_removed']:,} escape sequences and {clean['controls_removed']:,} control/format "
-        f"chars, collapsed {clean['whitespace_collapsed']:,} whitespace runs",
-        f"  vocab: {meta['vocab_size']:,} tokens (min_freq {cfg['min_freq']}); {meta['unk_chars']:,} rarer "
-        f"distinct chars ({meta['unk_tokens']:,} occurrences) mapped to <unk>",
-        f"  sequences: {meta['n_sequences']:,} x {cfg['seq_len']} (train {meta['n_train']:,}, val {meta['n_val']:,}); "
-        f"last {meta['tail_tokens_dropped']:,} tokens dropped",
+         f"chars, collapsed {clean['whitespace_collapsed']:,} whitespace runs"),
+        (f"  vocab: {meta['vocab_size']:,} tokens (min_freq {cfg['min_freq']}); {meta['unk_chars']:,} rarer "
+         f"distinct chars ({meta['unk_tokens']:,} occurrences) mapped to <unk>"),
+        (f"  sequences: {meta['n_sequences']:,} x {cfg['seq_len']} (train {meta['n_train']:,}, val {meta['n_val']:,}); "
+         f"last {meta['tail_tokens_dropped']:,} tokens dropped"),
     ])
 
 

@@ -59,7 +59,7 @@ def derived_width(name: str, n_embd: int) -> int:
     """
     if name != "orig":
         return 32
-    return max(8, int(round(64 * n_embd / 768 / 8)) * 8)
+    return max(8, round(64 * n_embd / 768 / 8) * 8)
 
 
 class BasicBlock(nn.Module):

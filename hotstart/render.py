@@ -1,4 +1,4 @@
-"""Fonts, glyph thumbnails and the glyph bank.
+"""Glyph thumbnails and the glyph bank (the font files themselves: fonts.py).
 
 Every character of the vocabulary is drawn as a small R x R grayscale picture (paper sec. "Vision
 input"): the font's em box is mapped onto an ink box inside a blank margin, drawn large with
@@ -14,12 +14,10 @@ fallback fonts and the token list.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
 import os
-import struct
 import sys
 import tempfile
 import unicodedata
@@ -28,19 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as PILLOW_VERSION
 from tqdm import tqdm
 
 from . import config
 from .errors import HotStartError
+from .fonts import Face, FontInfo, default_font, load_face, parse_font_spec
 
 MISSING_POLICIES = ("blank", "error", "fallback")
 SPECIAL_GLYPHS = ("<pad>", "<unk>", "<sep>")  # the special tokens this renderer can draw
 GRID_RESOLUTIONS = (4, 8, 20, 40)  # default rows of the preview grid, a spread of the paper's grid
 _CACHE_FORMAT = 1  # bump whenever rendering changes, so older cache files are never reused
-_SFNT_TAGS = (b"\x00\x01\x00\x00", b"OTTO", b"true")  # TrueType, CFF OpenType, Apple TrueType
 _PROGRESS_MIN_TOKENS = 2000  # a bar for a sub-second job is only noise
 _MAX_EXAMPLES = 10
 
@@ -124,150 +121,6 @@ def _require(ok: bool, name: str, value: object, allowed: str) -> None:
 # ----------------------------------------------------------------------------- fonts
 
 
-@dataclass
-class FontInfo:
-    """The identity of one font face, as recorded beside a model."""
-
-    path: str  # absolute path of the font file
-    face: int  # face index inside the file (0 for a single-font file)
-    name: str  # full name from the font's name table, e.g. "Noto Sans CJK SC"
-    sha256: str  # hash of the whole file, so a different file under the same name is noticed
-
-
-@dataclass(frozen=True)
-class _FaceData:
-    name: str
-    cmap: frozenset[int]  # code points the face maps to a glyph
-    ascender: int  # em box top and bottom in font units (OS/2 typo metrics)
-    descender: int
-    units_per_em: int
-
-
-def _file_sig(path: str) -> tuple[str, int, int]:
-    """(absolute path, size, mtime) of a font file: the key of every per-file cache."""
-    st = os.stat(path)
-    return os.path.abspath(path), st.st_size, st.st_mtime_ns
-
-
-def _face_count(path: str) -> int:
-    """Faces in a font file, from its header; HotStartError if the file is missing or not a font."""
-    if not os.path.isfile(path):
-        raise HotStartError(f"font file {path} does not exist; pass an existing TTF/OTF/TTC file")
-    with open(path, "rb") as fh:
-        header = fh.read(12)
-    if header[:4] == b"ttcf" and len(header) == 12:
-        return struct.unpack(">L", header[8:12])[0]  # numFonts of the TTC header
-    if header[:4] in _SFNT_TAGS:
-        return 1
-    raise HotStartError(f"font file {path} is not a TrueType/OpenType font (.ttf, .otf or .ttc)")
-
-
-@functools.cache
-def _face_data(path: str, size: int, mtime_ns: int, face: int) -> _FaceData:
-    """Name, coverage and em box of one face (loading a CJK cmap takes ~0.1 s, so once per process)."""
-    try:
-        with TTFont(path, fontNumber=face, lazy=True) as tt:
-            names = tt["name"]
-            name = names.getDebugName(4) or names.getDebugName(1) or Path(path).stem
-            cmap = frozenset(tt.getBestCmap() or ())
-            upm = tt["head"].unitsPerEm
-            asc, desc = _em_box(tt, upm)
-    except Exception as exc:  # fontTools raises many types on damaged files; all mean "not usable"
-        raise HotStartError(f"font file {path} (face {face}) cannot be read: {exc}".splitlines()[0]) from None
-    return _FaceData(name, cmap, asc, desc, upm)
-
-
-def _em_box(tt: TTFont, upm: int) -> tuple[int, int]:
-    """(ascender, descender) in font units; for CJK fonts the ideographic em box (880, -120)."""
-    if "OS/2" in tt and tt["OS/2"].sTypoAscender - tt["OS/2"].sTypoDescender > 0:
-        return tt["OS/2"].sTypoAscender, tt["OS/2"].sTypoDescender
-    if "hhea" in tt and tt["hhea"].ascent - tt["hhea"].descent > 0:
-        return tt["hhea"].ascent, tt["hhea"].descent
-    return upm, 0
-
-
-@functools.cache
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _checked_face(path: str, face: int) -> _FaceData:
-    """The face's data after checking that the file is a font and the index is in range."""
-    count = _face_count(path)
-    if not 0 <= face < count:
-        raise HotStartError(
-            f"font file {path} has {count} face(s), so face {face} does not exist; use a face from 0 to {count - 1}"
-        )
-    return _face_data(*_file_sig(path), face)
-
-
-def font_info(path: str, face: int) -> FontInfo:
-    """Identity (absolute path, face, full name, file sha256) of a font face; checks the file."""
-    data = _checked_face(str(path), face)
-    sig = _file_sig(str(path))
-    return FontInfo(path=sig[0], face=face, name=data.name, sha256=_file_sha256(*sig))
-
-
-@functools.cache
-def default_font() -> tuple[str, int]:
-    """(path, face) of Noto Sans CJK SC in the noto-cjk-sans-otc package, the face found by name."""
-    try:
-        import noto_cjk_sans_otc
-    except ImportError:
-        raise HotStartError(
-            "the default font package is not installed; pip install noto-cjk-sans-otc or pass --font PATH"
-        ) from None
-    path = str(noto_cjk_sans_otc.FONT_PATH)
-    for face in range(_face_count(path)):
-        # the name table is tiny; the cmap of faces we skip is never loaded
-        with TTFont(path, fontNumber=face, lazy=True) as tt:
-            names = [tt["name"].getDebugName(i) or "" for i in (4, 1)]
-        if any("Noto Sans CJK SC" in n and "Mono" not in n for n in names):
-            return path, face
-    raise HotStartError(f"font file {path} has no Noto Sans CJK SC face; reinstall noto-cjk-sans-otc")
-
-
-def _parse_font_spec(spec: str) -> tuple[str, int]:
-    """"path" or "path#face" -> (path, face); a '#' not followed by digits is part of the path."""
-    path, sep, face = spec.rpartition("#")
-    if sep and face.isdigit():
-        return path, int(face)
-    return spec, 0
-
-
-@functools.cache
-def _pil_font(path: str, face: int, size: float) -> ImageFont.FreeTypeFont:
-    """A sized FreeType font, shared by every renderer that needs it."""
-    try:
-        # BASIC layout: one character needs no shaping, and raqm may be absent on other machines
-        return ImageFont.truetype(path, size, index=face, layout_engine=ImageFont.Layout.BASIC)
-    except OSError as exc:
-        raise HotStartError(f"FreeType cannot use font {path} (face {face}) at {size:g} px: {exc}") from None
-
-
-@dataclass(frozen=True)
-class _Face:
-    """One font face ready to draw into the supersampled canvas."""
-
-    info: FontInfo
-    cmap: frozenset[int]
-    pil: ImageFont.FreeTypeFont
-    ascender_px: float  # distance from the top of the em box down to the baseline, canvas px
-
-
-def _load_face(path: str, face: int, em_px: int) -> _Face:
-    """Size the face so that its em box (typo ascender - descender) is exactly em_px tall."""
-    info = font_info(path, face)
-    data = _checked_face(path, face)
-    size = em_px * data.units_per_em / (data.ascender - data.descender)
-    pil = _pil_font(info.path, face, size)
-    return _Face(info, data.cmap, pil, data.ascender * size / data.units_per_em)
-
-
 # ----------------------------------------------------------------------------- glyphs
 
 
@@ -312,8 +165,8 @@ class GlyphRenderer:
         self.cfg = cfg
         path, face = (cfg.font, 0) if cfg.font is not None else default_font()
         em_px = cfg.ink_px * cfg.supersample
-        self._primary = _load_face(path, face if cfg.face is None else cfg.face, em_px)
-        self._fallbacks = [_load_face(*_parse_font_spec(s), em_px) for s in cfg.fallback_fonts]
+        self._primary = load_face(path, face if cfg.face is None else cfg.face, em_px)
+        self._fallbacks = [load_face(*parse_font_spec(s), em_px) for s in cfg.fallback_fonts]
         self.font: FontInfo = self._primary.info
         k, m, n = cfg.supersample, cfg.margin_px, cfg.ink_px
         self._canvas = Image.new("L", (cfg.res * k, cfg.res * k))
@@ -339,13 +192,13 @@ class GlyphRenderer:
             raise HotStartError(self._missing_error([ch]))
         return np.zeros((self.cfg.res, self.cfg.res), dtype=np.float32)
 
-    def _face_for(self, ch: str) -> _Face | None:
+    def _face_for(self, ch: str) -> Face | None:
         """The first font that has `ch`: the primary, then (policy "fallback") each fallback."""
         if ord(ch) in self._primary.cmap:
             return self._primary
         return next((f for f in self._fallbacks if ord(ch) in f.cmap), None)
 
-    def _rasterise(self, face: _Face, ch: str) -> np.ndarray:
+    def _rasterise(self, face: Face, ch: str) -> np.ndarray:
         """Draw `ch` large, em box on the ink box, advance centred; area-average down; crop."""
         out = np.zeros((self.cfg.res, self.cfg.res), dtype=np.float32)
         if ch.isspace() or unicodedata.category(ch) == "Cc":
@@ -485,7 +338,7 @@ def _load_bank(path: Path, n_tokens: int, res: int, settings: dict) -> GlyphBank
             fallback_used = json.loads(str(data["fallback_used"]))
         if glyphs.shape != (n_tokens, res, res) or glyphs.dtype != np.float32:
             raise ValueError(f"glyphs have shape {glyphs.shape} {glyphs.dtype}")
-    except Exception as exc:  # any damage (truncated zip, bad JSON, wrong shape) means render again
+    except Exception as exc:  # noqa: BLE001 - any damage (truncated zip, bad JSON, wrong shape) means render again
         print(f"warning: glyph cache {path} is unreadable ({exc}); rendering again", file=sys.stderr)
         return None
     # settings come from this run: the same font file may now live at another path

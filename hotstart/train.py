@@ -40,7 +40,6 @@ from .checkpoint import (
 from .config import from_dict, load_yaml, save_yaml, to_dict
 from .data import SPECIALS, PreparedCorpus, SampleOrder, Vocab
 from .encoders import patch_stride
-from .encoders import patch_stride
 from .errors import HotStartError
 from .evaluate import evaluate
 from .model import HotStartLM, ModelConfig, format_parameter_counts, glyph_bank

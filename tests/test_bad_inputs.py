@@ -13,14 +13,14 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from hotstart.cli import main
-from hotstart.render import default_font
+from hotstart.fonts import default_font
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-inputs.md"
 

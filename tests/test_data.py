@@ -18,11 +18,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotstart.corpus import (
-    _ESCAPE, CleanStats, clean_text, clean_texts, detect_format, read_documents,
+    _ESCAPE,
+    CleanStats,
+    clean_text,
+    clean_texts,
+    detect_format,
+    read_documents,
 )
 from hotstart.data import (
-    PAD_ID, SEP_ID, SPECIALS, UNK_ID, PreparedCorpus, PrepareConfig, SampleOrder, Vocab,
-    curriculum_size, prepare,
+    PAD_ID,
+    SEP_ID,
+    SPECIALS,
+    UNK_ID,
+    PrepareConfig,
+    PreparedCorpus,
+    SampleOrder,
+    Vocab,
+    curriculum_size,
+    prepare,
 )
 from hotstart.errors import HotStartError
 
@@ -354,7 +367,7 @@ def test_vocab_round_trip_keeps_known_characters_and_maps_the_rest_to_unk(counts
     vocab.save(path)
     loaded = Vocab.load(path)
     assert loaded.tokens == vocab.tokens and loaded.counts == vocab.counts
-    text = "".join(ch for ch in text if not unicodedata.category(ch) == "Cs")
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cs")
     ids = loaded.encode(text)
     known = set(loaded.chars)
     assert len(ids) == len(text)

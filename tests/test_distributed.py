@@ -33,7 +33,7 @@ def test_two_process_torchrun_matches_one_process(tiny_corpus: PreparedCorpus, t
     assert main(args(tiny_corpus, tmp_path / "one")) == 0
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                              "-m", "hotstart", *args(tiny_corpus, tmp_path / "two")],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "processes 2" in result.stderr
     one, two = rows(tmp_path / "one"), rows(tmp_path / "two")

@@ -8,7 +8,13 @@ import torch
 from hotstart.data import SPECIALS
 from hotstart.encoders import EncoderConfig, GlyphEncoder
 from hotstart.errors import HotStartError
-from hotstart.model import HotStartLM, InputConfig, ModelConfig, decoder_size, glyph_bank
+from hotstart.model import (
+    HotStartLM,
+    InputConfig,
+    ModelConfig,
+    decoder_size,
+    glyph_bank,
+)
 from hotstart.render import RenderConfig
 
 TOKENS = list(SPECIALS) + list("的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年山水火木")

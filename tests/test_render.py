@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from hotstart.errors import HotStartError
-from hotstart.render import GlyphRenderer, RenderConfig, default_font, font_info, render_grid
+from hotstart.fonts import default_font, font_info
+from hotstart.render import GlyphRenderer, RenderConfig, render_grid
 
 DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 PUA = "\ue000"  # Private Use Area: no public font maps it

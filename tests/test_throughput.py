@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from hotstart.throughput import alternate, count_flops, median_rate
@@ -9,7 +11,7 @@ from hotstart.throughput import alternate, count_flops, median_rate
 
 def test_alternate_times_every_variant_once_per_round_after_warmup() -> None:
     calls: list[tuple[str, int]] = []
-    steps = {name: (lambda n: lambda i: calls.append((n, i)))(name) for name in ("a", "b")}
+    steps = {name: functools.partial(lambda n, i: calls.append((n, i)), name) for name in ("a", "b")}
     seconds = alternate(steps, rounds=3, per_round=2, warmup=1)
     assert {k: len(v) for k, v in seconds.items()} == {"a": 3, "b": 3}
     # warm-up a, b; then rounds a a b b, three times; every call gets a fresh number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor() -> None:
     cfg = TrainConfig(schedule="cosine", lr_max=1e-3, warmup_samples=128 * 10, min_lr_ratio=0.1)
     lrs = [lr_at(s, cfg, 100) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
     assert lr_at(100, cfg, 100) == pytest.approx(1e-4)
 
 
