@@ -9,7 +9,8 @@ import pytest
 
 from hotstart.cli import main
 from hotstart.errors import HotStartError
-from hotstart.report import acc_at, run_axes, write_report
+from hotstart.report import write_report
+from hotstart.runs import acc_at, run_axes
 from hotstart.sweep import SCALES, SweepConfig, grid_runs, run_sweep
 
 

@@ -1,0 +1,132 @@
+"""Run folders as records: each run's settings read from its config.yaml, its evaluations, its summary.
+
+A report recognises what a run is from its config.yaml, never from its folder name or a log, so a run
+trained by hand with `hotstart train` sits in the same tables as one a sweep trained. A run still in
+progress counts with the evaluations it has reached.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import read_json
+from .config import load_yaml
+from .errors import HotStartError
+from .model import DECODER_SIZES
+from .plot import read_metrics
+
+
+@dataclass
+class Run:
+    """One run folder as the report sees it: its settings (axes), evaluations and summary."""
+
+    name: str
+    axes: dict[str, Any]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any] | None
+    config: dict[str, Any]
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The evaluation with the lowest validation loss (the best checkpoint's)."""
+        return min(self.rows, key=lambda r: r["val_loss"]) if self.rows else None
+
+
+def _size_name(decoder: dict[str, Any]) -> str:
+    for name, size in DECODER_SIZES.items():
+        if (size.n_layer, size.n_head, size.n_embd) == (decoder["n_layer"], decoder["n_head"], decoder["n_embd"]):
+            return name
+    return f"{decoder['n_layer']}x{decoder['n_embd']}"
+
+
+def run_axes(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The settings a report groups by, read from a run's config.yaml."""
+    inp, tc = cfg["model"]["input"], cfg["train"]
+    vision = inp["kind"] == "vision"
+    if tc.get("schedule", "onecycle") == "onecycle":
+        schedule = "paper" if tc.get("lr_max", 1.5e-3) == 1.5e-3 else f"onecycle-{tc['lr_max']:g}"
+    else:
+        schedule = "warmup"
+    return {
+        "protocol": "hot" if tc.get("max_samples") is not None and tc["max_samples"] == tc.get("dense_until") else "final",
+        "kind": inp["kind"],
+        "encoder": inp["encoder"]["name"] if vision else None,
+        "res": inp["render"]["res"] if vision else None,
+        "crop": inp["render"]["crop"] if vision else None,
+        "pixel_norm": inp["pixel_norm"] if vision else None,
+        "output_norm": inp["output_norm"] if vision else None,
+        "embed_init_std": None if vision else inp.get("embed_init_std", 0.02),
+        "size": _size_name(cfg["model"]["decoder"]),
+        "schedule": schedule,
+        "seed": tc.get("seed", 0),
+    }
+
+
+def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]], dict[str, Any] | None]:
+    """Runs under the given sweep or run folders, the sweeps' records, and a throughput measurement."""
+    runs, sweeps, throughput = [], [], None
+    for path in map(Path, paths):
+        if (path / "config.yaml").is_file():
+            folders = [path]
+        elif (path / "runs").is_dir():
+            folders = sorted(p for p in (path / "runs").iterdir() if (p / "config.yaml").is_file())
+            if (path / "sweep.json").is_file():
+                sweeps.append({"path": str(path), **read_json(path / "sweep.json", "sweep record")})
+            if (path / "throughput.json").is_file():
+                throughput = read_json(path / "throughput.json", "throughput measurement")
+        else:
+            raise HotStartError(f"{path} is neither a run folder (config.yaml) nor a sweep folder (runs/); "
+                                "pass folders written by `hotstart train` or `hotstart sweep`")
+        specs = sweeps[-1].get("runs", {}) if sweeps and sweeps[-1]["path"] == str(path) else {}
+        for folder in folders:
+            if not (folder / "metrics.jsonl").is_file():
+                continue  # created but never evaluated
+            cfg = load_yaml(folder / "config.yaml")
+            summary = read_json(folder / "summary.json", "run summary") if (folder / "summary.json").is_file() else None
+            axes = run_axes(cfg)
+            if folder.name in specs:  # a sweep knows which protocol it ran; otherwise it is inferred
+                axes["protocol"] = specs[folder.name]["protocol"]
+            runs.append(Run(folder.name, axes, read_metrics(folder), summary, cfg))
+    if not runs:
+        raise HotStartError(f"no evaluated runs under {', '.join(map(str, paths))}; train some first")
+    return runs, sweeps, throughput
+
+
+class Selector:
+    """Picks runs by settings, taking the paper's setting for every axis not named."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        self.runs = runs
+        sizes = [r.axes["size"] for r in runs]
+        self.base_size = max(set(sizes), key=sizes.count)  # the sweep's own decoder size
+
+    def __call__(self, protocol: str, kind: str, **axes: Any) -> list[Run]:
+        want = {"protocol": protocol, "kind": kind, "size": self.base_size, "schedule": "paper", **axes}
+        if kind == "vision":
+            want = {"encoder": "simp", "res": 8, "crop": 1.0, "pixel_norm": "standardize",
+                    "output_norm": "layernorm", **want}
+        else:
+            want = {"embed_init_std": 0.02, **want}
+        return [r for r in self.runs if all(r.axes[k] == v for k, v in want.items())]
+
+
+def acc_at(rows: list[dict[str, Any]], samples: int) -> tuple[float | None, bool]:
+    """Accuracy at `samples`, linearly interpolated between evaluations; (value, was interpolated)."""
+    points = sorted((r["samples"], r["val_acc"]) for r in rows)
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if x0 == samples:
+            return y0, False
+        if x0 < samples < x1:
+            return y0 + (y1 - y0) * (samples - x0) / (x1 - x0), True
+    if points and points[-1][0] == samples:
+        return points[-1][1], False
+    return None, False
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
