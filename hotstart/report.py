@@ -388,6 +388,22 @@ def _environment_section(runs: list[Run], sweeps: list[dict[str, Any]], command:
     return "\n".join(lines)
 
 
+def completeness(runs: list[Run], sweeps: list[dict[str, Any]]) -> str | None:
+    """A warning line when the sweeps' planned runs are not all finished, naming what is missing; else None."""
+    planned = {name for sweep in sweeps for name in sweep.get("runs", {})}
+    present = {r.name for r in runs}
+    finished = {r.name for r in runs if r.summary}
+    if planned <= finished:
+        return None
+    missing = sorted(planned - present)
+    in_progress = sorted((planned & present) - finished)
+    names = (f" ({', '.join(missing[:8])}{f' and {len(missing) - 8} more' if len(missing) > 8 else ''})"
+             if missing else "")
+    return (f"**Partial report: {len(planned & finished)} of {len(planned)} planned runs finished, "
+            f"{len(in_progress)} in progress, {len(missing)} not started{names}.** Tables show what exists; "
+            "rerun the sweep's command (below) to finish the rest, then this report's command.")
+
+
 def write_report(paths: list[str | Path], out: str | Path, command: str = "") -> Path:
     """Read the runs under `paths` and write report.md, the CSVs and the plots into `out`."""
     start = time.perf_counter()
@@ -419,6 +435,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     scales = [f"scale '{w['scale']}': {w['scale_settings']['about']}" for w in sweeps if w.get("scale_settings")]
     sections = [
         "# HotStart: the paper's experiments, rerun",
+        *([partial] if (partial := completeness(runs, sweeps)) else []),
         (f"Decoder of the sweep: {select.base_size}{'; ' + '; '.join(scales) if scales else ''}. "
          f"Validation reference ({ref_line})."),
         "## Verdicts\n\n" + verdict_text,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,13 @@ def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureF
     with (report.parent / "verdicts.csv").open() as f:
         verdicts = {r["claim"]: r["verdict"] for r in csv.DictReader(f)}
     assert verdicts["RQ1: vision 8x8 reaches the index baseline's final accuracy"] == "not measured"
+    assert "Partial report" not in text
+
+    (out / "runs" / "hot-index-s1" / "summary.json").unlink()  # as if killed mid-run
+    shutil.rmtree(out / "runs" / "hot-simp-8x8-s1")  # as if never started
+    text = write_report([out], tmp_path / "report").read_text()
+    assert ("Partial report: 2 of 4 planned runs finished, 1 in progress, 1 not started (hot-simp-8x8-s1)"
+            in text)
 
 
 def test_report_of_a_folder_without_runs_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
