@@ -10,8 +10,6 @@ Prints a table with each target and, as its last line, one JSON object:
     mfu                   achieved training FLOP/s (index) over this machine's measured matmul peak
     prepare_chars_per_s   `prepare` on the built-in corpus
     bank_render_s_20k     rendering a 20,000-glyph bank at 8x8, no cache
-    ratio_keep_freed_memory   (glibc only) the index step with freed memory kept in the heap, as training
-                          runs it (hotstart/allocator.py), over the same step with glibc's default
 All training variants use the small-cpu decoder (4 x 256), batch 128, 128-character sequences,
 the built-in corpus's vocabulary and the precision `auto` picks (or --precision).
 """
@@ -31,7 +29,6 @@ from pathlib import Path
 import torch
 import transformers
 
-from hotstart.allocator import keep_freed_memory, set_keep_freed_memory
 from hotstart.data import PrepareConfig, SampleOrder, prepare
 from hotstart.evaluate import evaluate
 from hotstart.model import InputConfig, ModelConfig, decoder_size
@@ -152,17 +149,6 @@ def compare_precisions(corpus, batches: list[torch.Tensor], prec: Precision, rou
     return rows
 
 
-def memory_returned(step):
-    """`step` run with glibc's default of handing large freed blocks back to the kernel."""
-    def run(i: int) -> None:
-        set_keep_freed_memory(False)
-        try:
-            step(i)
-        finally:
-            set_keep_freed_memory(True)
-    return run
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats: the same keys in under 10 minutes")
@@ -174,7 +160,6 @@ def main() -> None:
     transformers.logging.set_verbosity_error()  # the plain model's config notices are not results
     rounds, repeats = (5, 1) if args.quick else (11, 3)
     started = time.perf_counter()
-    memory = keep_freed_memory()  # as `hotstart train` runs; the plain loop shares the process, so it gains too
     prec = resolve(args.device, args.precision)
     log = lambda msg: print(f"[{time.perf_counter() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
@@ -192,8 +177,6 @@ def main() -> None:
     for name in ("index", "vision-simp", "vision-orig"):
         steps[name], models[name] = ours_step(variants[name], corpus, batches, prec)
     steps["plain transformers"] = plain_step(len(corpus.vocab), batches, prec)
-    if memory.startswith("glibc"):
-        steps["index, freed memory returned"] = memory_returned(steps["index"])
     log("FLOPs of a training step and the matmul peak")
     _, flops_index = training_flops(models["index"], batches[0], prec)
     _, flops_simp = training_flops(models["vision-simp"], batches[0], prec)
@@ -229,8 +212,6 @@ def main() -> None:
         "prepare_chars_per_s": prepare_rate,
         "bank_render_s_20k": bank_s,
     }
-    if "index, freed memory returned" in train_rate:
-        result["ratio_keep_freed_memory"] = train_rate["index"] / train_rate["index, freed memory returned"]
     for name, row in precisions.items():
         result[f"train_samples_per_s_{name}"] = row["samples_per_s"]
         result[f"mfu_{name}"] = row["mfu"]
@@ -257,7 +238,7 @@ def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, flop
     """The human-readable report: environment, every variant's rate, every key against its target."""
     print(" ".join(["python bench/run.py", *sys.argv[1:]]))
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, device {prec.device}, "
-          f"precision {prec.name}, host memory {keep_freed_memory()}; small-cpu decoder, batch 128 x 128; {seconds:.0f} s in all\n")
+          f"precision {prec.name}; small-cpu decoder, batch 128 x 128; {seconds:.0f} s in all\n")
     print("| training variant | samples/s (median) |\n|---|---:|")
     for name, rate in train_rate.items():
         print(f"| {name} | {rate:.1f} |")

@@ -19,7 +19,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from .allocator import keep_freed_memory
 from .data import PreparedCorpus, SampleOrder
 from .encoders import EncoderConfig
 from .model import HotStartLM, InputConfig, ModelConfig, decoder_size
@@ -94,7 +93,6 @@ def measure_efficiency(scale: Any, data: str | Path, repeats: int = 5, device: s
     """Parameters, FLOPs per sample and alternating training samples/s of every efficiency variant."""
     from .train import TrainConfig, build_model, make_optimizer, train_step
 
-    keep_freed_memory()  # measured as `hotstart train` runs
     corpus = PreparedCorpus.load(data)
     prec = resolve(device, precision)
     order = SampleOrder(corpus.train_index, seed=0, batch_size=scale.batch_size)

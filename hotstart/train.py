@@ -29,7 +29,6 @@ import torch
 from tqdm import tqdm
 
 from . import __version__, distributed
-from .allocator import keep_freed_memory
 from .checkpoint import (
     load_training_state,
     load_weights,
@@ -239,7 +238,6 @@ def _environment(prec: Precision) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name(prec.device) if prec.device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "precision": prec.name,
-        "host_memory": keep_freed_memory(),
     }
 
 
@@ -293,7 +291,6 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     cfg.model.vocab_size = len(corpus.vocab)
     if cfg.model.decoder.n_positions < corpus.seq_len:
         raise HotStartError(f"decoder n_positions {cfg.model.decoder.n_positions} < corpus seq_len {corpus.seq_len}")
-    keep_freed_memory()  # before the first large tensor
     prec = resolve(tc.device, tc.precision)
     group, device = distributed.join(prec.device, tc.batch_size)
     prec = Precision(prec.name, device)
