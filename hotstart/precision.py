@@ -1,16 +1,20 @@
 """Device and numeric precision: detected, overridable, and reported in every run.
 
-bf16 autocast where the hardware has fast bf16 matrix units (CUDA with bf16 support; CPUs with AMX
-tiles), fp16 with a gradient scaler on CUDA without bf16, fp32 otherwise. On a CPU with AVX512-BF16
-but no AMX, bf16 autocast trained the small-cpu decoder about a third slower than fp32 when we
-measured it (the bf16 dot-product instructions do not make up for the casts), so `auto` takes
-fp32 there; `--precision bf16` still forces it. fp16 is never chosen on a CPU: CPU fp16 matmuls
-are emulated and slower than fp32.
+On CUDA, `auto` takes bf16 autocast where the GPU supports it and fp16 with a gradient scaler
+otherwise. On a CPU, `auto` measures rather than guesses from CPU flags: it times a matmul in fp32
+and under bf16 autocast (casts included) and takes bf16 only when it is clearly faster. CPU flags
+proved a poor guide: on two machines with AVX512-BF16 and no AMX, bf16 autocast trained the
+small-cpu decoder about a third slower than fp32 on one and 1.66x faster on the other, and their
+measured matmul peaks ranked them the same way (bf16 about 0.57x and 2.3x fp32's). `--precision bf16` or `fp32` skips the probe. fp16 is never
+chosen on a CPU: CPU fp16 matmuls are emulated and slower than fp32.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -32,10 +36,34 @@ def pick_device(name: str = "auto") -> torch.device:
         raise HotStartError(f"unknown device '{name}'; use auto, cpu or cuda[:N]") from None
 
 
-def cpu_has_amx() -> bool:
-    """True when this CPU has AMX tiles (as reported by torch), where bf16 beats fp32."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe and probe())
+# bf16 must beat fp32 by this factor on the probe before `auto` takes it: a training step also
+# spends time outside matmuls, where bf16 gains nothing (one CPU's 2.3x matmul gain gave 1.66x in
+# training), and a margin keeps a near tie from flipping between runs on timing noise.
+BF16_MIN_SPEEDUP = 1.25
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # the first call pays for oneDNN's kernel selection and the allocations
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@functools.cache
+def cpu_bf16_speedup(size: int = 1024, repeats: int = 5) -> float:
+    """fp32 matmul time / bf16-autocast matmul time on this CPU (>1: bf16 is faster), with this
+    process's thread count. Takes a fraction of a second, once per process."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+
+    def bf16_matmul() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            a @ b
+
+    fp32 = _median_seconds(lambda: a @ b, repeats)
+    return fp32 / _median_seconds(bf16_matmul, repeats)
 
 
 def pick_precision(name: str, device: torch.device) -> str:
@@ -50,7 +78,7 @@ def pick_precision(name: str, device: torch.device) -> str:
             raise HotStartError("this GPU has no bf16 support; use --precision fp16 or fp32")
         return name
     if name == "auto":
-        return "bf16" if cpu_has_amx() else "fp32"
+        return "bf16" if cpu_bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
     if name == "fp16":
         raise HotStartError("fp16 on a CPU is emulated and slow; use --precision bf16 or fp32")
     return name

@@ -4,7 +4,11 @@ A sweep folder holds
     data/             the prepared corpus (the built-in one, unless --data names another)
     runs/NAME/        one run folder per grid point (see train.py); NAME spells out its settings
     throughput.json   efficiency grid: FLOPs per sample and alternating samples/s of every encoder
-    sweep.json        the scale, the grids asked for and the commands that ran
+    sweep.json        the scale, the grids asked for, the commands that ran and the precision
+
+Every run of a sweep trains in one precision, fixed when the sweep first starts (`auto` resolved
+then) and kept by every later invocation, so a sweep resumed on another machine, where `auto` would
+choose differently, still compares like with like.
 
 Two protocols share every grid:
     hot    the paper's schedule (OneCycle spanning 1M samples) stopped after the hot-start window,
@@ -26,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import read_json, write_json
+from .config import load_yaml
 from .data import PrepareConfig, PreparedCorpus, prepare
 from .encoders import EncoderConfig
 from .errors import HotStartError
 from .model import InputConfig, ModelConfig, decoder_size
+from .precision import pick_device, pick_precision
 from .render import RenderConfig
 from .train import RunConfig, TrainConfig, train
 
@@ -238,12 +244,44 @@ def _prepared_data(cfg: SweepConfig, scale: Scale, progress: bool) -> Path:
     return data.resolve()
 
 
-def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str, specs: list[RunSpec]) -> None:
-    """Add this invocation to sweep.json: its command (the report prints them) and its runs' grid points."""
+def sweep_precision(out: Path, asked: str, device: str) -> str:
+    """The precision every run in `out` trains in: the one sweep.json or its finished runs record, else
+    `asked` resolved on this machine. Asking for a different one than the sweep's is an error."""
+    used = set()
+    record_path = out / "sweep.json"
+    if record_path.exists():
+        used.add(read_json(record_path, "sweep record").get("precision"))
+    for summary in sorted(out.glob("runs/*/summary.json")):
+        used.add(read_json(summary, "run summary").get("environment", {}).get("precision"))
+    used.discard(None)
+    if not used:
+        return pick_precision(asked, pick_device(device))
+    if len(used) > 1:
+        raise HotStartError(f"the runs in {out} trained in different precisions ({', '.join(sorted(used))}), so they "
+                            "are not comparable; retrain the odd ones out, or use another --out")
+    pinned = used.pop()
+    if asked not in ("auto", pinned):
+        raise HotStartError(f"the runs in {out} trained in {pinned}, and a sweep's runs must share one precision to be "
+                            f"comparable; pass --precision {pinned} (or auto), or use another --out for {asked}")
+    return pinned
+
+
+def _started_precision(run_dir: Path) -> str | None:
+    """The precision a half-finished run was started with (as asked: `auto` from older versions)."""
+    try:
+        return load_yaml(run_dir / "config.yaml").get("train", {}).get("precision")
+    except (HotStartError, OSError):
+        return None
+
+
+def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str, specs: list[RunSpec], precision: str) -> None:
+    """Add this invocation to sweep.json: its command (the report prints them), its runs' grid points and
+    the sweep's precision."""
     path = out / "sweep.json"
     record = read_json(path, "sweep record") if path.exists() else {"scale": scale.name, "commands": [], "grids": []}
     if record["scale"] != scale.name:
         raise HotStartError(f"{out} holds a sweep at scale '{record['scale']}', not '{scale.name}'; use another --out")
+    record["precision"] = precision
     record["scale_settings"] = {k: v for k, v in vars(scale).items()}
     if command not in record["commands"]:
         record["commands"].append(command)
@@ -264,8 +302,11 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
                                 f"`hotstart sweep {cfg.grid} --list` shows the names")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    precision = sweep_precision(out, cfg.precision, cfg.device)
     data = _prepared_data(cfg, scale, progress)
-    _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}", specs)
+    _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}", specs,
+            precision)
+    print(f"sweep precision {precision} (every run of {out} trains in it)", file=sys.stderr)
     statuses = []
     start = time.perf_counter()
     for i, spec in enumerate(specs, 1):
@@ -274,8 +315,12 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
             statuses.append({"run": spec.name, "status": "done before"})
             continue
         run = spec.run_config(scale, str(data))
-        run.train.device, run.train.precision = cfg.device, cfg.precision
+        run.train.device, run.train.precision = cfg.device, precision
         resume = (run_dir / "checkpoints" / "state.safetensors").exists()
+        if resume and (started := _started_precision(run_dir)) != precision:
+            print(f"{spec.name} was started with precision {started}, not the sweep's {precision}; "
+                  "training it again from zero", file=sys.stderr)
+            resume = False
         print(f"[{i}/{len(specs)}] {'resuming' if resume else 'training'} {spec.name} "
               f"({time.perf_counter() - start:,.0f} s into this sweep)", file=sys.stderr, flush=True)
         try:
@@ -289,7 +334,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
 
         print("measuring FLOPs and alternating training throughput of index and every encoder", file=sys.stderr)
         result = measure_efficiency(scale, data, repeats=cfg.throughput_repeats, device=cfg.device,
-                                    precision=cfg.precision, progress=progress)
+                                    precision=precision, progress=progress)
         write_json(out / "throughput.json", result)
     failed = [s for s in statuses if s["status"].startswith("failed")]
     print(f"sweep {cfg.grid} ({scale.name}): {len(specs) - len(failed)} of {len(specs)} runs finished"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,11 @@ def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureF
     statuses = run_sweep(cfg, progress=False)
     assert [s["status"] for s in statuses] == ["trained"] * 4
     assert [s["status"] for s in run_sweep(cfg, progress=False)] == ["done before"] * 4  # nothing retrained
+    pinned = json.loads((out / "sweep.json").read_text())["precision"]
+    assert {json.loads(p.read_text())["environment"]["precision"] for p in out.glob("runs/*/summary.json")} == {pinned}
+    other = "fp32" if pinned == "bf16" else "bf16"
+    with pytest.raises(HotStartError, match=f"trained in {pinned}"):  # refused before anything trains
+        run_sweep(replace(cfg, precision=other), progress=False)
 
     report = write_report([out], tmp_path / "report", command="hotstart report sweep --out report")
     files = {p.name for p in report.parent.iterdir()}
