@@ -23,6 +23,7 @@ from transformers import GPT2Config, GPT2Model
 from .data import PAD_ID
 from .encoders import EncoderConfig, GlyphEncoder
 from .errors import HotStartError
+from .fused_loss import head_cross_entropy
 from .render import GlyphRenderer, RenderConfig
 
 INPUT_KINDS = ("index", "vision")
@@ -222,10 +223,19 @@ class HotStartLM(nn.Module):
                 raise ValueError("a vision model needs its glyph bank")
             self.input = VisionInput(cfg.input, d.n_embd, glyphs)
 
-    def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, T) ids -> (B, T, V) logits, and the mean cross-entropy over non-pad targets if given."""
+    def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None,
+                return_logits: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(B, T) ids -> (B, T, V) logits, and the mean cross-entropy over non-pad targets if given.
+
+        return_logits=False (the training step) returns no logits, and on a CPU computes the loss
+        chunk by chunk without ever holding them (fused_loss.py: same value and gradients, and far
+        less time spent by the kernel zeroing fresh pages). On CUDA the plain path stays: its caching allocator already reuses
+        the memory, and the chunked path has not been measured there.
+        """
         x = self.input(ids)  # (B, T, n_embd)
         h = self.decoder(inputs_embeds=x, use_cache=False).last_hidden_state  # (B, T, n_embd)
+        if not return_logits and targets is not None and h.device.type == "cpu":
+            return None, head_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten(), PAD_ID)
         logits = self.lm_head(h)  # (B, T, V)
         loss = None
         if targets is not None:

@@ -433,7 +433,7 @@ def train_step(model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.opt
     A non-finite loss leaves the weights untouched. The benchmark times this same function.
     """
     with prec.autocast():
-        _, loss = model(batch[:, :-1], batch[:, 1:])
+        _, loss = model(batch[:, :-1], batch[:, 1:], return_logits=False)
     optimizer.zero_grad(set_to_none=True)
     mean_loss = reduce(loss.detach())
     if torch.isfinite(mean_loss):
