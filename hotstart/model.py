@@ -228,9 +228,9 @@ class HotStartLM(nn.Module):
         """(B, T) ids -> (B, T, V) logits, and the mean cross-entropy over non-pad targets if given.
 
         return_logits=False (the training step) returns no logits, and on a CPU computes the loss
-        chunk by chunk without ever holding them (fused_loss.py: same value and gradients, and far
-        less time spent by the kernel zeroing fresh pages). On CUDA the plain path stays: its caching allocator already reuses
-        the memory, and the chunked path has not been measured there.
+        chunk by chunk without ever holding them (fused_loss.py: same value and gradients, far less
+        time spent by the kernel zeroing fresh pages). On CUDA the plain path stays: its caching
+        allocator already reuses the memory, and the chunked path has not been measured there.
         """
         x = self.input(ids)  # (B, T, n_embd)
         h = self.decoder(inputs_embeds=x, use_cache=False).last_hidden_state  # (B, T, n_embd)
