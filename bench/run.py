@@ -7,6 +7,7 @@ Prints a table with each target and, as its last line, one JSON object:
     train_ratio_simp_index / train_ratio_orig_index   training samples/s, vision (8x8) over index
     eval_ratio_vision_index                           evaluation tokens/s, vision over index
     ratio_ours_plain      our training samples/s over a plain transformers GPT2LMHeadModel loop
+    ratio_chunked_plain_head  index training samples/s, the step's chunked head loss over the plain one
     mfu                   achieved training FLOP/s (index) over this machine's measured matmul peak
     prepare_chars_per_s   `prepare` on the built-in corpus
     bank_render_s_20k     rendering a 20,000-glyph bank at 8x8, no cache
@@ -101,7 +102,20 @@ def plain_step(vocab_size: int, batches: list[torch.Tensor], prec: Precision):
     return step
 
 
-def ours_step(inp: InputConfig, corpus, batches: list[torch.Tensor], prec: Precision, compile_decoder: bool = False):
+class PlainHead(torch.nn.Module):
+    """The model with the plain head in training too (all logits, then F.cross_entropy): what the
+    chunked head loss of the training step replaced, kept here to measure the difference."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor, targets: torch.Tensor, return_logits: bool = True):
+        return self.model(ids, targets, return_logits=True)
+
+
+def ours_step(inp: InputConfig, corpus, batches: list[torch.Tensor], prec: Precision, compile_decoder: bool = False,
+              plain_head: bool = False):
     """Our training step (the loop's own train_step) for one input path; also returns the model."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(vocab_size=len(corpus.vocab), input=inp, decoder=decoder_size("small-cpu")),
@@ -109,7 +123,8 @@ def ours_step(inp: InputConfig, corpus, batches: list[torch.Tensor], prec: Preci
     if compile_decoder:
         model.decoder.compile()
     optimizer, scaler = make_optimizer(model, TrainConfig()), prec.grad_scaler()
-    return (lambda i: train_step(model, batches[i % len(batches)], optimizer, scaler, prec, 1.0)), model
+    stepped = PlainHead(model) if plain_head else model
+    return (lambda i: train_step(stepped, batches[i % len(batches)], optimizer, scaler, prec, 1.0)), model
 
 
 def matmul_peak(prec: Precision, repeats: int) -> float:
@@ -177,6 +192,7 @@ def main() -> None:
     for name in ("index", "vision-simp", "vision-orig"):
         steps[name], models[name] = ours_step(variants[name], corpus, batches, prec)
     steps["plain transformers"] = plain_step(len(corpus.vocab), batches, prec)
+    steps["index, plain head loss"], _ = ours_step(variants["index"], corpus, batches, prec, plain_head=True)
     log("FLOPs of a training step and the matmul peak")
     _, flops_index = training_flops(models["index"], batches[0], prec)
     _, flops_simp = training_flops(models["vision-simp"], batches[0], prec)
@@ -208,6 +224,7 @@ def main() -> None:
         "train_ratio_orig_index": train_rate["vision-orig"] / train_rate["index"],
         "eval_ratio_vision_index": eval_rate["vision-simp"] / eval_rate["index"],
         "ratio_ours_plain": train_rate["index"] / train_rate["plain transformers"],
+        "ratio_chunked_plain_head": train_rate["index"] / train_rate["index, plain head loss"],
         "mfu": achieved / peak,
         "prepare_chars_per_s": prepare_rate,
         "bank_render_s_20k": bank_s,
