@@ -225,6 +225,17 @@ def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
                             "pass the options it was started with, or --overwrite to start again")
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows: speed differs by CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _environment(prec: Precision) -> dict[str, Any]:
     """What produced the numbers: versions, device, precision."""
     import transformers
@@ -235,7 +246,7 @@ def _environment(prec: Precision) -> dict[str, Any]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "device": str(prec.device),
-        "device_name": torch.cuda.get_device_name(prec.device) if prec.device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(prec.device) if prec.device.type == "cuda" else _cpu_name(),
         "threads": torch.get_num_threads(),
         "precision": prec.name,
     }
