@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric
 
 
 def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]],
-                     reference: tuple[str, float] | None = None, title: str = "") -> None:
-    """On `ax`: per label, the mean accuracy over its runs (seeds) with a min-max band."""
+                     reference: tuple[str, float] | None = None, title: str = "",
+                     paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> None:
+    """On `ax`: per label, the mean accuracy over its runs (seeds) with a min-max band, and the paper's
+    points for that label (samples, accuracy %) as hollow squares in the same colour, if given."""
     for label, runs in curves.items():
         by_samples: dict[int, list[float]] = {}
         for rows in runs:
@@ -57,6 +60,9 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
         if len(runs) > 1:
             ax.fill_between(xs, [min(by_samples[x]) for x in xs], [max(by_samples[x]) for x in xs],
                             color=line.get_color(), alpha=0.2, linewidth=0)
+        if paper and label in paper:
+            ax.plot(*paper[label], linestyle=":", marker="s", markersize=4, markerfacecolor="none",
+                    color=line.get_color(), label=f"{label}, paper")
     if reference is not None:
         ax.axhline(100 * reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
     ax.set_xlabel("training samples (sequences) seen")
@@ -67,13 +73,14 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
 
 
 def plot_panels(panels: list[tuple[str, dict[str, list[list[dict[str, Any]]]]]], out: str | Path,
-                reference: tuple[str, float] | None = None, columns: int = 2) -> Path:
-    """One `draw_band_curves` panel per (title, curves), in a grid, saved to `out`."""
+                reference: tuple[str, float] | None = None, columns: int = 2,
+                paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> Path:
+    """One `draw_band_curves` panel per (title, curves), in a grid, saved to `out`; `paper` as there."""
     rows = -(-len(panels) // columns)
     cols = min(columns, len(panels))
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 3.9 * rows), dpi=110, squeeze=False)
     for ax, (title, curves) in zip(axes.flat, panels):
-        draw_band_curves(ax, curves, reference, title)
+        draw_band_curves(ax, curves, reference, title, paper)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
