@@ -419,7 +419,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     abl_text, abl_rows, panels = ablation_section(select, reference, hot_end)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
-    plot_panels([("Hot start (band: min-max over seeds; hollow squares: the paper, GPT-2 small on THUCNews)",
+    plot_panels([("Hot start (band: min-max over seeds; squares: the paper, GPT-2 small)",
                   {k: [r.rows for r in v] for k, v in groups.items() if v})], out / "hot_start.png", reference, columns=1,
                 paper={label: (HOT_POINTS, values) for label, values in PAPER_HOT.items()})
     resolution_plot(select, out / "resolution.png", reference)
