@@ -12,8 +12,9 @@ import pytest
 
 from hotstart.cli import main
 from hotstart.errors import HotStartError
-from hotstart.report import write_report
-from hotstart.runs import acc_at, run_axes
+from hotstart.paper import HOT_POINTS
+from hotstart.report import _verdict_hot, write_report
+from hotstart.runs import Run, Selector, acc_at, run_axes
 from hotstart.sweep import SCALES, SweepConfig, grid_runs, run_sweep
 
 
@@ -113,3 +114,28 @@ def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureF
 def test_report_of_a_folder_without_runs_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "neither a run folder" in capsys.readouterr().err
+
+
+def _hot_run(kind: str, accs: tuple[float, ...], seed: int = 0, **axes) -> Run:
+    vision = kind == "vision"
+    base = {"protocol": "hot", "kind": kind, "encoder": "simp" if vision else None, "res": 8 if vision else None,
+            "crop": 1.0 if vision else None, "pixel_norm": "standardize" if vision else None,
+            "output_norm": "layernorm" if vision else None, "embed_init_std": None if vision else 0.02,
+            "size": "small-cpu", "schedule": "paper", "seed": seed}
+    rows = [{"samples": s, "val_acc": a, "val_loss": 1.0} for s, a in zip(HOT_POINTS, accs, strict=True)]
+    return Run(f"{kind}-{seed}-{sorted(axes.items())}", {**base, **axes}, rows, None, {})
+
+
+def test_the_hot_start_verdict_names_the_ablation_conditions_under_which_it_held() -> None:
+    runs = [_hot_run("index", (0.050 + s / 1000,) * 4, seed=s) for s in range(3)]
+    runs += [_hot_run("vision", (0.045 + s / 1000,) * 4, seed=s) for s in range(3)]
+    runs += [_hot_run("index", (0.08, 0.09, 0.10, 0.11), schedule="warmup"),
+             _hot_run("vision", (0.08, 0.14, 0.16, 0.17), schedule="warmup"),  # ahead from 6,152 on
+             _hot_run("vision", (0.04,) * 4, pixel_norm="raw")]  # behind: not a condition that held
+    _, verdict, evidence = _verdict_hot(Selector(runs), 8, "paper text")
+    assert verdict == "held only with the warm-up schedule (at 6,152, 8,200, 10,248)"
+    assert "under 2 ablation condition(s) (with the warm-up schedule, with raw-pixel glyphs)" in evidence
+
+    runs[3:6] = [_hot_run("vision", (0.10 + s / 1000,) * 4, seed=s) for s in range(3)]  # now ahead everywhere
+    assert _verdict_hot(Selector(runs), 8, "")[1] == "held at 4,096, 6,152, 8,200, 10,248"
+    assert _verdict_hot(Selector(runs[:3] + runs[6:]), 8, "")[1] == "not measured"  # no reference vision runs
