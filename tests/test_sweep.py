@@ -13,7 +13,7 @@ import pytest
 from hotstart.cli import main
 from hotstart.errors import HotStartError
 from hotstart.paper import HOT_POINTS
-from hotstart.report import _verdict_hot, write_report
+from hotstart.report import _still_rising, _verdict_hot, write_report
 from hotstart.runs import Run, Selector, acc_at, run_axes
 from hotstart.sweep import SCALES, SweepConfig, grid_runs, run_sweep
 
@@ -139,3 +139,14 @@ def test_the_hot_start_verdict_names_the_ablation_conditions_under_which_it_held
     runs[3:6] = [_hot_run("vision", (0.10 + s / 1000,) * 4, seed=s) for s in range(3)]  # now ahead everywhere
     assert _verdict_hot(Selector(runs), 8, "")[1] == "held at 4,096, 6,152, 8,200, 10,248"
     assert _verdict_hot(Selector(runs[:3] + runs[6:]), 8, "")[1] == "not measured"  # no reference vision runs
+
+
+def test_the_main_table_says_when_budget_stopped_final_runs_were_still_rising() -> None:
+    run = _hot_run("index", (0.05,) * 4)
+    run.axes["protocol"] = "final"
+    run.rows = [{"samples": 16384, "val_acc": 0.17, "val_loss": 5.1}, {"samples": 24576, "val_acc": 0.183, "val_loss": 5.0}]
+    run.summary = {"stop_reason": "max_samples"}
+    text = _still_rising(Selector([run]))
+    assert "(16,384 to 24,576 samples) accuracy still rose by +1.30 pp (index)" in text
+    run.summary = {"stop_reason": "early_stopping"}  # a plateau reached by early stopping needs no warning
+    assert _still_rising(Selector([run])) == ""
