@@ -118,6 +118,17 @@ def save_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Opt
     _save_safetensors(tensors, path, metadata)
 
 
+def training_state_progress(path: Path) -> dict[str, Any]:
+    """The loop's progress dict from a training state's header, without loading its tensors."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return json.loads((f.metadata() or {})["progress"])
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise HotStartError(f"training state {path} is corrupt or truncated ({msg}); "
+                            "resume is impossible: retrain with --overwrite") from None
+
+
 def load_training_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                         scaler: torch.amp.GradScaler) -> dict[str, Any]:
     """Restore what save_training_state wrote; returns the loop's progress dict."""

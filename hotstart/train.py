@@ -35,6 +35,7 @@ from .checkpoint import (
     read_json,
     save_training_state,
     save_weights,
+    training_state_progress,
     write_json,
 )
 from .config import from_dict, load_yaml, save_yaml, to_dict
@@ -268,6 +269,8 @@ class _Progress:
     evals_since_best: int = 0
     wall_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    precision: str = ""
+    """The precision the run trains in, so a resumed `auto` run keeps it ("" in older states)."""
 
     def reset_window(self) -> None:
         """Start the averages of the next evaluation window."""
@@ -286,6 +289,20 @@ def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab) -> None:
                                              "font_path": font.path, "font_face": font.face, "font_sha256": font.sha256})
 
 
+def _resumed_precision(run_dir: Path, asked: str) -> str:
+    """For a resumed run asked to pick `auto`: the precision its saved state trained in. `auto` on a
+    CPU is a timing probe, so it could choose differently now, and a run must not change precision
+    halfway."""
+    state_path = run_dir / "checkpoints" / "state.safetensors"
+    if asked != "auto" or (run_dir / "summary.json").exists() or not state_path.exists():
+        return asked
+    saved = training_state_progress(state_path).get("precision") or ""
+    if not saved:
+        print(f"{state_path} predates recording its precision; `auto` decides again now", file=sys.stderr)
+        return asked
+    return saved
+
+
 def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False,
           resume: bool = False) -> dict[str, Any]:
     """Train one run into `out_dir` and return its summary (also written to summary.json).
@@ -302,7 +319,7 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     cfg.model.vocab_size = len(corpus.vocab)
     if cfg.model.decoder.n_positions < corpus.seq_len:
         raise HotStartError(f"decoder n_positions {cfg.model.decoder.n_positions} < corpus seq_len {corpus.seq_len}")
-    prec = resolve(tc.device, tc.precision)
+    prec = resolve(tc.device, _resumed_precision(Path(out_dir), tc.precision) if resume else tc.precision)
     group, device = distributed.join(prec.device, tc.batch_size)
     prec = Precision(prec.name, device)
     try:
@@ -348,6 +365,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
     if resuming:
         state = _Progress(**load_training_state(state_path, model, optimizer, scaler))
         print(f"resuming {run_dir} at {state.samples:,} samples", file=sys.stderr)
+    state.precision = prec.name
     start = time.perf_counter() - state.wall_s
     metrics_path = run_dir / "metrics.jsonl"  # rewritten from the state: no duplicate or missing rows
     if group.is_main:

@@ -97,3 +97,19 @@ def test_a_truncated_checkpoint_is_refused_by_eval(tiny_corpus: PreparedCorpus, 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "corrupt or truncated" in lines[0], result.stderr
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_in(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from hotstart import precision
+
+    run = tmp_path / "run"
+    args = [*train_args(tiny_corpus, run)[:-7], "--max-samples", "64", "--eval-every", "32", "--dense-until", "64",
+            "--precision", "auto", "--device", "cpu", "--out", str(run), "--quiet"]
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 0.5)  # this CPU: bf16 slower, auto takes fp32
+    assert main(args) == 0
+    assert json.loads((run / "summary.json").read_text())["environment"]["precision"] == "fp32"
+    (run / "summary.json").unlink()  # as if killed after its last evaluation
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 3.0)  # now auto alone would take bf16
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((run / "summary.json").read_text())["environment"]["precision"] == "fp32"
