@@ -255,7 +255,8 @@ def print_table(args, prec, train_rate, eval_rate, flops_index, flops_simp, flop
     """The human-readable report: environment, every variant's rate, every key against its target."""
     print(" ".join(["python bench/run.py", *sys.argv[1:]]))
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, device {prec.device}, "
-          f"precision {prec.name}; small-cpu decoder, batch 128 x 128; {seconds:.0f} s in all\n")
+          f"precision {prec.describe()}; small-cpu decoder, batch 128 x 128; "
+          f"{seconds:.0f} s in all\n")
     print("| training variant | samples/s (median) |\n|---|---:|")
     for name, rate in train_rate.items():
         print(f"| {name} | {rate:.1f} |")

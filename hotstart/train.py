@@ -319,9 +319,12 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     cfg.model.vocab_size = len(corpus.vocab)
     if cfg.model.decoder.n_positions < corpus.seq_len:
         raise HotStartError(f"decoder n_positions {cfg.model.decoder.n_positions} < corpus seq_len {corpus.seq_len}")
-    prec = resolve(tc.device, _resumed_precision(Path(out_dir), tc.precision) if resume else tc.precision)
+    asked = _resumed_precision(Path(out_dir), tc.precision) if resume else tc.precision
+    prec = resolve(tc.device, asked)
+    if asked != tc.precision:
+        prec.reason = "auto when the run started; kept on resume"
     group, device = distributed.join(prec.device, tc.batch_size)
-    prec = Precision(prec.name, device)
+    prec = Precision(prec.name, device, prec.reason)
     try:
         return _train(cfg, corpus, prec, group, Path(out_dir), progress, overwrite, resume)
     finally:
@@ -354,7 +357,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
         check_free_space(run_dir, sum(p.numel() for p in model.parameters()))
         write_run_files(run_dir, cfg, corpus.vocab)
         print(f"parameters ({cfg.model.input.kind}):\n{format_parameter_counts(counts)}", file=sys.stderr)
-        print(f"device {prec.device}, precision {prec.name}, processes {group.world}", file=sys.stderr)
+        print(f"device {prec.device}, precision {prec.describe()}, processes {group.world}", file=sys.stderr)
 
     val = corpus.sequences(corpus.val_index[: tc.eval_sequences] if tc.eval_sequences else corpus.val_index)
     order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum)
