@@ -139,6 +139,9 @@ CASES = [
     Case("sweep-no-out", "sweep without --out", "sweep rq1 --scale smoke", "--out"),
     Case("sweep-data-not-prepared", "sweep --data folder that was never prepared", "sweep rq1 --scale smoke --data {tmp} --out {tmp}/s",
          "prepare"),
+    Case("sweep-precision-mismatch", "resuming a sweep in another precision than its runs trained in",
+         "sweep rq1 --scale smoke --precision bf16 --out {tmp}/s", "pass --precision fp32",
+         _write("s/sweep.json", '{"scale": "smoke", "commands": [], "grids": [], "precision": "fp32"}')),
     Case("report-no-runs", "report of a folder with no runs", "report {tmp} --out {tmp}/rep", "neither a run folder"),
     Case("command-unknown", "unknown subcommand", "frobnicate", "invalid choice"),
 ]
