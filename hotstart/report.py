@@ -8,7 +8,6 @@ the paper's from paper.py, copied from the paper's tables.
 from __future__ import annotations
 
 import csv
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -18,8 +17,9 @@ from .errors import HotStartError
 from .model import DECODER_SIZES
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
 from .plot import plot_panels, plot_series
-from .runs import Run, Selector, acc_at, load_runs, mean_sd
+from .runs import Run, Selector, acc_at, acc_stats, final_metrics, load_runs
 from .sweep import CROPS, RESOLUTIONS
+from .verdicts import replication_section, verdict_section
 
 MODES = {1.0: "Vision-100%", 0.8: "Vision-80%", 0.5: "Vision-50%"}
 GLYPH_CHARS = "山水火木日月人口中国"
@@ -59,16 +59,6 @@ def most_frequent_reference(runs: list[Run]) -> tuple[str, float] | None:
 
 
 # ----------------------------------------------------------------------------- RQ1, RQ3, RQ4
-
-
-def final_metrics(runs: list[Run]) -> dict[str, Any] | None:
-    """Mean over runs (seeds) of the best checkpoint's accuracy and perplexity, and what ended them."""
-    bests = [r.best for r in runs if r.summary and r.best]
-    if not bests:
-        return None
-    return {"acc": statistics.fmean(b["val_acc"] for b in bests), "ppl": statistics.fmean(b["val_ppl"] for b in bests),
-            "n": len(bests), "samples": max(r.summary["samples"] for r in runs if r.summary),
-            "stops": sorted({r.summary["stop_reason"] for r in runs if r.summary})}
 
 
 def _final_cell(mode: str, res: int | None, runs: list[Run], paper: tuple[float, float], csv_rows: list[dict[str, Any]],
@@ -151,19 +141,6 @@ def hot_groups(select: Selector) -> dict[str, list[Run]]:
             "vision 40x40": select("hot", "vision", res=40)}
 
 
-def _at(runs: list[Run], samples: int) -> tuple[float | None, float | None, int, bool]:
-    values, interpolated = [], False
-    for run in runs:
-        value, interp = acc_at(run.rows, samples)
-        if value is not None:
-            values.append(value)
-            interpolated |= interp
-    if not values:
-        return None, None, 0, False
-    mean, sd = mean_sd(values)
-    return mean, sd, len(values), interpolated
-
-
 def hot_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
     """The paper's hot-start table (ours over seeds, paper's below) and every evaluation point."""
     groups = hot_groups(select)
@@ -171,7 +148,7 @@ def hot_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
              "|---:|---|---:|---:|---:|---:|---:|"]
     csv_rows, any_interp = [], False
     for i, samples in enumerate(HOT_POINTS):
-        stats = {name: _at(runs, samples) for name, runs in groups.items()}
+        stats = {name: acc_stats(runs, samples) for name, runs in groups.items()}
         any_interp |= any(s[3] for s in stats.values())
         base = stats["index"][0]
         cells = [_pct(*stats["index"][:3])]
@@ -194,7 +171,7 @@ def hot_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
     points = sorted({r["samples"] for runs in groups.values() for run in runs for r in run.rows})
     every = ["| samples | index % | 8x8 % | 40x40 % |", "|---:|---:|---:|---:|"]
     for samples in points:
-        every.append(f"| {samples:,} | " + " | ".join(_pct(*_at(runs, samples)[:3]) for runs in groups.values()) + " |")
+        every.append(f"| {samples:,} | " + " | ".join(_pct(*acc_stats(runs, samples)[:3]) for runs in groups.values()) + " |")
     text = (f"Mean ± sd over seeds (n per model in the source column); Δ is vision minus index. {note}\n\n"
             + "\n".join(lines) + "\n\nEvery evaluation point (no interpolation):\n\n" + "\n".join(every))
     return text, csv_rows
@@ -219,7 +196,7 @@ def efficiency_section(select: Selector, throughput: dict[str, Any] | None) -> t
         rel = f" ({100 * (flops / index_flops - 1):+.0f}%)" if flops and index_flops and name != "index" else ""
         flops_cell = f"{flops / 1e9:.2f}G{rel}" if flops else "–"
         speed = m.get("samples_per_s")
-        acc8, sd8, n8, _ = _at(select("hot", **axes), 8192)
+        acc8, sd8, n8, _ = acc_stats(select("hot", **axes), 8192)
         final = final_metrics(select("final", **axes))
         speed_cell = f"{speed:.1f}" if speed else "–"
         final_cell = f"{100 * final['acc']:.2f}" if final else "–"
@@ -299,9 +276,11 @@ def ablation_section(select: Selector, reference: tuple[str, float] | None, hot_
         lines = ["| variant | seeds | " + " | ".join(f"acc @ {c:,} %" for c in checkpoints) + " | leaves plateau at |",
                  "|---|---:|" + "---:|" * len(checkpoints) + "---:|"]
         for label, runs in groups.items():
-            stats = [_at(runs, c) for c in checkpoints]
+            stats = [acc_stats(runs, c) for c in checkpoints]
             exit_at = plateau_exit(runs, ref)
-            lines.append(f"| {label} | {len(runs)} | " + " | ".join(_pct(*s[:3]) for s in stats)
+            running = sum(1 for r in runs if not r.summary)
+            seeds = f"{len(runs)}" + (f" ({running} in progress)" if running else "")
+            lines.append(f"| {label} | {seeds} | " + " | ".join(_pct(*s[:3]) for s in stats)
                          + f" | {f'{exit_at:,}' if exit_at is not None else 'not within the window'} |")
             for c, s in zip(checkpoints, stats):
                 csv_rows.append({"ablation": title, "variant": label, "samples": c, "acc_mean": s[0], "acc_sd": s[1],
@@ -312,105 +291,6 @@ def ablation_section(select: Selector, reference: tuple[str, float] | None, hot_
                f"most-frequent-character accuracy ({100 * ref:.2f}%). " if ref is not None else "")
     text = (f"Hot-start protocol, mean ± sd over the seeds run. {plateau}\n\n" + "\n\n".join(parts))
     return text, csv_rows, panels
-
-
-# ----------------------------------------------------------------------------- verdicts
-
-
-def _verdict_close(claim: str, a: dict[str, Any] | None, b: dict[str, Any] | None, a_label: str, b_label: str,
-                   paper: str, plateau: float | None) -> tuple[str, str, str]:
-    """'held' when a's final accuracy is within 1 point of b's (or above it), unless both still sit
-    on the most-frequent-character plateau, where any two models agree and the test says nothing."""
-    if not a or not b:
-        return claim, "not measured", "the final-protocol runs are missing"
-    diff = 100 * (a["acc"] - b["acc"])
-    verdict = "held" if diff >= -1.0 else "did not hold"
-    if plateau is not None and max(a["acc"], b["acc"]) <= plateau + 0.01:
-        verdict = "not informative (both within 1 pp of the most-frequent-character plateau)"
-    return claim, verdict, (f"{a_label} {100 * a['acc']:.2f}% vs {b_label} {100 * b['acc']:.2f}% ({diff:+.2f} pp; "
-                            f"rule: within 1 pp or better; paper: {paper})")
-
-
-def _hot_lead(index: list[Run], vision: list[Run]) -> tuple[list[int], list[str]]:
-    """The paper's hot-start points where vision leads index by the rule of `_verdict_hot`, and the
-    'vision vs index' text of every point both reached."""
-    found, shown = [], []
-    for samples in HOT_POINTS:
-        (i, isd, _, _), (v, vsd, _, _) = _at(index, samples), _at(vision, samples)
-        if i is None or v is None:
-            continue
-        diff, noise = v - i, 2 * max(isd or 0, vsd or 0)
-        shown.append(f"{samples:,}: {100 * v:.2f} vs {100 * i:.2f}")
-        if diff > max(0.01, noise) and i > 0 and v / i >= 1.5:
-            found.append(samples)
-    return found, shown
-
-
-def _hot_conditions(select: Selector, res: int) -> list[tuple[str, list[Run], list[Run]]]:
-    """The ablations as conditions on the hot start: (condition, index runs, vision runs) for each
-    variant that was run, paired with its own counterpart where one exists, else with the reference."""
-    index, vision = select("hot", "index"), select("hot", "vision", res=res)
-    present = lambda axis, kind: sorted({r.axes[axis] for r in select.runs
-                                         if r.axes["protocol"] == "hot" and r.axes["kind"] == kind}, key=str)
-    conditions = [("with the warm-up schedule", select("hot", "index", schedule="warmup"),
-                   select("hot", "vision", res=res, schedule="warmup"))]
-    conditions += [(f"with the {size} decoder", select("hot", "index", size=size), select("hot", "vision", res=res, size=size))
-                   for size in present("size", "index") if size != select.base_size]
-    conditions += [(f"against an index embedding of std {std:g}", select("hot", "index", embed_init_std=std), vision)
-                    for std in present("embed_init_std", "index") if std != 0.02]
-    conditions.append(("with raw-pixel glyphs", index, select("hot", "vision", res=res, pixel_norm="raw")))
-    conditions.append(("without the encoder's output LayerNorm", index, select("hot", "vision", res=res, output_norm="none")))
-    conditions += [(f"with the {enc} encoder", index, select("hot", "vision", res=res, encoder=enc))
-                   for enc in present("encoder", "vision") if enc != "simp"]
-    return [(label, i, v) for label, i, v in conditions if i and v]
-
-
-def _verdict_hot(select: Selector, res: int, paper: str) -> tuple[str, str, str]:
-    """'held' when vision leads index by > 1 pp and > 2 sd at some hot-start point, with ratio >= 1.5;
-    'held only ...' when that is true not in the paper's setting but under one of the ablations."""
-    claim = f"RQ2: hot start, vision {res}x{res} well ahead of index early in training"
-    index, vision = select("hot", "index"), select("hot", "vision", res=res)
-    if not index or not vision:
-        return claim, "not measured", f"hot-protocol runs of index and vision {res}x{res} are missing"
-    found, shown = _hot_lead(index, vision)
-    if not shown:
-        return claim, "not measured", f"the hot-protocol runs end before {HOT_POINTS[0]:,} samples"
-    n = min(len(index), len(vision))
-    evidence = (f"{'; '.join(shown)} (vision vs index %, mean of {n} seed(s)); rule: ahead by > 1 pp and > 2 sd "
-                f"with ratio >= 1.5 at some point of {', '.join(f'{p:,}' for p in HOT_POINTS)}; paper: {paper}")
-    conditions = _hot_conditions(select, res)
-    held_under = []
-    for label, cond_index, cond_vision in conditions:
-        cond_found, _ = _hot_lead(cond_index, cond_vision)
-        if cond_found:
-            held_under.append(f"{label} (at {', '.join(f'{s:,}' for s in cond_found)})")
-    if conditions:
-        evidence += (f"; the same rule under {len(conditions)} ablation condition(s) ("
-                     f"{', '.join(label for label, _, _ in conditions)}): "
-                     + (f"held {'; '.join(held_under)}" if held_under else "held under none"))
-    if found:
-        return claim, "held at " + ", ".join(f"{s:,}" for s in found), evidence
-    return claim, ("held only " + "; ".join(held_under)) if held_under else "did not hold", evidence
-
-
-def verdict_section(select: Selector, plateau: float | None) -> tuple[str, list[dict[str, Any]]]:
-    """One line per claim of the paper, decided by a stated rule from the numbers above."""
-    final = lambda **axes: final_metrics(select("final", **axes))
-    best_high = max((m for m in (final(kind="vision", res=r) for r in RESOLUTIONS if r > 8) if m),
-                    key=lambda m: m["acc"], default=None)
-    rows = [
-        _verdict_close("RQ1: vision 8x8 reaches the index baseline's final accuracy", final(kind="vision", res=8),
-                       final(kind="index"), "vision 8x8", "index", "39.21 vs 39.10", plateau),
-        _verdict_hot(select, 8, "12.34 vs 5.84 at 8,200"),
-        _verdict_hot(select, 40, "13.06 vs 4.30 at 4,096"),
-        _verdict_close("RQ3: 8x8 is enough (as good as the best higher resolution)", final(kind="vision", res=8),
-                       best_high, "8x8", "best of 20/30/80", "39.21 at 8x8 vs 39.16 at 20x20", plateau),
-        _verdict_close("RQ4: robust to occlusion (Vision-50% at 8x8 close to Vision-100%)",
-                       final(kind="vision", res=8, crop=0.5), final(kind="vision", res=8), "Vision-50%", "Vision-100%",
-                       "38.63 vs 39.21", plateau),
-    ]
-    lines = ["| claim | verdict | evidence |", "|---|---|---|"] + [f"| {c} | **{v}** | {e} |" for c, v, e in rows]
-    return "\n".join(lines), [{"claim": c, "verdict": v, "evidence": e} for c, v, e in rows]
 
 
 # ----------------------------------------------------------------------------- the report
@@ -507,6 +387,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
         "## Efficiency\n\n" + eff_text,
         "## What drives the hot start: ablations\n\n" + abl_text + ("\n\n![ablations](ablations.png)" if panels else ""),
+        "## What did and did not replicate\n\n" + replication_section(select, verdict_rows, ablations(select)),
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
          "ablations.csv, verdicts.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),

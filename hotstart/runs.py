@@ -130,3 +130,28 @@ def acc_at(rows: list[dict[str, Any]], samples: int) -> tuple[float | None, bool
 def mean_sd(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def acc_stats(runs: list[Run], samples: int) -> tuple[float | None, float | None, int, bool]:
+    """Mean and sd over runs (seeds) of the accuracy at `samples`, how many runs reached it, and
+    whether any value was interpolated between evaluations."""
+    values, interpolated = [], False
+    for run in runs:
+        value, interp = acc_at(run.rows, samples)
+        if value is not None:
+            values.append(value)
+            interpolated |= interp
+    if not values:
+        return None, None, 0, False
+    mean, sd = mean_sd(values)
+    return mean, sd, len(values), interpolated
+
+
+def final_metrics(runs: list[Run]) -> dict[str, Any] | None:
+    """Mean over runs (seeds) of the best checkpoint's accuracy and perplexity, and what ended them."""
+    bests = [r.best for r in runs if r.summary and r.best]
+    if not bests:
+        return None
+    return {"acc": statistics.fmean(b["val_acc"] for b in bests), "ppl": statistics.fmean(b["val_ppl"] for b in bests),
+            "n": len(bests), "samples": max(r.summary["samples"] for r in runs if r.summary),
+            "stops": sorted({r.summary["stop_reason"] for r in runs if r.summary})}

@@ -13,9 +13,10 @@ import pytest
 from hotstart.cli import main
 from hotstart.errors import HotStartError
 from hotstart.paper import HOT_POINTS
-from hotstart.report import _still_rising, _verdict_hot, write_report
+from hotstart.report import _still_rising, write_report
 from hotstart.runs import Run, Selector, acc_at, run_axes
 from hotstart.sweep import SCALES, SweepConfig, grid_runs, run_sweep
+from hotstart.verdicts import _verdict_hot, replication_section, verdict_section
 
 
 def test_paper_grid_is_the_union_of_the_named_grids_without_duplicates() -> None:
@@ -139,6 +140,28 @@ def test_the_hot_start_verdict_names_the_ablation_conditions_under_which_it_held
     runs[3:6] = [_hot_run("vision", (0.10 + s / 1000,) * 4, seed=s) for s in range(3)]  # now ahead everywhere
     assert _verdict_hot(Selector(runs), 8, "")[1] == "held at 4,096, 6,152, 8,200, 10,248"
     assert _verdict_hot(Selector(runs[:3] + runs[6:]), 8, "")[1] == "not measured"  # no reference vision runs
+
+
+def test_the_plain_summary_groups_claims_by_outcome_and_names_where_vision_came_closest() -> None:
+    runs = [_hot_run("index", (0.050 + s / 1000,) * 4, seed=s) for s in range(3)]
+    runs += [_hot_run("vision", (0.045 + s / 1000,) * 4, seed=s) for s in range(3)]
+    runs += [_hot_run("index", (0.08, 0.09, 0.10, 0.11), schedule="warmup"),
+             _hot_run("vision", (0.08, 0.14, 0.17, 0.17), schedule="warmup")]
+    for run in runs:
+        run.summary = {"stop_reason": "max_samples"}
+    select = Selector(runs)
+    _, rows = verdict_section(select, plateau=0.044)
+    lines = replication_section(select, rows, [("schedule", {"index, warm-up": runs[6:7], "vision, warm-up": runs[7:8]})])
+    assert ("- **Replicated only under a condition:**\n  - RQ2: hot start, vision 8x8 well ahead of index early in "
+            "training: 4,096: 4.60 vs 5.10") in lines  # the paper setting's numbers; the condition is in the verdict
+    assert "- **Not measured yet:**\n  - RQ1" in lines  # no final-protocol runs
+    assert ("largest mean lead at any of the paper's points was +7.00 pp (with the warm-up schedule, at 8,200 samples); "
+            "the paper's was +6.50 pp at 8,200") in lines
+    # at 8,192, interpolated 2,040/2,048 of the way from 6,152 to 8,200: vision 0.16988 - 0.046, index 0.09996 - 0.051
+    assert "largest first: vision, warm-up (1 seed) +12.39 pp; index, warm-up (1 seed) +4.90 pp." in lines
+
+    runs[7].summary = None  # an unfinished variant is left out of the effects
+    assert "vision, warm-up" not in replication_section(select, rows, [("schedule", {"vision, warm-up": runs[7:8]})])
 
 
 def test_the_main_table_says_when_budget_stopped_final_runs_were_still_rising() -> None:
