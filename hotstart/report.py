@@ -244,7 +244,7 @@ def ablations(select: Selector) -> list[tuple[str, dict[str, list[Run]]]]:
          {"vision 8x8, standardised bank": vision, "vision 8x8, raw ink in [0, 1]": select("hot", "vision", pixel_norm="raw"),
           "index (reference)": index}),
         ("Normalisation of the encoder's output",
-         {"vision 8x8, LayerNorm": vision, "vision 8x8, none": select("hot", "vision", output_norm="none"),
+         {"vision 8x8, output LayerNorm": vision, "vision 8x8, no output norm": select("hot", "vision", output_norm="none"),
           "index (reference)": index}),
         ("Encoder size (8x8)",
          {f"vision, {e}": select("hot", "vision", encoder=e) for e in ("simp", "opt", "orig")} | {"index (reference)": index}),
