@@ -383,11 +383,11 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         (f"Decoder of the sweep: {select.base_size}{'; ' + '; '.join(scales) if scales else ''}. "
          f"Validation reference ({ref_line})."),
         "## Verdicts\n\n" + verdict_text,
+        "## What did and did not replicate\n\n" + replication_section(select, verdict_rows, ablations(select)),
         "## RQ2: the hot start\n\n" + hot_text + "\n\n![hot start](hot_start.png)",
         "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
         "## Efficiency\n\n" + eff_text,
         "## What drives the hot start: ablations\n\n" + abl_text + ("\n\n![ablations](ablations.png)" if panels else ""),
-        "## What did and did not replicate\n\n" + replication_section(select, verdict_rows, ablations(select)),
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
          "ablations.csv, verdicts.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),
