@@ -44,9 +44,11 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric
 
 def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]],
                      reference: tuple[str, float] | None = None, title: str = "",
-                     paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> None:
+                     paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None,
+                     colors: dict[str, str] | None = None) -> None:
     """On `ax`: per label, the mean accuracy over its runs (seeds) with a min-max band, and the paper's
-    points for that label (samples, accuracy %) as hollow squares in the same colour, if given."""
+    points for that label (samples, accuracy %) as hollow squares in the same colour, if given.
+    `colors` fixes a label's colour (say, one model in every panel); others take matplotlib's cycle."""
     for label, runs in curves.items():
         by_samples: dict[int, list[float]] = {}
         for rows in runs:
@@ -56,7 +58,8 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
         if not xs:
             continue
         mean = [sum(by_samples[x]) / len(by_samples[x]) for x in xs]
-        (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=f"{label} (n={len(runs)})")
+        (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=f"{label} (n={len(runs)})",
+                          **({"color": colors[label]} if colors and label in colors else {}))
         if len(runs) > 1:
             ax.fill_between(xs, [min(by_samples[x]) for x in xs], [max(by_samples[x]) for x in xs],
                             color=line.get_color(), alpha=0.2, linewidth=0)
@@ -74,13 +77,15 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
 
 def plot_panels(panels: list[tuple[str, dict[str, list[list[dict[str, Any]]]]]], out: str | Path,
                 reference: tuple[str, float] | None = None, columns: int = 2,
-                paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> Path:
-    """One `draw_band_curves` panel per (title, curves), in a grid, saved to `out`; `paper` as there."""
+                paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None,
+                colors: dict[str, str] | None = None) -> Path:
+    """One `draw_band_curves` panel per (title, curves), in a grid, saved to `out`; `paper` and
+    `colors` as there."""
     rows = -(-len(panels) // columns)
     cols = min(columns, len(panels))
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 3.9 * rows), dpi=110, squeeze=False)
     for ax, (title, curves) in zip(axes.flat, panels):
-        draw_band_curves(ax, curves, reference, title, paper)
+        draw_band_curves(ax, curves, reference, title, paper, colors)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()

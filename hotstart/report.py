@@ -264,11 +264,13 @@ def plateau_exit(runs: list[Run], reference: float | None) -> int | None:
     return None
 
 
-def ablation_section(select: Selector, reference: tuple[str, float] | None, hot_end: int) -> tuple[str, list[dict[str, Any]], list]:
+def ablation_section(select: Selector, reference: tuple[str, float] | None,
+                     hot_end: int) -> tuple[str, list[dict[str, Any]], list, dict[str, str]]:
     """One small table per factor: accuracy at 4k, 8k and the window's end, and when the plateau is left."""
     checkpoints = sorted({4096, 8192, hot_end})
-    parts, csv_rows, panels = [], [], []
+    parts, csv_rows, panels, colors = [], [], [], {}
     ref = reference[1] if reference else None
+    paper_setting = [select("hot", "index"), select("hot", "vision")]  # same colours in every panel
     for title, groups in ablations(select):
         groups = {k: v for k, v in groups.items() if v}
         if not groups:
@@ -287,10 +289,13 @@ def ablation_section(select: Selector, reference: tuple[str, float] | None, hot_
                                  "seeds": s[2], "leaves_plateau_at": exit_at})
         parts.append(f"#### {title}\n\n" + "\n".join(lines))
         panels.append((title.split(":")[0], {k: [r.rows for r in v] for k, v in groups.items()}))
+        variants = (label for label, runs in groups.items() if runs not in paper_setting)
+        colors |= {label: f"C{i}" for i, label in enumerate(variants, 2)}  # C0, C1: the paper's setting
+        colors |= {label: f"C{paper_setting.index(runs)}" for label, runs in groups.items() if runs in paper_setting}
     plateau = (f"'Leaves plateau at': the first evaluation where every seed is more than 1 point above the "
                f"most-frequent-character accuracy ({100 * ref:.2f}%). " if ref is not None else "")
     text = (f"Hot-start protocol, mean ± sd over the seeds run. {plateau}\n\n" + "\n\n".join(parts))
-    return text, csv_rows, panels
+    return text, csv_rows, panels, colors
 
 
 # ----------------------------------------------------------------------------- the report
@@ -359,7 +364,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     main_text, main_rows = main_section(select)
     hot_text, hot_rows = hot_section(select)
     eff_text, eff_rows = efficiency_section(select, throughput)
-    abl_text, abl_rows, panels = ablation_section(select, reference, hot_end)
+    abl_text, abl_rows, panels, colors = ablation_section(select, reference, hot_end)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
     plot_panels([("Hot start (band: min-max over seeds; squares: the paper, GPT-2 small)",
@@ -367,7 +372,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
                 paper={label: (HOT_POINTS, values) for label, values in PAPER_HOT.items()})
     resolution_plot(select, out / "resolution.png", reference)
     if panels:
-        plot_panels(panels, out / "ablations.png", reference)
+        plot_panels(panels, out / "ablations.png", reference, colors=colors)
     glyphs = _glyph_grid(runs, out / "glyphs.png")
     for name, rows in (("main", main_rows), ("hot_start", hot_rows), ("efficiency", eff_rows),
                        ("ablations", abl_rows), ("verdicts", verdict_rows)):
