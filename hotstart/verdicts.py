@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .paper import HOT_POINTS
+from .paper import HOT_POINTS, PAPER_HOT
 from .runs import Run, Selector, acc_stats, final_metrics
 from .sweep import RESOLUTIONS
 
@@ -131,8 +131,6 @@ def _largest_lead(index: list[Run], vision: list[Run]) -> tuple[float, int] | No
 
 def _hot_summary(select: Selector, res: int) -> str | None:
     """Where vision came closest to a hot start, over the paper's setting and every ablation condition."""
-    from .paper import PAPER_HOT
-
     conditions = [("in the paper's setting", select("hot", "index"), select("hot", "vision", res=res))]
     conditions += _hot_conditions(select, res)
     leads = [(lead, label) for label, i, v in conditions if i and v and (lead := _largest_lead(i, v))]
