@@ -264,14 +264,14 @@ def plateau_exit(runs: list[Run], reference: float | None) -> int | None:
     return None
 
 
-def ablation_section(select: Selector, reference: tuple[str, float] | None,
-                     hot_end: int) -> tuple[str, list[dict[str, Any]], list, dict[str, str]]:
+def ablation_section(select: Selector, factors: list[tuple[str, dict[str, list[Run]]]],
+                     reference: tuple[str, float] | None, hot_end: int) -> tuple[str, list[dict[str, Any]], list, dict[str, str]]:
     """One small table per factor: accuracy at 4k, 8k and the window's end, and when the plateau is left."""
     checkpoints = sorted({4096, 8192, hot_end})
     parts, csv_rows, panels, colors = [], [], [], {}
     ref = reference[1] if reference else None
     paper_setting = [select("hot", "index"), select("hot", "vision")]  # same colours in every panel
-    for title, groups in ablations(select):
+    for title, groups in factors:
         groups = {k: v for k, v in groups.items() if v}
         if not groups:
             continue
@@ -364,7 +364,8 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     main_text, main_rows = main_section(select)
     hot_text, hot_rows = hot_section(select)
     eff_text, eff_rows = efficiency_section(select, throughput)
-    abl_text, abl_rows, panels, colors = ablation_section(select, reference, hot_end)
+    factors = ablations(select)  # read by the ablation tables and the plain summary
+    abl_text, abl_rows, panels, colors = ablation_section(select, factors, reference, hot_end)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
     plot_panels([("Hot start (band: min-max over seeds; squares: the paper, GPT-2 small)",
@@ -388,7 +389,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         (f"Decoder of the sweep: {select.base_size}{'; ' + '; '.join(scales) if scales else ''}. "
          f"Validation reference ({ref_line})."),
         "## Verdicts\n\n" + verdict_text,
-        "## What did and did not replicate\n\n" + replication_section(select, verdict_rows, ablations(select)),
+        "## What did and did not replicate\n\n" + replication_section(select, verdict_rows, factors),
         "## RQ2: the hot start\n\n" + hot_text + "\n\n![hot start](hot_start.png)",
         "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
         "## Efficiency\n\n" + eff_text,

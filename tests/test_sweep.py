@@ -13,7 +13,7 @@ import pytest
 from hotstart.cli import main
 from hotstart.errors import HotStartError
 from hotstart.paper import HOT_POINTS
-from hotstart.report import _still_rising, ablation_section, write_report
+from hotstart.report import _still_rising, ablation_section, ablations, write_report
 from hotstart.runs import Run, Selector, acc_at, run_axes
 from hotstart.sweep import SCALES, SweepConfig, grid_runs, run_sweep
 from hotstart.verdicts import _verdict_hot, replication_section, verdict_section
@@ -168,7 +168,8 @@ def test_the_plain_summary_groups_claims_by_outcome_and_names_where_vision_came_
 def test_ablation_plots_keep_one_colour_for_the_papers_setting_in_every_panel() -> None:
     runs = [_hot_run("index", (0.05,) * 4), _hot_run("vision", (0.045,) * 4),
             _hot_run("index", (0.08,) * 4, schedule="warmup"), _hot_run("vision", (0.04,) * 4, pixel_norm="raw")]
-    _, _, panels, colors = ablation_section(Selector(runs), None, 10248)
+    select = Selector(runs)
+    _, _, panels, colors = ablation_section(select, ablations(select), None, 10248)
     assert colors["index, OneCycle"] == colors["index (reference)"] == "C0"
     assert colors["vision 8x8, OneCycle"] == colors["vision 8x8, standardised bank"] == "C1"
     assert colors["index, warm-up"] == colors["vision 8x8, raw ink in [0, 1]"] == "C2"  # first variant of its panel
