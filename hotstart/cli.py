@@ -1,4 +1,4 @@
-"""Command-line entry points: `hotstart render | prepare | train | eval | demo`.
+"""Command-line entry points: `hotstart render | prepare | train | eval | embeddings | sweep | report | ...`.
 
 Each subcommand maps straight onto one library function; this module only parses arguments into
 the config dataclasses. A HotStartError (bad input the user can fix) is printed on one line and
@@ -149,6 +149,25 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(result, ensure_ascii=False))
 
 
+def cmd_embeddings(args: argparse.Namespace) -> None:
+    """How distinct each character's input vector is: mean cosine, near-duplicates, effective rank."""
+    from .embeddings import run_embedding_spread
+
+    for run in args.runs:
+        if not Path(run).exists():
+            raise HotStartError(f"run folder {run} does not exist")
+    for run in args.runs:
+        for checkpoint in args.checkpoint:
+            result = run_embedding_spread(run, checkpoint=checkpoint, top=args.top, progress=not args.quiet,
+                                          command=None if args.no_save else _embeddings_command(run, checkpoint, args.top))
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+
+
+def _embeddings_command(run: str, checkpoint: str, top: int) -> str:
+    """The one-run command that reproduces a saved embeddings.json entry."""
+    return f"hotstart embeddings {run} --checkpoint {checkpoint}" + (f" --top {top}" if top != 1000 else "")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a run to a folder that plain transformers loads (AutoModelForCausalLM + AutoTokenizer)."""
     from .export import export_run
@@ -285,7 +304,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def _add_run_argument(p: argparse.ArgumentParser) -> None:
     """The positional run folder and --checkpoint, shared by eval, export and generate."""
     p.add_argument("run", help="run folder")
-    p.add_argument("--checkpoint", default="best", help="best (lowest val loss, default) | last")
+    p.add_argument("--checkpoint", default="best",
+                   help="best (lowest val loss, default) | last | init (the run's starting weights, rebuilt from its seed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("embeddings", help=cmd_embeddings.__doc__, description=cmd_embeddings.__doc__)
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--checkpoint", nargs="+", default=["init", "best"], choices=["init", "best", "last"],
+                   help="which weights, one line each (default: init best)")
+    p.add_argument("--top", type=int, default=1000, help="also over the N most frequent characters (default 1000)")
+    p.add_argument("--no-save", action="store_true", help="only print; do not keep the result in RUN/embeddings.json")
+    p.set_defaults(func=cmd_embeddings)
 
     p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__)
     _add_run_argument(p)

@@ -301,6 +301,40 @@ def ablation_section(select: Selector, factors: list[tuple[str, dict[str, list[R
 # ----------------------------------------------------------------------------- the report
 
 
+def embeddings_section(runs: list[Run]) -> tuple[str, list[dict[str, Any]]]:
+    """The input-vector spread of every run that has an embeddings.json, starting weights against best."""
+    kept = sorted((r for r in runs if r.embeddings), key=lambda r: (r.axes["protocol"], r.axes["kind"], r.name))
+    if not kept:
+        return ("No run here has an embeddings.json. `hotstart embeddings RUN...` writes one from a run's "
+                "checkpoints (kept only on the machine that trained it)."), []
+    lines = [
+        ("How distinct the vectors are that the decoder receives, one per character: the mean cosine similarity "
+         "between different characters (1: all alike), over the whole vocabulary and over its 1,000 most frequent "
+         "characters; the share of characters whose nearest other character is within cosine 0.99 (the decoder "
+         "can hardly tell those apart); the effective rank of the centred table (out of its dimensions). "
+         "*init* is the run's starting weights (rebuilt from its seed), *best* its best checkpoint; each run "
+         "folder's embeddings.json records the `hotstart embeddings` command behind every entry."),
+        "",
+        ("| run | best acc % | mean cos init → best | frequent mean cos init → best | near-duplicates init → best "
+         "| effective rank init → best (of) |"),
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    csv_rows = []
+
+    def pair(key: str, fmt: str) -> str:
+        return " → ".join(format(e[key], fmt) if e else "–" for e in (init, best))
+
+    for run in kept:
+        init, best = run.embeddings.get("init"), run.embeddings.get("best")
+        acc = _pct(run.best["val_acc"]) if run.best else "–"
+        dims = (best or init)["dimensions"]
+        lines.append(f"| {run.name} | {acc} | {pair('mean_cosine', '.2f')} | {pair('mean_cosine_top', '.2f')} | "
+                     f"{pair('near_duplicate_share', '.1%')} | {pair('effective_rank', '.0f')} ({dims}) |")
+        csv_rows += [{"run": run.name, "checkpoint": checkpoint, **{k: v for k, v in stats.items() if k != "command"}}
+                     for checkpoint, stats in run.embeddings.items()]
+    return "\n".join(lines), csv_rows
+
+
 def _glyph_grid(runs: list[Run], out: Path) -> Path | None:
     """Every resolution x crop of the vision runs, rendered with their font."""
     from .config import from_dict
@@ -366,6 +400,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     eff_text, eff_rows = efficiency_section(select, throughput)
     factors = ablations(select)  # read by the ablation tables and the plain summary
     abl_text, abl_rows, panels, colors = ablation_section(select, factors, reference, hot_end)
+    emb_text, emb_rows = embeddings_section(runs)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
     plot_panels([("Hot start (band: min-max over seeds; squares: the paper, GPT-2 small)",
@@ -376,7 +411,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         plot_panels(panels, out / "ablations.png", reference, colors=colors)
     glyphs = _glyph_grid(runs, out / "glyphs.png")
     for name, rows in (("main", main_rows), ("hot_start", hot_rows), ("efficiency", eff_rows),
-                       ("ablations", abl_rows), ("verdicts", verdict_rows)):
+                       ("ablations", abl_rows), ("verdicts", verdict_rows), ("embeddings", emb_rows)):
         write_csv(out / f"{name}.csv", rows)
     write_csv(out / "runs.csv", [{"run": r.name, **r.axes, **{f"best_{k}": v for k, v in (r.best or {}).items()},
                                   "stop_reason": (r.summary or {}).get("stop_reason", "in progress")} for r in runs])
@@ -394,9 +429,10 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
         "## Efficiency\n\n" + eff_text,
         "## What drives the hot start: ablations\n\n" + abl_text + ("\n\n![ablations](ablations.png)" if panels else ""),
+        "## Input vectors: how distinct are the characters?\n\n" + emb_text,
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
-         "ablations.csv, verdicts.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),
+         "ablations.csv, verdicts.csv, embeddings.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),
         "## How this was made\n\n" + _environment_section(runs, sweeps, command or "hotstart report", time.perf_counter() - start),
     ]
     path = out / "report.md"

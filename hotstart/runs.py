@@ -15,6 +15,7 @@ from typing import Any
 
 from .checkpoint import read_json
 from .config import load_yaml
+from .embeddings import read_embeddings
 from .errors import HotStartError
 from .model import DECODER_SIZES
 from .plot import read_metrics
@@ -29,6 +30,7 @@ class Run:
     rows: list[dict[str, Any]]
     summary: dict[str, Any] | None
     config: dict[str, Any]
+    embeddings: dict[str, dict[str, Any]] | None = None  # embeddings.json: input-vector spread per checkpoint
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -90,7 +92,7 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]],
             axes = run_axes(cfg)
             if folder.name in specs:  # a sweep knows which protocol it ran; otherwise it is inferred
                 axes["protocol"] = specs[folder.name]["protocol"]
-            runs.append(Run(folder.name, axes, read_metrics(folder), summary, cfg))
+            runs.append(Run(folder.name, axes, read_metrics(folder), summary, cfg, read_embeddings(folder)))
     if not runs:
         raise HotStartError(f"no evaluated runs under {', '.join(map(str, paths))}; train some first")
     return runs, sweeps, throughput

@@ -291,6 +291,19 @@ def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str, specs: list
     write_json(path, record)
 
 
+def _record_embeddings(run_dir: Path) -> None:
+    """Keep the input-vector spread at the starting and the best weights in the run folder, while its
+    checkpoints are still there (they are not committed with results); a failure only warns."""
+    from .embeddings import run_embedding_spread
+
+    for checkpoint in ("init", "best"):
+        try:
+            run_embedding_spread(run_dir, checkpoint, progress=False,
+                                 command=f"hotstart embeddings {run_dir} --checkpoint {checkpoint}")
+        except HotStartError as exc:
+            print(f"warning: no embedding statistics for {run_dir.name} ({checkpoint}): {exc}", file=sys.stderr)
+
+
 def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> list[dict[str, Any]]:
     """Train every run of the grid that has not finished; return one status row per run."""
     scale = get_scale(cfg.scale)
@@ -326,6 +339,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
         try:
             train(run, run_dir, progress=progress, overwrite=not resume, resume=resume)
             statuses.append({"run": spec.name, "status": "trained"})
+            _record_embeddings(run_dir)
         except HotStartError as exc:  # one failed run (say a diverged one) must not end the sweep
             print(f"run {spec.name} failed: {exc}", file=sys.stderr)
             statuses.append({"run": spec.name, "status": f"failed: {exc}"})

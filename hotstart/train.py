@@ -537,6 +537,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
              progress: bool = True) -> LoadedRun:
     """Rebuild a run's model from its folder (config, vocabulary, render settings, weights).
 
+    `checkpoint` is best, last, or init: the weights the run started from, rebuilt from its
+    config and seed instead of loaded (a baseline for any statistic of a trained model).
+
     `render_overrides` re-renders a vision model's glyphs with other settings (res, crop, margin,
     font, face): the trained weights stay, only the pictures change.
     """
@@ -544,8 +547,16 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
     if not (run_dir / "config.yaml").is_file():
         raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
     cfg = from_dict(RunConfig, load_yaml(run_dir / "config.yaml"))
-    vocab = Vocab.load(run_dir / "vocab.json")
     corpus = PreparedCorpus.load(cfg.data)
+    if (run_dir / "vocab.json").is_file():
+        vocab = Vocab.load(run_dir / "vocab.json")
+    else:
+        # Committed result folders leave the per-run copy out (it is the corpus's, and large), so
+        # the corpus's vocabulary stands in when its size is the one the weights were built for.
+        vocab = corpus.vocab
+        if len(vocab) != cfg.model.vocab_size:
+            raise HotStartError(f"{run_dir} has no vocab.json, and the corpus at {cfg.data} has {len(vocab)} tokens, not the "
+                                f"run's {cfg.model.vocab_size}; pass the corpus the run was trained on")
     if corpus.vocab.tokens != vocab.tokens:
         raise HotStartError(f"the corpus at {cfg.data} has another vocabulary than run {run_dir}; re-prepare it or pass the right run")
     render_settings = None
@@ -556,10 +567,13 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
             cfg.model.input.render = from_dict(RenderConfig, {**to_dict(cfg.model.input.render), **render_overrides})
         _check_font(run_dir, cfg.model.input.render, overridden=bool({"font", "face"} & set(render_overrides or {})))
         render_settings = to_dict(cfg.model.input.render)
+    if checkpoint not in ("best", "last", "init"):
+        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best, last or init")
+    if checkpoint == "init":
+        torch.manual_seed(cfg.train.seed)  # as training does right before building its model
     model = build_model(cfg.model, vocab, progress)
-    if checkpoint not in ("best", "last"):
-        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
-    load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
+    if checkpoint != "init":
+        load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
     model.eval()
     return LoadedRun(cfg, corpus, model, render_settings)
 

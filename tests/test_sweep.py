@@ -83,6 +83,8 @@ def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureF
     statuses = run_sweep(cfg, progress=False)
     assert [s["status"] for s in statuses] == ["trained"] * 4
     assert [s["status"] for s in run_sweep(cfg, progress=False)] == ["done before"] * 4  # nothing retrained
+    for run_dir in out.glob("runs/*"):  # the input-vector spread is kept while the checkpoints exist
+        assert set(json.loads((run_dir / "embeddings.json").read_text())) == {"init", "best"}, run_dir.name
     pinned = json.loads((out / "sweep.json").read_text())["precision"]
     assert {json.loads(p.read_text())["environment"]["precision"] for p in out.glob("runs/*/summary.json")} == {pinned}
     other = "fp32" if pinned == "bf16" else "bf16"
@@ -97,6 +99,7 @@ def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureF
     assert "hotstart sweep rq2 --scale smoke" in text and "hotstart report sweep --out report" in text
     assert "| 1,024 | " in text  # the end of the smoke window, for index, 8x8 (and no 40x40 run)
     assert "## What did and did not replicate\n\n- **" in text
+    assert "| hot-simp-8x8-s1 | " in text.split("## Input vectors")[1]
     with (report.parent / "curves.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert {r["run"] for r in rows} == {"hot-index-s0", "hot-index-s1", "hot-simp-8x8-s0", "hot-simp-8x8-s1"}
