@@ -270,7 +270,7 @@ def ablation_section(select: Selector, factors: list[tuple[str, dict[str, list[R
     checkpoints = sorted({4096, 8192, hot_end})
     parts, csv_rows, panels, colors = [], [], [], {}
     ref = reference[1] if reference else None
-    paper_setting = [select("hot", "index"), select("hot", "vision")]  # same colours in every panel
+    paper_setting = list(select.paper_setting().values())  # same colours in every panel
     for title, groups in factors:
         groups = {k: v for k, v in groups.items() if v}
         if not groups:

@@ -115,6 +115,11 @@ class Selector:
             want = {"embed_init_std": 0.02, **want}
         return [r for r in self.runs if all(r.axes[k] == v for k, v in want.items())]
 
+    def paper_setting(self) -> dict[str, list[Run]]:
+        """The hot-start runs of index and vision 8x8 in the paper's setting: what every ablation
+        variant is measured against (and drawn in the same two colours in every panel)."""
+        return {"index": self("hot", "index"), "vision": self("hot", "vision")}
+
 
 def acc_at(rows: list[dict[str, Any]], samples: int) -> tuple[float | None, bool]:
     """Accuracy at `samples`, linearly interpolated between evaluations; (value, was interpolated)."""

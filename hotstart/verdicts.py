@@ -147,7 +147,7 @@ def _hot_summary(select: Selector, res: int) -> str | None:
 def _ablation_effects(select: Selector, groups: list[tuple[str, dict[str, list[Run]]]], samples: int) -> list[str]:
     """Each ablation variant's accuracy at `samples` minus that of its model in the paper's setting,
     largest first (finished runs only)."""
-    base = {"index": select("hot", "index"), "vision": select("hot", "vision")}
+    base = select.paper_setting()
     seen, effects = set(), []
     for _, variants in groups:
         for label, runs in variants.items():
