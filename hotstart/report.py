@@ -313,7 +313,9 @@ def embeddings_section(runs: list[Run]) -> tuple[str, list[dict[str, Any]]]:
          "characters; the share of characters whose nearest other character is within cosine 0.99 (the decoder "
          "can hardly tell those apart); the effective rank of the centred table (out of its dimensions). "
          "*init* is the run's starting weights (rebuilt from its seed), *best* its best checkpoint; each run "
-         "folder's embeddings.json records the `hotstart embeddings` command behind every entry."),
+         "folder's embeddings.json records the `hotstart embeddings` command behind every entry. Runs trained "
+         "by hotstart 0.2.1 or later also record the mean cosine at every evaluation (input_mean_cosine in "
+         "curves.csv; `hotstart plot RUN... --metric input_mean_cosine` draws it)."),
         "",
         ("| run | best acc % | mean cos init → best | frequent mean cos init → best | near-duplicates init → best "
          "| effective rank init → best (of) |"),

@@ -4,7 +4,7 @@ A run folder is the unit of record:
     config.yaml      the full RunConfig (data, model, train); the run is rebuilt from it
     vocab.json       the vocabulary the weights index into
     render.json      vision runs: render settings with the font's name and SHA-256
-    metrics.jsonl    one row per evaluation (samples, step, epoch, lr, train_loss, val_*, ...)
+    metrics.jsonl    one row per evaluation (samples, step, epoch, lr, train_loss, val_*, input_*, ...)
     summary.json     what a sweep or report reads: parameters, precision, best and final metrics
     checkpoints/     best.safetensors (lowest validation loss), last.safetensors, and
                      state.safetensors (everything --resume needs, rewritten at every evaluation)
@@ -40,6 +40,7 @@ from .checkpoint import (
 )
 from .config import from_dict, load_yaml, save_yaml, to_dict
 from .data import SPECIALS, PreparedCorpus, SampleOrder, Vocab
+from .embeddings import embedding_spread, input_table
 from .encoders import patch_stride
 from .errors import HotStartError
 from .evaluate import evaluate
@@ -481,6 +482,9 @@ def train_step(model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.opt
 def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:
     """Evaluate on `val` and build one metrics.jsonl row; resets the running train-loss average."""
     metrics = evaluate(model, val, prec, tc.batch_size)
+    # how distinct the characters' input vectors are now (a collapsed encoder keeps a model on the
+    # most-frequent-character plateau); a fraction of a second next to the evaluation itself
+    spread = embedding_spread(input_table(model))
     row = {
         "samples": state.samples,
         "step": state.step,
@@ -490,6 +494,8 @@ def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:
         "val_loss": metrics["val_loss"],
         "val_acc": metrics["val_acc"],
         "val_ppl": metrics["val_ppl"],
+        "input_mean_cosine": spread["mean_cosine"],
+        "input_near_duplicates": spread["near_duplicate_share"],
         "samples_per_s": state.samples_since_eval / state.train_time if state.train_time > 0 else None,
         "wall_s": time.perf_counter() - start,
     }
@@ -573,6 +579,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
         torch.manual_seed(cfg.train.seed)  # as training does right before building its model
     model = build_model(cfg.model, vocab, progress)
     if checkpoint != "init":
+        if not (run_dir / "checkpoints").is_dir():
+            raise HotStartError(f"{run_dir} has no checkpoints folder (result folders are kept without their weights); "
+                                "retrain the run, or pass --checkpoint init for the weights it started from")
         load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
     model.eval()
     return LoadedRun(cfg, corpus, model, render_settings)

@@ -85,6 +85,11 @@ def test_command_saves_each_checkpoint_and_the_report_shows_it(vision_run: Path,
     assert set(saved) == {"init", "best"}
     assert saved["best"]["command"] == f"hotstart embeddings {run} --checkpoint best"
     assert saved["init"]["mean_cosine"] == printed[0]["mean_cosine"]
+    rows = read_metrics(run)  # training records the same statistic at every evaluation
+    best_row = min(rows, key=lambda r: r["val_loss"])
+    assert rows[0]["input_mean_cosine"] == pytest.approx(saved["init"]["mean_cosine"], abs=2e-4)
+    assert best_row["input_mean_cosine"] == pytest.approx(saved["best"]["mean_cosine"], abs=2e-4)
+    assert 0.0 <= best_row["input_near_duplicates"] <= 1.0
     text = write_report([run], tmp_path / "after").read_text()
     section = text.split("## Input vectors")[1].split("\n## ")[0]
     row = next(line for line in section.splitlines() if line.startswith(f"| {run.name} |"))

@@ -19,7 +19,8 @@ from hotstart.precision import resolve
 from hotstart.render import RenderConfig
 from hotstart.train import RunConfig, TrainConfig, eval_due, load_run, lr_at, train
 
-METRIC_KEYS = {"samples", "step", "epoch", "lr", "train_loss", "val_loss", "val_acc", "val_ppl", "samples_per_s", "wall_s"}
+METRIC_KEYS = {"samples", "step", "epoch", "lr", "train_loss", "val_loss", "val_acc", "val_ppl", "input_mean_cosine",
+               "input_near_duplicates", "samples_per_s", "wall_s"}
 
 
 def run_config(corpus: PreparedCorpus, kind: str, **train_kw) -> RunConfig:
