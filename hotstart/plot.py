@@ -45,15 +45,19 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric
 def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]],
                      reference: tuple[str, float] | None = None, title: str = "",
                      paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None,
-                     colors: dict[str, str] | None = None) -> None:
-    """On `ax`: per label, the mean accuracy over its runs (seeds) with a min-max band, and the paper's
-    points for that label (samples, accuracy %) as hollow squares in the same colour, if given.
-    `colors` fixes a label's colour (say, one model in every panel); others take matplotlib's cycle."""
+                     colors: dict[str, str] | None = None, metric: str = "val_acc") -> None:
+    """On `ax`: per label, the mean of `metric` (accuracy in %) over its runs (seeds) with a min-max
+    band, and the paper's points for that label (samples, accuracy %) as hollow squares in the same
+    colour, if given. `colors` fixes a label's colour (say, one model in every panel); others take
+    matplotlib's cycle. Rows without `metric` (runs from older versions) are left out."""
+    scale = 100 if metric == "val_acc" else 1
     for label, runs in curves.items():
+        runs = [rows for rows in runs if any(r.get(metric) is not None for r in rows)]
         by_samples: dict[int, list[float]] = {}
         for rows in runs:
             for r in rows:
-                by_samples.setdefault(r["samples"], []).append(100 * r["val_acc"])
+                if r.get(metric) is not None:
+                    by_samples.setdefault(r["samples"], []).append(scale * r[metric])
         xs = sorted(x for x, ys in by_samples.items() if len(ys) == len(runs))  # points every seed reached
         if not xs:
             continue
@@ -69,7 +73,7 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
     if reference is not None:
         ax.axhline(100 * reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
     ax.set_xlabel("training samples (sequences) seen")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel("validation accuracy (%)" if metric == "val_acc" else metric)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -78,14 +82,14 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
 def plot_panels(panels: list[tuple[str, dict[str, list[list[dict[str, Any]]]]]], out: str | Path,
                 reference: tuple[str, float] | None = None, columns: int = 2,
                 paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None,
-                colors: dict[str, str] | None = None) -> Path:
-    """One `draw_band_curves` panel per (title, curves), in a grid, saved to `out`; `paper` and
-    `colors` as there."""
+                colors: dict[str, str] | None = None, metric: str = "val_acc") -> Path:
+    """One `draw_band_curves` panel per (title, curves), in a grid, saved to `out`; `paper`,
+    `colors` and `metric` as there."""
     rows = -(-len(panels) // columns)
     cols = min(columns, len(panels))
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 3.9 * rows), dpi=110, squeeze=False)
     for ax, (title, curves) in zip(axes.flat, panels):
-        draw_band_curves(ax, curves, reference, title, paper, colors)
+        draw_band_curves(ax, curves, reference, title, paper, colors, metric)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()

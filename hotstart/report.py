@@ -301,6 +301,11 @@ def ablation_section(select: Selector, factors: list[tuple[str, dict[str, list[R
 # ----------------------------------------------------------------------------- the report
 
 
+def _records(curves: dict[str, list[list[dict[str, Any]]]], metric: str) -> bool:
+    """Whether any evaluation row of any run in `curves` has `metric` (newer runs record more)."""
+    return any(row.get(metric) is not None for runs in curves.values() for rows in runs for row in rows)
+
+
 def embeddings_section(runs: list[Run]) -> tuple[str, list[dict[str, Any]]]:
     """The input-vector spread of every run that has an embeddings.json, starting weights against best."""
     kept = sorted((r for r in runs if r.embeddings), key=lambda r: (r.axes["protocol"], r.axes["kind"], r.name))
@@ -405,12 +410,20 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     emb_text, emb_rows = embeddings_section(runs)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
-    plot_panels([("Hot start (band: min-max over seeds; squares: the paper, GPT-2 small)",
-                  {k: [r.rows for r in v] for k, v in groups.items() if v})], out / "hot_start.png", reference, columns=1,
+    hot_curves = {k: [r.rows for r in v] for k, v in groups.items() if v}
+    plot_panels([("Hot start (band: min-max over seeds; squares: the paper, GPT-2 small)", hot_curves)],
+                out / "hot_start.png", reference, columns=1,
                 paper={label: (HOT_POINTS, values) for label, values in PAPER_HOT.items()})
     resolution_plot(select, out / "resolution.png", reference)
     if panels:
         plot_panels(panels, out / "ablations.png", reference, colors=colors)
+    # the same panels again, drawing how alike the input vectors are (runs of 0.2.1 on record it)
+    spread_panels = [(title, curves) for title, curves in [("Hot start", hot_curves), *panels]
+                     if _records(curves, "input_mean_cosine")]
+    if spread_panels:
+        plot_panels(spread_panels, out / "input_spread.png", colors=colors, metric="input_mean_cosine")
+        emb_text += ("\n\nMean cosine between the input vectors of different characters at every evaluation, where the "
+                     "runs recorded it (hot-start protocol):\n\n![input spread](input_spread.png)")
     glyphs = _glyph_grid(runs, out / "glyphs.png")
     for name, rows in (("main", main_rows), ("hot_start", hot_rows), ("efficiency", eff_rows),
                        ("ablations", abl_rows), ("verdicts", verdict_rows), ("embeddings", emb_rows)):

@@ -100,6 +100,7 @@ def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureF
     assert "| 1,024 | " in text  # the end of the smoke window, for index, 8x8 (and no 40x40 run)
     assert "## What did and did not replicate\n\n- **" in text
     assert "| hot-simp-8x8-s1 | " in text.split("## Input vectors")[1]
+    assert "![input spread](input_spread.png)" in text and (report.parent / "input_spread.png").stat().st_size > 10_000
     with (report.parent / "curves.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert {r["run"] for r in rows} == {"hot-index-s0", "hot-index-s1", "hot-simp-8x8-s0", "hot-simp-8x8-s1"}
