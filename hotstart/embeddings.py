@@ -21,6 +21,7 @@ from .model import HotStartLM, VisionInput
 
 EMBEDDINGS_FILE = "embeddings.json"
 NEAR_DUPLICATE_COSINE = 0.99  # nearest other character this close: the decoder sees one vector for two
+_CHUNK = 1024  # rows per block of the nearest-neighbour search
 
 
 def input_table(model: HotStartLM) -> torch.Tensor:
@@ -55,28 +56,41 @@ def embedding_spread(table: torch.Tensor, counts: list[int] | None = None, top: 
             raise HotStartError(f"{len(counts)} counts for a table of {table.shape[0]} rows")
         order = torch.argsort(torch.tensor(counts[skip:], dtype=torch.float64), descending=True, stable=True)
     unit = torch.nn.functional.normalize(rows, dim=1)
-    cosine = unit @ unit.T  # (V, V)
-    n = cosine.shape[0]
-    off_diagonal_mean = (cosine.sum() - cosine.diagonal().sum()) / (n * (n - 1))
-    frequent = order[: max(2, min(top, n))]
-    sub = cosine[frequent][:, frequent]
-    m = sub.shape[0]
-    frequent_mean = (sub.sum() - sub.diagonal().sum()) / (m * (m - 1))
-    cosine.fill_diagonal_(-2.0)  # a row is not its own neighbour
-    nearest = cosine.max(dim=1).values
+    n = unit.shape[0]
+    frequent = unit[order[: max(2, min(top, n))]]
+    m = frequent.shape[0]
+    nearest = torch.cat([_nearest_other(unit, start) for start in range(0, n, _CHUNK)])
     singular = torch.linalg.svdvals(rows - rows.mean(dim=0, keepdim=True)).double()
     p = singular / singular.sum().clamp_min(1e-12)
     entropy = -(p * torch.log(p.clamp_min(1e-30))).sum()
     return {
         "characters": n,
-        "mean_cosine": round(float(off_diagonal_mean), 4),
+        "mean_cosine": round(_mean_pair_cosine(unit), 4),
         "top": m,
-        "mean_cosine_top": round(float(frequent_mean), 4),
+        "mean_cosine_top": round(_mean_pair_cosine(frequent), 4),
         "near_duplicate_share": round(float((nearest >= NEAR_DUPLICATE_COSINE).float().mean()), 4),
         "effective_rank": round(float(torch.exp(entropy)), 2),
         "dimensions": rows.shape[1],
         "mean_norm": round(float(rows.norm(dim=1).mean()), 4),
     }
+
+
+def _mean_pair_cosine(unit: torch.Tensor) -> float:
+    """Mean dot product over pairs of different rows of `unit` (unit-length rows: their cosine).
+    The sum over all ordered pairs is |sum of rows|^2 minus each row's own square, so no V x V
+    matrix is needed."""
+    n = unit.shape[0]
+    total = unit.double().sum(dim=0).square().sum() - unit.double().square().sum()
+    return float(total / (n * (n - 1)))
+
+
+def _nearest_other(unit: torch.Tensor, start: int) -> torch.Tensor:
+    """For rows start..start+_CHUNK of `unit`: the largest cosine with any other row. In chunks, so
+    memory stays at _CHUNK x V however large the vocabulary."""
+    block = unit[start : start + _CHUNK] @ unit.T  # (chunk, V)
+    rows = torch.arange(block.shape[0], device=unit.device)
+    block[rows, start + rows] = -2.0  # a row is not its own neighbour
+    return block.max(dim=1).values
 
 
 def run_embedding_spread(run_dir: str | Path, checkpoint: str = "best", top: int = 1000,

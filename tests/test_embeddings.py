@@ -46,6 +46,20 @@ def test_frequent_characters_are_ranked_by_count() -> None:
     assert unordered["mean_cosine_top"] < 0.6
 
 
+def test_statistics_without_a_full_similarity_matrix_match_the_matrix() -> None:
+    torch.manual_seed(0)
+    rows = torch.randn(2500, 12) + 0.5  # more rows than one nearest-neighbour block
+    rows[1000] = rows[2400] * 3  # one pair across blocks points the same way
+    stats = embedding_spread(rows, skip=0)
+    unit = torch.nn.functional.normalize(rows, dim=1)
+    cosine = unit @ unit.T
+    n = rows.shape[0]
+    assert stats["mean_cosine"] == pytest.approx(float((cosine.sum() - n) / (n * (n - 1))), abs=1e-4)
+    cosine.fill_diagonal_(-2.0)
+    assert stats["near_duplicate_share"] == pytest.approx(float((cosine.max(1).values >= 0.99).float().mean()), abs=1e-4)
+    assert stats["near_duplicate_share"] >= 2 / n
+
+
 def test_too_few_rows_or_mismatched_counts_are_clear_errors() -> None:
     with pytest.raises(HotStartError, match="at least 2 characters"):
         embedding_spread(torch.ones(4, 8))
