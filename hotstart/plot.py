@@ -112,6 +112,7 @@ def plot_series(xs: list[float], series: dict[str, list[float | None]], out: str
     if logx:
         ax.set_xscale("log")
         ax.set_xticks(xs, [str(x) for x in xs])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # no "6x10^0" labels between ours
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
