@@ -316,15 +316,16 @@ def embeddings_section(runs: list[Run]) -> tuple[str, list[dict[str, Any]]]:
         ("How distinct the vectors are that the decoder receives, one per character: the mean cosine similarity "
          "between different characters (1: all alike), over the whole vocabulary and over its 1,000 most frequent "
          "characters; the share of characters whose nearest other character is within cosine 0.99 (the decoder "
-         "can hardly tell those apart); the effective rank of the centred table (out of its dimensions). "
+         "can hardly tell those apart); the effective rank of the centred table (out of its dimensions); the "
+         "mean length of a vector (GPT-2's position embeddings start at about 0.02 x sqrt(width)). "
          "*init* is the run's starting weights (rebuilt from its seed), *best* its best checkpoint; each run "
          "folder's embeddings.json records the `hotstart embeddings` command behind every entry. Runs trained "
          "by hotstart 0.2.1 or later also record the mean cosine at every evaluation (input_mean_cosine in "
          "curves.csv; `hotstart plot RUN... --metric input_mean_cosine` draws it)."),
         "",
         ("| run | best acc % | mean cos init → best | frequent mean cos init → best | near-duplicates init → best "
-         "| effective rank init → best (of) |"),
-        "|---|---:|---:|---:|---:|---:|",
+         "| effective rank init → best (of) | mean norm init → best |"),
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     csv_rows = []
 
@@ -336,7 +337,8 @@ def embeddings_section(runs: list[Run]) -> tuple[str, list[dict[str, Any]]]:
         acc = _pct(run.best["val_acc"]) if run.best else "–"
         dims = (best or init)["dimensions"]
         lines.append(f"| {run.name} | {acc} | {pair('mean_cosine', '.2f')} | {pair('mean_cosine_top', '.2f')} | "
-                     f"{pair('near_duplicate_share', '.1%')} | {pair('effective_rank', '.0f')} ({dims}) |")
+                     f"{pair('near_duplicate_share', '.1%')} | {pair('effective_rank', '.0f')} ({dims}) | "
+                     f"{pair('mean_norm', '.2f')} |")
         csv_rows += [{"run": run.name, "checkpoint": checkpoint, **{k: v for k, v in stats.items() if k != "command"}}
                      for checkpoint, stats in run.embeddings.items()]
     return "\n".join(lines), csv_rows
