@@ -159,13 +159,8 @@ def cmd_embeddings(args: argparse.Namespace) -> None:
     for run in args.runs:
         for checkpoint in args.checkpoint:
             result = run_embedding_spread(run, checkpoint=checkpoint, top=args.top, progress=not args.quiet,
-                                          command=None if args.no_save else _embeddings_command(run, checkpoint, args.top))
+                                          save=not args.no_save)
             print(json.dumps(result, ensure_ascii=False), flush=True)
-
-
-def _embeddings_command(run: str, checkpoint: str, top: int) -> str:
-    """The one-run command that reproduces a saved embeddings.json entry."""
-    return f"hotstart embeddings {run} --checkpoint {checkpoint}" + (f" --top {top}" if top != 1000 else "")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -94,12 +94,12 @@ def _nearest_other(unit: torch.Tensor, start: int) -> torch.Tensor:
 
 
 def run_embedding_spread(run_dir: str | Path, checkpoint: str = "best", top: int = 1000,
-                         progress: bool = True, command: str | None = None) -> dict[str, Any]:
+                         progress: bool = True, save: bool = False) -> dict[str, Any]:
     """`embedding_spread` of a run's input vectors at a checkpoint: best, last, or init (the
     weights the run started from, rebuilt from its config and seed).
 
-    With `command` (the command line that asked), the result is also kept in the run folder's
-    embeddings.json, one entry per checkpoint, where `hotstart report` finds it.
+    With `save`, the result is also kept in the run folder's embeddings.json, one entry per
+    checkpoint with the command that reproduces it, where `hotstart report` finds it.
     """
     from .train import (
         load_run,  # train imports model code; import at call time as evaluate does
@@ -107,9 +107,10 @@ def run_embedding_spread(run_dir: str | Path, checkpoint: str = "best", top: int
 
     run = load_run(run_dir, checkpoint=checkpoint, progress=progress)
     stats = embedding_spread(input_table(run.model), run.corpus.vocab.counts, top=top)
-    if command is not None:
+    if save:
         record_path = Path(run_dir) / EMBEDDINGS_FILE
         record = read_embeddings(run_dir) or {}
+        command = f"hotstart embeddings {run_dir} --checkpoint {checkpoint}" + (f" --top {top}" if top != 1000 else "")
         record[checkpoint] = {"command": command, **stats}
         write_json(record_path, record)
     return {"run": str(run_dir), "checkpoint": checkpoint, "input": run.config.model.input.kind, **stats}

@@ -298,8 +298,7 @@ def _record_embeddings(run_dir: Path) -> None:
 
     for checkpoint in ("init", "best"):
         try:
-            run_embedding_spread(run_dir, checkpoint, progress=False,
-                                 command=f"hotstart embeddings {run_dir} --checkpoint {checkpoint}")
+            run_embedding_spread(run_dir, checkpoint, progress=False, save=True)
         except HotStartError as exc:
             print(f"warning: no embedding statistics for {run_dir.name} ({checkpoint}): {exc}", file=sys.stderr)
 
