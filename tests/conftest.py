@@ -31,3 +31,14 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory, news_text_file: Path) 
     out = tmp_path_factory.mktemp("tiny_corpus")
     cfg = PrepareConfig(corpus=str(news_text_file), seq_len=32, val_sequences=32, min_freq=2, split_lines=True)
     return prepare(cfg, out, progress=False)
+
+
+def train_tiny_vision_run(corpus: PreparedCorpus, out: Path, *extra: str) -> Path:
+    """A finished vision run of 64 samples with the tiny decoder, in fp32, with checkpoints; `extra`
+    adds or overrides `hotstart train` options (say --encoder orig or --seed 3)."""
+    from hotstart.cli import main
+
+    assert main(["train", "--data", str(corpus.path), "--input", "vision", "--size", "tiny", "--batch-size", "16",
+                 "--max-samples", "64", "--eval-every", "32", "--schedule", "cosine", "--warmup-samples", "16",
+                 "--precision", "fp32", "--out", str(out), "--quiet", *extra]) == 0
+    return out

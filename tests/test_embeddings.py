@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_tiny_vision_run
 
 from hotstart.cli import main
 from hotstart.data import PreparedCorpus
@@ -69,11 +70,7 @@ def test_too_few_rows_or_mismatched_counts_are_clear_errors() -> None:
 
 @pytest.fixture(scope="module")
 def vision_run(tiny_corpus: PreparedCorpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("embeddings") / "run"
-    assert main(["train", "--data", str(tiny_corpus.path), "--input", "vision", "--size", "tiny", "--batch-size", "16",
-                 "--max-samples", "64", "--eval-every", "32", "--schedule", "cosine", "--warmup-samples", "16",
-                 "--precision", "fp32", "--seed", "3", "--out", str(out), "--quiet"]) == 0
-    return out
+    return train_tiny_vision_run(tiny_corpus, tmp_path_factory.mktemp("embeddings") / "run", "--seed", "3")
 
 
 def test_init_checkpoint_is_the_weights_training_started_from(vision_run: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_tiny_vision_run
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hotstart.cli import main
@@ -19,11 +20,7 @@ from hotstart.train import load_run
 
 @pytest.fixture(scope="module")
 def vision_run(tiny_corpus: PreparedCorpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "run"
-    assert main(["train", "--data", str(tiny_corpus.path), "--input", "vision", "--encoder", "orig", "--size", "tiny",
-                 "--batch-size", "16", "--max-samples", "64", "--eval-every", "32", "--schedule", "cosine",
-                 "--warmup-samples", "16", "--precision", "fp32", "--out", str(out), "--quiet"]) == 0
-    return out
+    return train_tiny_vision_run(tiny_corpus, tmp_path_factory.mktemp("export") / "run", "--encoder", "orig")
 
 
 def test_exported_model_gives_our_logits(vision_run: Path, tmp_path: Path) -> None:
