@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ import torch.distributed as dist
 from torch import nn
 
 from .errors import HotStartError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,13 +46,13 @@ class Group:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return value / self.world
 
-    def agree(self, flag: bool) -> bool:
-        """Rank 0's flag, on every rank (whether to go on after an evaluation)."""
+    def agree(self, decision: T) -> T:
+        """Rank 0's decision, on every rank (say why to stop after an evaluation, or None to go on)."""
         if self.world == 1:
-            return flag
-        box = [flag]
+            return decision
+        box = [decision]
         dist.broadcast_object_list(box, src=0)
-        return bool(box[0])
+        return box[0]
 
     def barrier(self) -> None:
         """Wait until every rank is here (e.g. until rank 0 has created the run folder)."""

@@ -50,6 +50,8 @@ from .precision import Precision, resolve
 from .render import RenderConfig
 
 SCHEDULES = ("onecycle", "cosine")
+DIVERGED = ("non_finite_loss", "non_finite_weights")
+"""Stop reasons of a run whose weights or loss went non-finite: no last.safetensors, and an error."""
 
 
 @dataclass
@@ -104,7 +106,7 @@ class TrainConfig:
     seed: int = 0
     """Seeds the weights and the training-sample order."""
     max_bad_steps: int = 20
-    """Steps with a non-finite loss that are skipped before the run gives up."""
+    """Steps skipped for a non-finite loss or gradient before the run gives up as diverged."""
     tensorboard: bool = False
     """Also log every metrics row to TensorBoard event files in RUN/tensorboard/."""
     compile: bool = False
@@ -125,6 +127,14 @@ class TrainConfig:
             raise HotStartError(f"unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}")
         if self.patience < 1:
             raise HotStartError(f"--patience must be at least 1, got {self.patience}")
+        # below 1 these would start or end OneCycle above lr_max, or decay the cosine above it
+        for name in ("onecycle_div", "onecycle_final_div"):
+            if getattr(self, name) < 1:
+                raise HotStartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise HotStartError(f"--min-lr-ratio must be between 0 and 1, got {self.min_lr_ratio}")
+        if not 0 < self.onecycle_pct_start < 1:
+            raise HotStartError(f"--onecycle-pct-start must be between 0 and 1, got {self.onecycle_pct_start}")
 
 
 @dataclass
@@ -151,7 +161,8 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     t = min(step, total_steps) / max(total_steps, 1)
     warmup = cfg.warmup_samples / cfg.batch_size / max(total_steps, 1)
     if t < warmup:
-        return cfg.lr_max * (step + 1) / (cfg.warmup_samples / cfg.batch_size)
+        # capped: a warm-up that ends inside a step (say shorter than one batch) would overshoot lr_max
+        return min(cfg.lr_max, cfg.lr_max * (step + 1) / (cfg.warmup_samples / cfg.batch_size))
     return cosine(cfg.lr_max, cfg.lr_max * cfg.min_lr_ratio, (t - warmup) / max(1 - warmup, 1e-9))
 
 
@@ -378,18 +389,27 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
     bar = tqdm(total=tc.max_samples, initial=state.samples, unit="seq", disable=not progress,
                dynamic_ncols=True, desc=run_dir.name)
 
-    def log_eval() -> bool:
-        """Evaluate, append a metrics row, keep the best checkpoint; False once patience runs out."""
+    def log_eval() -> str | None:
+        """Evaluate, append a metrics row, keep the best checkpoint; return why to stop (patience spent,
+        weights gone non-finite) or None to go on."""
         if not group.is_main:  # rank 0 evaluates and decides; the others follow
             state.reset_window()
-            return group.agree(True)
+            return group.agree(None)
+        # Diverged weights are neither evaluated nor saved: the files on disk keep the last finite state,
+        # which is what the error at the end points the user to.
+        if not weights_finite(model):
+            return group.agree("non_finite_weights")
         row = _evaluation_row(model, val, prec, tc, state, lr_at(state.step, tc, total_steps), start)
+        if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
+            return group.agree("non_finite_weights")  # finite but overflowing weights: still diverged
         state.rows.append(row)
         bar.set_postfix(loss=row["train_loss"], val_acc=f"{row['val_acc']:.4f}")
         if row["val_loss"] < state.best_val_loss:
             state.best_val_loss, state.evals_since_best = row["val_loss"], 0
             save_weights(model, run_dir / "checkpoints" / "best.safetensors")
-        else:
+        elif row["train_loss"] is not None:
+            # only evaluations of new weights use up patience: when every step since the last one was
+            # skipped (non-finite), the skipped-step limit decides instead, and the run ends as diverged
             state.evals_since_best += 1
         # the state first, then the row: a kill in between is healed by rewriting rows on resume
         state.wall_s = time.perf_counter() - start
@@ -397,7 +417,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
         with metrics_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         board.log(row)
-        return group.agree(state.evals_since_best < tc.patience)
+        return group.agree(None if state.evals_since_best < tc.patience else "early_stopping")
 
     trainer = distributed.wrap(model, group, prec.device)
     stop_reason = _loop(trainer, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group)
@@ -405,15 +425,23 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
     board.close()
     if not group.is_main:
         return _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
-    if stop_reason != "non_finite_loss":  # diverged weights are not a checkpoint worth keeping
+    if stop_reason not in DIVERGED and not weights_finite(model):  # say a max_epochs stop between evaluations
+        stop_reason = "non_finite_weights"
+    if stop_reason not in DIVERGED:  # diverged weights are not a checkpoint worth keeping
         save_weights(model, run_dir / "checkpoints" / "last.safetensors")
     summary = _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
     write_json(run_dir / "summary.json", summary)
-    if stop_reason == "non_finite_loss":
+    if state.bad_steps and stop_reason not in DIVERGED:
+        print(f"warning: {state.bad_steps} of {state.step} steps were skipped for a non-finite loss or gradient; "
+              "check metrics.jsonl for divergence, and lower --lr-max if it did", file=sys.stderr)
+    if stop_reason in DIVERGED:
+        what = (f"after {state.bad_steps} skipped steps with a non-finite loss or gradient" if stop_reason == "non_finite_loss"
+                else "because its weights (or their validation loss) went non-finite")
+        last = state.rows[-1]["samples"] if state.rows else 0
         raise HotStartError(
-            f"run {run_dir} stopped after {state.bad_steps} steps with a non-finite loss (at step {state.step}); "
-            f"the last good weights are in {run_dir / 'checkpoints'} (best.safetensors, state.safetensors); "
-            "lower --lr-max or use --precision fp32"
+            f"run {run_dir} stopped at step {state.step} {what}; its last finite state (the evaluation at {last:,} "
+            f"samples) is in {run_dir / 'checkpoints' / 'state.safetensors'} and its lowest-validation-loss weights "
+            "in best.safetensors beside it; lower --lr-max or use --precision fp32"
         )
     return summary
 
@@ -425,8 +453,8 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
     that is logged and checked for NaN is the mean over all of them, so every rank decides alike.
     """
     model.train()
-    if not state.rows and not log_eval():  # samples = 0: the untrained model, the left end of every curve
-        return "early_stopping"
+    if not state.rows and (stop := log_eval()):  # samples = 0: the untrained model, the left end of every curve
+        return stop
     while True:
         if tc.max_samples is not None and state.samples >= tc.max_samples:
             return "max_samples"
@@ -438,13 +466,15 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
         lr = lr_at(state.step, tc, total_steps)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
-        mean_loss = train_step(model, batch, optimizer, scaler, prec, tc.grad_clip, group.mean)
-        if torch.isfinite(mean_loss):
+        mean_loss, stepped = train_step(model, batch, optimizer, scaler, prec, tc.grad_clip, group.mean)
+        if stepped:
             state.loss_sum += mean_loss.item()
             state.loss_steps += 1
         else:
             state.bad_steps += 1
-            tqdm.write(f"warning: non-finite loss at step {state.step}; step skipped ({state.bad_steps}/{tc.max_bad_steps})")
+            what = "loss" if not torch.isfinite(mean_loss) else f"gradient (loss {mean_loss.item():.4g})"
+            tqdm.write(f"warning: non-finite {what} at step {state.step}; step skipped "
+                       f"({state.bad_steps}/{tc.max_bad_steps})")
             if state.bad_steps >= tc.max_bad_steps:
                 return "non_finite_loss"
         state.train_time += time.perf_counter() - t0
@@ -454,29 +484,45 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
         state.samples_since_eval += len(index)
         bar.update(len(index))
         finished = tc.max_samples is not None and state.samples >= tc.max_samples
-        if (eval_due(before, state.samples, tc) or finished) and not log_eval():
-            return "early_stopping"
+        if (eval_due(before, state.samples, tc) or finished) and (stop := log_eval()):
+            return stop
 
 
 def train_step(model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, prec: Precision, grad_clip: float,
-               reduce: Callable[[torch.Tensor], torch.Tensor] = lambda loss: loss) -> torch.Tensor:
-    """One optimiser step on a batch of sequences; returns the loss (averaged over processes by `reduce`).
+               reduce: Callable[[torch.Tensor], torch.Tensor] = lambda loss: loss) -> tuple[torch.Tensor, bool]:
+    """One optimiser step on a batch of sequences; returns the loss (averaged over processes by `reduce`)
+    and whether the step was taken.
 
-    A non-finite loss leaves the weights untouched. The benchmark times this same function.
+    A non-finite loss, or a finite loss whose gradient is not finite (an overflow in the backward pass,
+    which clipping would spread into every weight as NaN), leaves the weights and the optimiser's
+    moments untouched and returns False. Under fp16 the loss scaler handles overflowing gradients
+    itself (it skips the step and lowers its scale, a normal event there). The benchmark times this
+    same function.
     """
     with prec.autocast():
         _, loss = model(batch[:, :-1], batch[:, 1:], return_logits=False)
     optimizer.zero_grad(set_to_none=True)
     mean_loss = reduce(loss.detach())
-    if torch.isfinite(mean_loss):
-        scaler.scale(loss).backward()
-        if grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-    return mean_loss
+    if not torch.isfinite(mean_loss):
+        return mean_loss, False
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    # the norm is computed even without clipping (max_norm inf scales by 1): it is the finiteness check.
+    # Under torchrun the gradients are already averaged over ranks, so every rank decides alike.
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
+    if not scaler.is_enabled() and not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        return mean_loss, False
+    scaler.step(optimizer)
+    scaler.update()
+    return mean_loss, True
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    """True when every parameter and buffer of `model` is finite."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
 def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import math
@@ -130,17 +131,19 @@ def test_training_refuses_to_start_without_disk_space_for_checkpoints(tiny_corpu
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-def test_a_diverging_run_skips_non_finite_steps_then_stops_with_a_clear_error(tiny_corpus: PreparedCorpus,
-                                                                             tmp_path: Path) -> None:
-    # an absurd learning rate blows the weights up after the first update; every later loss is inf/nan
+def test_weights_blown_up_by_the_lr_end_the_run_at_the_next_evaluation(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # an absurd learning rate blows the weights up after the first update: later losses are inf/nan and
+    # skipped, and the next evaluation finds a non-finite validation loss, records nothing and stops
+    saved = _saved_states(monkeypatch)
     cfg = run_config(tiny_corpus, "index", lr_max=1e30, schedule="cosine", warmup_samples=16, max_samples=4096,
                      max_bad_steps=5)
-    with pytest.raises(HotStartError, match="non-finite loss"):
+    with pytest.raises(HotStartError, match=r"went non-finite; its last finite state \(the evaluation at 0 samples\)"):
         train(cfg, tmp_path / "run", progress=False)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["stop_reason"] == "non_finite_loss" and summary["skipped_steps"] == 5
-    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
-    assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+    assert summary["stop_reason"] == "non_finite_weights" and summary["skipped_steps"] == 3
+    assert summary["best"]["samples"] == 0
+    _assert_only_finite_state_on_disk(tmp_path / "run", saved)
 
 
 def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path: Path) -> None:
@@ -155,3 +158,123 @@ def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path:
     cfg.train.compile = True
     with pytest.raises(HotStartError, match=r"other settings \(train.compile\)"):
         _check_same_config(tmp_path, cfg)
+
+
+def _saved_states(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Record the bytes of every training state the loop writes, in order."""
+    train_module = importlib.import_module("hotstart.train")  # the package exports a function of that name
+
+    saved: list[bytes] = []
+    real = train_module.save_training_state
+
+    def recording(path, *args, **kwargs):
+        real(path, *args, **kwargs)
+        saved.append(Path(path).read_bytes())
+
+    monkeypatch.setattr(train_module, "save_training_state", recording)
+    return saved
+
+
+def _assert_only_finite_state_on_disk(run: Path, saved_states: list[bytes]) -> None:
+    """The state file is byte for byte the last one written, every tensor on disk is finite, and every
+    metrics row is finite and matches the rows the state holds."""
+    from safetensors.torch import load_file
+
+    from hotstart.checkpoint import training_state_progress
+
+    state_path = run / "checkpoints" / "state.safetensors"
+    assert saved_states and state_path.read_bytes() == saved_states[-1]
+    for name in ("state", "best"):
+        tensors = load_file(run / "checkpoints" / f"{name}.safetensors")
+        assert tensors and all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point()), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows == training_state_progress(state_path)["rows"]
+    assert all(math.isfinite(v) for row in rows for v in row.values() if isinstance(v, float))
+    assert not (run / "checkpoints" / "last.safetensors").exists()
+
+
+def test_a_warmup_shorter_than_a_batch_never_exceeds_lr_max() -> None:
+    # 32 warm-up samples in batches of 128: the warm-up ends inside the first step
+    cfg = TrainConfig(schedule="cosine", warmup_samples=32, batch_size=128, lr_max=1e-3)
+    assert lr_at(0, cfg, 100) == pytest.approx(1e-3)
+    for warmup, batch in itertools.product((1, 32, 100, 128, 200, 2048), (16, 100, 128)):
+        cfg = TrainConfig(schedule="cosine", warmup_samples=warmup, batch_size=batch, lr_max=1e-3)
+        assert max(lr_at(step, cfg, 50) for step in range(60)) <= 1e-3, (warmup, batch)
+
+
+@pytest.mark.parametrize("option", ["onecycle_div", "onecycle_final_div"])
+def test_onecycle_divisors_below_one_are_refused(option: str) -> None:
+    with pytest.raises(HotStartError, match=f"--{option.replace('_', '-')} must be at least 1"):
+        TrainConfig(**{option: 0.5}).validate()
+
+
+def test_a_finite_loss_with_non_finite_gradients_leaves_weights_and_optimiser_untouched(tiny_corpus: PreparedCorpus) -> None:
+    from hotstart.train import build_model, make_optimizer, train_step
+
+    torch.manual_seed(0)
+    cfg = run_config(tiny_corpus, "index")
+    cfg.model.vocab_size = len(tiny_corpus.vocab)
+    model = build_model(cfg.model, tiny_corpus.vocab, progress=False)
+    optimizer, prec = make_optimizer(model, cfg.train), resolve("cpu", "fp32")
+    batch = tiny_corpus.sequences(tiny_corpus.train_index[:8])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # an overflow in the backward pass of one layer: the loss is real and finite, one gradient is inf
+    hook = model.decoder.h[0].mlp.c_fc.weight.register_hook(lambda grad: grad * math.inf)
+    loss, stepped = train_step(model, batch, optimizer, prec.grad_scaler(), prec, grad_clip=1.0)
+    assert torch.isfinite(loss) and not stepped
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not optimizer.state  # AdamW's moments never saw the bad gradient
+    hook.remove()
+    loss, stepped = train_step(model, batch, optimizer, prec.grad_scaler(), prec, grad_clip=1.0)
+    assert stepped and not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_diverging_run_ends_in_one_line_and_keeps_its_last_finite_state(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the issue's command, scaled to this corpus: lr 1e4 with a warm-up shorter than one batch
+    saved = _saved_states(monkeypatch)
+    cfg = run_config(tiny_corpus, "index", lr_max=1e4, schedule="cosine", warmup_samples=4, max_samples=4096,
+                     max_bad_steps=3)
+    cfg.train.eval_every = 32
+    with pytest.raises(HotStartError, match=r"after 3 skipped steps with a non-finite loss or gradient; its last finite "
+                                            r"state \(the evaluation at [\d,]+ samples\)"):
+        train(cfg, tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == "non_finite_loss" and summary["skipped_steps"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert max(row["lr"] for row in rows) <= 1e4
+    _assert_only_finite_state_on_disk(tmp_path / "run", saved)
+
+
+def test_weights_gone_non_finite_are_neither_evaluated_nor_saved(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    train_module = importlib.import_module("hotstart.train")  # the package exports a function of that name
+
+    # Isolates the evaluation's guard: an optimiser whose 5th update writes NaN into one weight (a real
+    # optimiser step with finite gradients cannot be relied on to do that).
+    real = train_module.make_optimizer
+
+    def poisoning(model, tc):
+        optimizer = real(model, tc)
+        step, calls = optimizer.step, []
+
+        def poisoned_step(*args, **kwargs):
+            out = step(*args, **kwargs)
+            calls.append(1)
+            if len(calls) == 5:
+                with torch.no_grad():
+                    model.decoder.ln_f.weight[0] = math.nan
+            return out
+
+        optimizer.step = poisoned_step
+        return optimizer
+
+    monkeypatch.setattr(train_module, "make_optimizer", poisoning)
+    saved = _saved_states(monkeypatch)
+    cfg = run_config(tiny_corpus, "index", max_samples=256)  # evaluations every 64 samples = 4 steps of 16
+    with pytest.raises(HotStartError, match=r"weights \(or their validation loss\) went non-finite; its last finite state "
+                                            r"\(the evaluation at 64 samples\)"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["stop_reason"] == "non_finite_weights"
+    assert len(saved) == 2  # samples 0 and 64; nothing at 128, where the weights were NaN
+    _assert_only_finite_state_on_disk(tmp_path / "run", saved)
