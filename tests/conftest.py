@@ -1,10 +1,19 @@
-"""Shared fixtures: a small prepared corpus of real Chinese news text (from the built-in corpus)."""
+"""Shared fixtures: small prepared corpora of real Chinese news text (from the built-in corpus), and a
+test environment that cannot reach the network or the user's files."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Nothing may reach the network: transformers and huggingface_hub read these when first imported
+# (test modules import them while being collected, before any fixture runs), so they are set here.
+# Subprocesses that tests start inherit them.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from hotstart.data import PrepareConfig, PreparedCorpus, prepare
 
@@ -15,6 +24,23 @@ def inews_sample(n_docs: int) -> str:
 
     titles, contents, _ = dataset.dev
     return "\n".join(t + "。" + c.replace("\n", " ") for t, c in zip(titles[:n_docs], contents[:n_docs]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_glyph_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test renders into one temporary glyph cache, never the user's ~/.cache/hotstart: a stale
+    or foreign cache must not decide a result, and tests must not fill the user's disk."""
+    path = tmp_path_factory.mktemp("glyph_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOTSTART_CACHE", str(path))  # subprocesses inherit it
+        yield path
+
+
+@pytest.fixture(scope="session")
+def inews_corpus(tmp_path_factory: pytest.TempPathFactory) -> PreparedCorpus:
+    """The whole built-in corpus, prepared once per test run at the smoke scale's 64 characters per
+    sequence (the sweep and demo tests train on it; preparing it per test would repeat the work)."""
+    return prepare(PrepareConfig(corpus="inews", seq_len=64), tmp_path_factory.mktemp("inews"), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -40,5 +66,5 @@ def train_tiny_vision_run(corpus: PreparedCorpus, out: Path, *extra: str) -> Pat
 
     assert main(["train", "--data", str(corpus.path), "--input", "vision", "--size", "tiny", "--batch-size", "16",
                  "--max-samples", "64", "--eval-every", "32", "--schedule", "cosine", "--warmup-samples", "16",
-                 "--precision", "fp32", "--out", str(out), "--quiet", *extra]) == 0
+                 "--precision", "fp32", "--device", "cpu", "--out", str(out), "--quiet", *extra]) == 0
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from hotstart.cli import main
 from hotstart.data import PreparedCorpus
@@ -18,11 +18,12 @@ from hotstart.data import PreparedCorpus
 TIMING = ("samples_per_s", "wall_s")  # the only columns a resumed run may differ in
 
 
-def train_args(corpus: PreparedCorpus, out: Path) -> list[str]:
+def train_args(corpus: PreparedCorpus, out: Path, precision: str = "fp32") -> list[str]:
+    # dropout 0.1: a resumed run must continue the dropout masks' random stream exactly (the RNG state)
     return ["train", "--data", str(corpus.path), "--input", "vision", "--encoder", "opt", "--size", "tiny",
-            "--batch-size", "16", "--max-samples", "1024", "--eval-every", "32", "--dense-until", "1024",
-            "--eval-sequences", "16", "--schedule", "cosine", "--warmup-samples", "64", "--precision", "fp32",
-            "--device", "cpu", "--out", str(out), "--quiet"]
+            "--dropout", "0.1", "--batch-size", "16", "--max-samples", "1024", "--eval-every", "32",
+            "--dense-until", "1024", "--eval-sequences", "16", "--schedule", "cosine", "--warmup-samples", "64",
+            "--precision", precision, "--device", "cpu", "--out", str(out), "--quiet"]
 
 
 def rows_without_timing(run: Path) -> list[dict]:
@@ -31,24 +32,29 @@ def rows_without_timing(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
-    assert main(train_args(tiny_corpus, tmp_path / "reference")) == 0
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_metrics(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                        precision: str) -> None:
+    assert main(train_args(tiny_corpus, tmp_path / "reference", precision)) == 0
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "hotstart", *train_args(tiny_corpus, killed)],
+    proc = subprocess.Popen([sys.executable, "-m", "hotstart", *train_args(tiny_corpus, killed, precision)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = killed / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.005)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
+                break
+            time.sleep(0.005)
+    finally:  # killed at the fourth row, at the deadline, or when the test fails: never left running
+        proc.kill()
+        code = proc.wait(timeout=60)
+    assert code == -signal.SIGKILL, "the run finished before it could be killed"
     rows_at_kill = len(rows_without_timing(killed))
     assert 4 <= rows_at_kill < len(rows_without_timing(tmp_path / "reference"))
     assert not (killed / "summary.json").exists()
 
-    assert main([*train_args(tiny_corpus, killed), "--resume"]) == 0
+    assert main([*train_args(tiny_corpus, killed, precision), "--resume"]) == 0
     assert rows_without_timing(killed) == rows_without_timing(tmp_path / "reference")
     reference = json.loads((tmp_path / "reference" / "summary.json").read_text())
     resumed = json.loads((killed / "summary.json").read_text())
@@ -113,3 +119,19 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_in(tiny_corpus: Prepa
     monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 3.0)  # now auto alone would take bf16
     assert main([*args, "--resume"]) == 0
     assert json.loads((run / "summary.json").read_text())["environment"]["precision"] == "fp32"
+
+
+def test_the_gradient_scaler_state_survives_a_resume(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    # fp16 (the only precision with a loss scaler) trains on CUDA alone, so the round trip is checked here
+    from hotstart.checkpoint import load_training_state, save_training_state
+
+    model = torch.nn.Linear(4, 4)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=7)
+    scaler._lazy_init_scale_growth_tracker(torch.device("cpu"))
+    scaler._growth_tracker.fill_(3)  # three good steps towards the next growth of the scale
+    save_training_state(tmp_path / "state.safetensors", model, optimizer, scaler, {"step": 5})
+    restored = torch.amp.GradScaler("cpu")
+    assert load_training_state(tmp_path / "state.safetensors", model, optimizer, restored) == {"step": 5}
+    assert restored.state_dict() == scaler.state_dict()
+    assert restored.get_scale() == 2.0**10 and restored.state_dict()["_growth_tracker"] == 3

@@ -26,7 +26,8 @@ METRIC_KEYS = {"samples", "step", "epoch", "lr", "train_loss", "val_loss", "val_
 
 def run_config(corpus: PreparedCorpus, kind: str, **train_kw) -> RunConfig:
     inp = InputConfig(kind=kind, encoder=EncoderConfig(name="simp"), render=RenderConfig(res=8))
-    tc = TrainConfig(batch_size=16, eval_every=64, dense_until=128, eval_every_late=128, precision="fp32", **train_kw)
+    tc = TrainConfig(batch_size=16, eval_every=64, dense_until=128, eval_every_late=128, precision="fp32", device="cpu",
+                     **train_kw)
     return RunConfig(data=str(corpus.path), model=ModelConfig(vocab_size=0, input=inp, decoder=decoder_size("tiny")), train=tc)
 
 
