@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from hotstart.cli import main
 from hotstart.data import PreparedCorpus
+from hotstart.render import GlyphRenderer, RenderConfig
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """`python -m hotstart ARGS` in a fresh process, as a user would run it."""
-    return subprocess.run([sys.executable, "-m", "hotstart", *args], capture_output=True, text=True, timeout=300, check=False)
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # never the network
+    return subprocess.run([sys.executable, "-m", "hotstart", *args], capture_output=True, text=True, timeout=300,
+                          check=False, env=offline)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -34,11 +39,12 @@ def tiny_run(tiny_corpus: PreparedCorpus, tmp_path_factory: pytest.TempPathFacto
     out = tmp_path_factory.mktemp("cli") / "run"
     code = main(["train", "--data", str(tiny_corpus.path), "--input", "vision", "--res", "8", "--encoder", "opt",
                  "--size", "tiny", "--max-samples", "64", "--batch-size", "16", "--eval-every", "32",
-                 "--precision", "fp32", "--out", str(out), "--quiet"])
+                 "--precision", "fp32", "--device", "cpu", "--out", str(out), "--quiet"])
     assert code == 0
     return out
 
 
+@pytest.mark.subprocess
 def test_bad_inputs_give_one_line_errors_in_a_subprocess(tmp_path: Path, tiny_corpus: PreparedCorpus) -> None:
     undecodable = tmp_path / "gbk.txt"
     undecodable.write_bytes("中文新闻".encode("gbk") * 50)
@@ -66,7 +72,7 @@ def test_bad_inputs_give_one_line_errors_in_a_subprocess(tmp_path: Path, tiny_co
         (["train", "--data", "{data}", "--input", "index", "--max-samples", "0", "--out", "{tmp}/r"], "max-samples"),
         (["eval", "{tmp}/no_such_run"], "does not exist"),
         (["train", "--data", "{data}", "--input", "index"], "--out"),
-        (["frobnicate"], "invalid choice"),
+        (["frobnicate"], "(see hotstart --help)"),  # the rest is argparse's wording
     ],
 )
 def test_bad_inputs_exit_2_with_a_one_line_message(argv: list[str], fragment: str, tmp_path: Path,
@@ -81,19 +87,34 @@ def test_empty_corpus_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) 
     empty = tmp_path / "empty.txt"
     empty.write_text(" \n\t\n", encoding="utf-8")
     assert main(["prepare", "--corpus", str(empty), "--out", str(tmp_path / "p")]) == 2
-    assert "empty" in capsys.readouterr().err.lower()
+    assert "has no characters after cleaning" in capsys.readouterr().err
 
 
-def test_render_writes_a_visible_grid(tmp_path: Path) -> None:
-    assert main(["render", "--chars", "山水中国", "--res", "8", "--out", str(tmp_path / "grid.png")]) == 0
-    image = Image.open(tmp_path / "grid.png")
-    assert image.width > 4 * 96 and image.height > 3 * 96  # 4 glyphs, several resolution x crop rows
+def test_render_draws_each_glyph_of_the_library_in_its_cell(tmp_path: Path) -> None:
+    chars = "山水中国"
+    assert main(["render", "--chars", chars, "--res", "8", "--out", str(tmp_path / "grid.png")]) == 0
+    with Image.open(tmp_path / "grid.png") as image:
+        sheet = np.asarray(image.convert("L"))
+    rows = [(res, crop) for res in (4, 8, 20, 40) for crop in (1.0, 0.8, 0.5)]  # --res 8 and the paper's
+    cell, step = 96, 96 + 2  # a 96-pixel label column, then 96-pixel cells 2 pixels apart
+    assert sheet.shape == (len(rows) * step + 2, 96 + len(chars) * step + 2)
+    for row, (res, crop) in enumerate(rows):
+        renderer = GlyphRenderer(RenderConfig(res=res, crop=crop))
+        centres = ((np.arange(res) + 0.5) * cell / res).astype(int)  # the middle of each upscaled pixel
+        for col, ch in enumerate(chars):
+            y, x = 2 + row * step, 96 + 2 + col * step
+            drawn = sheet[y:y + cell, x:x + cell][np.ix_(centres, centres)]
+            expected = np.round((1.0 - renderer.render(ch)) * 255)  # ink dark on white
+            np.testing.assert_array_equal(drawn, expected, err_msg=f"{ch} at {res}x{res}, crop {crop}")
+    at_20 = [sheet[2 + 6 * step:2 + 6 * step + cell, 98 + c * step:98 + c * step + cell] for c in range(4)]
+    assert all(cell_px.min() < 64 and cell_px.max() == 255 for cell_px in at_20)  # ink and paper in every cell
+    assert len({cell_px.tobytes() for cell_px in at_20}) == 4  # four characters, four pictures
 
 
 def test_train_then_eval_with_render_overrides(tiny_run: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["eval", str(tiny_run), "--quiet"]) == 0
+    assert main(["eval", str(tiny_run), "--device", "cpu", "--quiet"]) == 0
     plain = json.loads(capsys.readouterr().out)
-    assert main(["eval", str(tiny_run), "--crop", "0.5", "--res", "12", "--quiet"]) == 0
+    assert main(["eval", str(tiny_run), "--crop", "0.5", "--res", "12", "--device", "cpu", "--quiet"]) == 0
     cropped = json.loads(capsys.readouterr().out)
     assert plain["input"] == "vision" and 0 <= plain["val_acc"] <= 1 and plain["val_tokens"] > 0
     assert cropped["render"]["crop"] == 0.5 and cropped["render"]["res"] == 12
@@ -107,6 +128,7 @@ def test_params_prints_every_model(capsys: pytest.CaptureFixture) -> None:
         assert model in out
 
 
+@pytest.mark.subprocess
 def test_version_and_module_entry_point() -> None:
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("hotstart ")

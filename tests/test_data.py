@@ -7,7 +7,6 @@ are written into tmp_path by the tests themselves.
 from __future__ import annotations
 
 import json
-import time
 import unicodedata
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotstart.corpus import (
-    _ESCAPE,
     CleanStats,
     clean_text,
     clean_texts,
@@ -134,15 +132,65 @@ def test_unknown_normalization_is_an_error():
         clean_text("x", normalization="NFX")
 
 
+ESC, CSI8, BEL = "\x1b", "\x9b", "\x07"
+
+
+def _escape_length(text: str, i: int) -> int:
+    """Length of the terminal escape sequence starting at text[i], 0 if none: the grammar of
+    ECMA-48 spelled out character by character (CSI, then OSC, then nF, then a two-character ESC x)."""
+    def run(j: int, lo: str, hi: str) -> int:  # first index from j whose character is outside lo..hi
+        while j < len(text) and lo <= text[j] <= hi:
+            j += 1
+        return j
+
+    nxt = text[i + 1] if i + 1 < len(text) else ""
+    if text[i] == CSI8 or (text[i] == ESC and nxt == "["):  # CSI: parameters, intermediates, final @..~
+        j = run(run(i + (1 if text[i] == CSI8 else 2), "0", "?"), " ", "/")
+        if j < len(text) and "@" <= text[j] <= "~":
+            return j + 1 - i
+    if text[i] != ESC:
+        return 0
+    if nxt == "]":  # OSC: anything but BEL or ESC, ended by BEL or ESC backslash
+        j = i + 2
+        while j < len(text) and text[j] not in (BEL, ESC):
+            j += 1
+        if text[j:j + 1] == BEL:
+            return j + 1 - i
+        if text[j:j + 2] == ESC + "\\":
+            return j + 2 - i
+    j = run(i + 1, " ", "/")  # nF: one or more intermediates, then a final 0..~
+    if j > i + 1 and j < len(text) and "0" <= text[j] <= "~":
+        return j + 1 - i
+    if nxt and "0" <= nxt <= "~":  # ESC and one final character
+        return 2
+    return 0
+
+
 def _reference_clean(text: str, form: str) -> str:
-    """clean_text written the slow, obvious way."""
+    """clean_text written the slow, obvious way, one character at a time."""
     text = unicodedata.normalize(form, text) if form != "none" else text
-    text = _ESCAPE.sub("", text)
-    text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    kept, i = [], 0
+    while i < len(text):
+        length = _escape_length(text, i) if text[i] in (ESC, CSI8) else 0
+        if length:
+            i += length
+            continue
+        kept.append(text[i])
+        i += 1
+    text = "".join(c for c in kept if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
     return " ".join(text.split())
 
 
-_TRICKY = "中文，。…ＡＢ１㈠ﬁe\u0301\u0344\u0f73가\u1100\u1161\u11a8\u314f Ａ\t\n\u3000\xa0\u200b\ufeff\xad\x1b[31m;\x07\\\x9b\x85"
+def test_each_kind_of_escape_sequence_is_removed_as_written_out_by_hand() -> None:
+    cases = {"a\x1b[1;31mb": "ab", "a\x9b2Jb": "ab", "a\x1b]0;t\x07b": "ab", "a\x1b]8;;u\x1b\\b": "ab",
+             "a\x1b(Bb": "ab", "a\x1b7b": "ab", "a\x1b[\x07b": "ab", "a\x1b]t": "at", "a\x1b \x07b": "a b",
+             "a\x9b\x07b": "ab"}
+    assert {text: _reference_clean(text, "none") for text in cases} == cases
+    assert {text: clean_text(text, normalization="none") for text in cases} == cases
+
+
+_TRICKY = ("中文，。…ＡＢ１㈠ﬁe\u0301\u0344\u0f73가\u1100\u1161\u11a8\u314f Ａ\t\n\u3000\xa0\u200b\ufeff\xad"
+           "\x1b[](31m;~\x07\\\x9b\x85")
 
 
 @settings(max_examples=150, deadline=None)
@@ -150,6 +198,12 @@ _TRICKY = "中文，。…ＡＢ１㈠ﬁe\u0301\u0344\u0f73가\u1100\u1161\u11a
        st.sampled_from(["NFKC", "NFD", "none"]))
 def test_batch_cleaning_equals_cleaning_each_text_the_obvious_way(texts, form):
     assert clean_texts(texts, form) == [_reference_clean(t, form) for t in texts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="\x1b\x9b[]( /0;?@m~\x07\\a中", max_size=10), min_size=1, max_size=5))
+def test_escape_removal_follows_the_escape_grammar_spelled_out(texts):
+    assert clean_texts(texts, "none") == [_reference_clean(t, "none") for t in texts]
 
 
 # ---------------------------------------------------------------- readers
@@ -287,16 +341,12 @@ def test_loading_a_missing_or_truncated_prepared_folder_is_an_error(tmp_path, te
         PreparedCorpus.load(tmp_path / "out")
 
 
-@pytest.mark.slow
-def test_prepare_the_builtin_inews_corpus(tmp_path):
-    start = time.perf_counter()
-    corpus = prepare(PrepareConfig(corpus="inews"), tmp_path / "inews", progress=False)
-    seconds = time.perf_counter() - start
-    print(f"prepared inews in {seconds:.2f} s ({corpus.meta['raw_chars'] / seconds:,.0f} chars/s)")
+def test_prepare_the_builtin_inews_corpus(inews_corpus: PreparedCorpus) -> None:
+    corpus = inews_corpus  # prepared once per test run in conftest.py, at 64 characters per sequence
     assert corpus.meta["n_documents"] == 7_353 and len(corpus.labels) == 7_353
     assert set(corpus.labels) == {"0", "1", "2"}
     assert corpus.meta["n_tokens"] > 8_000_000 and len(corpus.val_index) == 5_000
-    assert corpus.sequences(corpus.train_index[:2]).shape == (2, 128)
+    assert corpus.sequences(corpus.train_index[:2]).shape == (2, 64)
 
 
 # ---------------------------------------------------------------- curriculum and sample order
@@ -368,9 +418,10 @@ def test_vocab_round_trip_keeps_known_characters_and_maps_the_rest_to_unk(counts
     loaded = Vocab.load(path)
     assert loaded.tokens == vocab.tokens and loaded.counts == vocab.counts
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cs")
-    ids = loaded.encode(text)
-    known = set(loaded.chars)
+    known = {ch for ch, n in counts.items() if n >= min_freq}  # what the vocabulary must keep
+    assert set(loaded.chars) == known
+    ids = loaded.encode(text).tolist()
     assert len(ids) == len(text)
-    assert [loaded.tokens[i] if ch in known else ch for ch, i in zip(text, ids)] == list(text)
-    assert all(i == 1 for ch, i in zip(text, ids) if ch not in known)  # <unk>
-    assert set(loaded.chars) == {ch for ch, n in counts.items() if n >= min_freq}
+    assert [loaded.tokens[i] for ch, i in zip(text, ids) if ch in known] == [ch for ch in text if ch in known]
+    assert [i for ch, i in zip(text, ids) if ch not in known] == [UNK_ID] * sum(ch not in known for ch in text)
+    assert loaded.decode(ids) == "".join(ch if ch in known else "<unk>" for ch in text)

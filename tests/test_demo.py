@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hotstart.data import PreparedCorpus
 from hotstart.demo import DemoConfig, hot_start_table, run_demo
 
 
@@ -19,8 +20,10 @@ def test_hot_start_table_pairs_rows_by_samples_and_computes_the_ratio() -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_reuses_finished_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_demo_runs_end_to_end_and_reuses_finished_runs(inews_corpus: PreparedCorpus, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cfg = DemoConfig(out=str(tmp_path / "demo"), max_samples=256, size="tiny", eval_sequences=16)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "data").symlink_to(inews_corpus.path)  # the demo reuses a corpus prepared there
     table = run_demo(cfg, progress=False)
     out = Path(cfg.out)
     for name in ("hot_start.md", "curves.png", "glyphs.png", "demo.json", "index/summary.json",

@@ -52,14 +52,22 @@ def test_unknown_encoder_name_is_a_clear_error() -> None:
         GlyphEncoder(EncoderConfig(name="resnet"), n_embd=64)
 
 
-def test_training_path_and_cached_table_give_the_same_embeddings() -> None:
+def test_eval_mode_cached_table_gives_the_training_path_embeddings() -> None:
     model = tiny_model("vision", "orig")
-    ids = torch.randint(0, len(TOKENS), (3, 12))
+    ids = torch.randint(0, len(TOKENS), (3, 12))  # repeated IDs: the training path encodes each once
+    model.train()
     with torch.enable_grad():
-        trained_path = model.input(ids)
+        trained_path = model.input(ids)  # only the batch's distinct glyphs, scattered back
+    assert trained_path.requires_grad
+    table_calls = []
+    cached_table = model.input.table
+    model.input.table = lambda: table_calls.append(1) or cached_table()  # type: ignore[method-assign]
+    model.eval()
     with torch.no_grad():
-        table_path = model.input(ids)
-    torch.testing.assert_close(trained_path.detach(), table_path, rtol=1e-5, atol=1e-5)
+        table_path = model.input(ids)  # the whole vocabulary encoded once, then looked up
+    assert table_calls == [1], "evaluation did not use the cached vocabulary table"
+    assert table_path.shape == (3, 12, 64)
+    torch.testing.assert_close(table_path, trained_path.detach(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("fused", [False, True])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,61 @@ from hotstart.sweep import sweep_precision
 CPU = torch.device("cpu")
 
 
-def test_the_probe_measures_a_positive_finite_speedup_once_per_process() -> None:
-    speedup = cpu_bf16_speedup(size=256, repeats=3)
+@pytest.fixture()
+def fresh_probe() -> Iterator[None]:
+    """The probe's once-per-process cache emptied before and after, so a test sees a real measurement
+    and leaves none of its own behind."""
+    precision_module.cpu_bf16_speedup.cache_clear()
+    yield
+    precision_module.cpu_bf16_speedup.cache_clear()
+
+
+def _timings(monkeypatch: pytest.MonkeyPatch, fp32_s: float, bf16_s: float) -> list[torch.dtype]:
+    """Make the probe's timer report `fp32_s` for the first function it times and `bf16_s` for the
+    second, after really running each once; returns the dtype of every matmul those runs computed."""
+    dtypes: list[torch.dtype] = []
+    matmul = torch.Tensor.__matmul__
+
+    def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = matmul(a, b)
+        dtypes.append(out.dtype)
+        return out
+
+    times = iter((fp32_s, bf16_s))
+
+    def fake_median_seconds(fn, repeats: int) -> float:
+        fn()
+        return next(times)
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+    monkeypatch.setattr(precision_module, "_median_seconds", fake_median_seconds)
+    return dtypes
+
+
+def test_the_probe_divides_the_fp32_time_by_the_bf16_time(monkeypatch: pytest.MonkeyPatch, fresh_probe: None) -> None:
+    dtypes = _timings(monkeypatch, fp32_s=0.3, bf16_s=0.1)
+    assert cpu_bf16_speedup(size=16, repeats=1) == pytest.approx(3.0)
+    assert dtypes == [torch.float32, torch.bfloat16]  # it timed an fp32 matmul, then one under bf16 autocast
+
+
+def test_the_probe_measures_once_per_process(monkeypatch: pytest.MonkeyPatch, fresh_probe: None) -> None:
+    dtypes = _timings(monkeypatch, fp32_s=0.1, bf16_s=0.2)
+    assert cpu_bf16_speedup(size=16) == pytest.approx(0.5)
+    assert cpu_bf16_speedup(size=16) == pytest.approx(0.5)
+    assert len(dtypes) == 2  # the second call ran and timed nothing again
+
+
+@pytest.mark.parametrize(("fp32_s", "bf16_s", "expected"), [(0.2, 0.1, "bf16"), (0.1, 0.2, "fp32"),
+                                                             (0.11, 0.1, "fp32")])
+def test_auto_on_a_cpu_decides_from_the_measured_ratio(monkeypatch: pytest.MonkeyPatch, fresh_probe: None,
+                                                        fp32_s: float, bf16_s: float, expected: str) -> None:
+    _timings(monkeypatch, fp32_s, bf16_s)
+    assert pick_precision("auto", CPU) == expected
+
+
+def test_the_real_probe_measures_a_positive_finite_speedup(fresh_probe: None) -> None:
+    speedup = cpu_bf16_speedup(size=64, repeats=1)
     assert speedup > 0 and math.isfinite(speedup)
-    assert cpu_bf16_speedup(size=256, repeats=3) == speedup  # cached: a second call does not re-measure
 
 
 @pytest.mark.parametrize(("speedup", "expected"), [(2.3, "bf16"), (BF16_MIN_SPEEDUP, "bf16"),

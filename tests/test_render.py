@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from pathlib import Path
 
 import matplotlib
@@ -136,10 +137,21 @@ def test_non_font_file_is_reported(tmp_path: Path) -> None:
         GlyphRenderer(RenderConfig(font=str(fake)))
 
 
-@pytest.mark.parametrize("font, face, count", [(None, 10, 10), (DEJAVU, 1, 1)])
-def test_face_out_of_range_names_the_face_count(font: str | None, face: int, count: int) -> None:
-    with pytest.raises(HotStartError, match=f"has {count} face"):
-        GlyphRenderer(RenderConfig(font=font, face=face))
+def faces_in(path: str) -> int:
+    """How many faces a font file holds, read from its header: a collection ("ttcf") says so at
+    bytes 8-11, any other font file is one face."""
+    with open(path, "rb") as f:
+        header = f.read(12)
+    return int.from_bytes(header[8:12], "big") if header[:4] == b"ttcf" else 1
+
+
+@pytest.mark.parametrize("font", [None, DEJAVU])  # the default collection, a single-face file
+def test_face_out_of_range_names_the_face_count(font: str | None) -> None:
+    count = faces_in(font or default_font()[0])  # whatever the installed version of the font holds
+    message = f"has {count} face(s), so face {count} does not exist; use a face from 0 to {count - 1}"
+    with pytest.raises(HotStartError, match=re.escape(message)):
+        GlyphRenderer(RenderConfig(font=font, face=count))
+    GlyphRenderer(RenderConfig(font=font, face=count - 1))  # the last face is there
 
 
 # ----------------------------------------------------------------------------- missing glyphs

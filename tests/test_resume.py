@@ -92,6 +92,7 @@ def test_a_truncated_training_state_is_refused_in_one_line(tiny_corpus: Prepared
     assert not any("Traceback" in line for line in err)
 
 
+@pytest.mark.subprocess
 def test_a_truncated_checkpoint_is_refused_by_eval(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
     args = train_args(tiny_corpus, tmp_path / "run")
     args[args.index("--max-samples") + 1] = "32"

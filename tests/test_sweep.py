@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hotstart.cli import main
+from hotstart.data import PreparedCorpus
 from hotstart.errors import HotStartError
 from hotstart.paper import HOT_POINTS
 from hotstart.report import _still_rising, ablation_section, ablations, write_report
@@ -77,9 +78,10 @@ def test_unknown_grid_scale_or_seeds_are_clear_errors(tmp_path: Path, capsys: py
 
 
 @pytest.mark.slow
-def test_smoke_sweep_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_smoke_sweep_resumes_and_reports(inews_corpus: PreparedCorpus, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "sweep"
-    cfg = SweepConfig(grid="rq2", out=str(out), scale="smoke", seeds=(0, 1), only=["index", "simp-8x8"])
+    cfg = SweepConfig(grid="rq2", out=str(out), scale="smoke", seeds=(0, 1), only=["index", "simp-8x8"],
+                      data=str(inews_corpus.path))
     statuses = run_sweep(cfg, progress=False)
     assert [s["status"] for s in statuses] == ["trained"] * 4
     assert [s["status"] for s in run_sweep(cfg, progress=False)] == ["done before"] * 4  # nothing retrained
