@@ -252,9 +252,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise HotStartError("hotstart sweep needs --out DIR (the sweep folder; rerunning with it resumes)")
     command = " ".join(["hotstart", "sweep", args.grid, "--scale", args.scale, "--out", args.out]
                        + (["--data", args.data] if args.data else []) + (["--seeds", args.seeds] if args.seeds else []))
-    run_sweep(SweepConfig(grid=args.grid, out=args.out, scale=args.scale, data=args.data, seeds=seeds,
-                          only=args.only or [], throughput_repeats=args.throughput_repeats,
-                          device=args.device, precision=args.precision), progress=not args.quiet, command=command)
+    statuses = run_sweep(SweepConfig(grid=args.grid, out=args.out, scale=args.scale, data=args.data, seeds=seeds,
+                                     only=args.only or [], throughput_repeats=args.throughput_repeats,
+                                     device=args.device, precision=args.precision),
+                         progress=not args.quiet, command=command)
+    failed = [s["run"] for s in statuses if s["status"].startswith("failed")]
+    if failed:  # the other runs finished; a script must still see that the grid is incomplete
+        raise HotStartError(f"{len(failed)} of {len(statuses)} runs failed ({', '.join(failed)}); see the lines above")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
 import sys
@@ -347,6 +348,16 @@ class PreparedCorpus:
         self.n_sequences = int(meta["n_sequences"])
         # (n_sequences, seq_len) view of the stream; the tail after the last whole sequence is left out
         self._rows = tokens[: self.n_sequences * self.seq_len].reshape(self.n_sequences, self.seq_len)
+
+    def fingerprint(self) -> str:
+        """A short hash of what a run trains and evaluates on: the prepare settings, the counts, the
+        vocabulary and the split. A folder re-prepared with other settings or text gets another one."""
+        timing = ("seconds", "chars_per_second")
+        meta = {k: v for k, v in self.meta.items() if k not in timing and k != "config"}
+        config = {k: v for k, v in self.meta["config"].items() if k != "corpus"}  # the source may move
+        digest = hashlib.sha256(json.dumps([meta, config, self.vocab.tokens], sort_keys=True).encode())
+        digest.update(self.train_index.tobytes() + self.val_index.tobytes())
+        return digest.hexdigest()[:16]
 
     def sequences(self, index: np.ndarray) -> torch.Tensor:
         """(n, seq_len) int64 tensor whose row i is sequence index[i], gathered from the memmap."""

@@ -139,8 +139,10 @@ def parse_font_spec(spec: str) -> tuple[str, int]:
 
 
 @functools.cache
-def _pil_font(path: str, face: int, size: float) -> ImageFont.FreeTypeFont:
-    """A sized FreeType font, shared by every renderer that needs it."""
+def _pil_font(path: str, file_size: int, mtime_ns: int, face: int, size: float) -> ImageFont.FreeTypeFont:
+    """A sized FreeType font, shared by every renderer that needs it. Keyed by the file's size and
+    mtime like the other caches: FreeType reads glyphs from the file lazily, so a font kept from
+    before its file was overwritten would draw the old glyphs, or crash on the new bytes."""
     try:
         # BASIC layout: one character needs no shaping, and raqm may be absent on other machines
         return ImageFont.truetype(path, size, index=face, layout_engine=ImageFont.Layout.BASIC)
@@ -163,5 +165,5 @@ def load_face(path: str, face: int, em_px: int) -> Face:
     info = font_info(path, face)
     data = _checked_face(path, face)
     size = em_px * data.units_per_em / (data.ascender - data.descender)
-    pil = _pil_font(info.path, face, size)
+    pil = _pil_font(*_file_sig(info.path), face, size)
     return Face(info, data.cmap, pil, data.ascender * size / data.units_per_em)

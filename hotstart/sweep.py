@@ -37,7 +37,7 @@ from .errors import HotStartError
 from .model import InputConfig, ModelConfig, decoder_size
 from .precision import pick_device, pick_precision
 from .render import RenderConfig
-from .train import RunConfig, TrainConfig, train
+from .train import DIVERGED, RunConfig, TrainConfig, train
 
 RESOLUTIONS = (4, 8, 20, 30, 80)  # the paper's RQ3 table
 CROPS = (1.0, 0.8, 0.5)  # Vision-100% / -80% / -50%
@@ -324,7 +324,9 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
     for i, spec in enumerate(specs, 1):
         run_dir = out / "runs" / spec.name
         if (run_dir / "summary.json").exists():
-            statuses.append({"run": spec.name, "status": "done before"})
+            reason = read_json(run_dir / "summary.json", "run summary").get("stop_reason")
+            statuses.append({"run": spec.name, "status": "done before" if reason not in DIVERGED else
+                             f"failed before ({reason}); delete {run_dir} to train it again"})
             continue
         run = spec.run_config(scale, str(data))
         run.train.device, run.train.precision = cfg.device, precision
@@ -352,6 +354,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
     failed = [s for s in statuses if s["status"].startswith("failed")]
     print(f"sweep {cfg.grid} ({scale.name}): {len(specs) - len(failed)} of {len(specs)} runs finished"
           f"{f', {len(failed)} failed' if failed else ''}; {time.perf_counter() - start:,.0f} s", file=sys.stderr)
+    for s in failed:
+        print(f"  {s['run']}: {s['status']}", file=sys.stderr)
     return statuses
 
 

@@ -238,6 +238,19 @@ def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
                             "pass the options it was started with, or --overwrite to start again")
 
 
+def _check_same_corpus(run_dir: Path, corpus: PreparedCorpus, state_path: Path) -> None:
+    """Refuse to resume on a corpus that was re-prepared since the run started: its IDs could name
+    other characters, or its validation set be another one, and the run's curves would mix the two."""
+    fix = "prepare the corpus the run started on into another folder, or pass --overwrite to start again"
+    if (run_dir / "vocab.json").is_file() and Vocab.load(run_dir / "vocab.json").tokens != corpus.vocab.tokens:
+        raise HotStartError(f"cannot resume {run_dir}: the corpus at {corpus.path} has another vocabulary than the "
+                            f"run was started with (it was re-prepared); {fix}")
+    saved = training_state_progress(state_path).get("corpus") or ""  # "" in states older than the check
+    if saved and saved != corpus.fingerprint():
+        raise HotStartError(f"cannot resume {run_dir}: the corpus at {corpus.path} was re-prepared since the run "
+                            f"started (other settings, text or split); {fix}")
+
+
 def _cpu_name() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows: speed differs by CPU."""
     try:
@@ -283,6 +296,8 @@ class _Progress:
     rows: list[dict[str, Any]] = field(default_factory=list)
     precision: str = ""
     """The precision the run trains in, so a resumed `auto` run keeps it ("" in older states)."""
+    corpus: str = ""
+    """PreparedCorpus.fingerprint() of the corpus trained on, so a resume notices a re-prepared one."""
 
     def reset_window(self) -> None:
         """Start the averages of the next evaluation window."""
@@ -353,6 +368,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
         return read_json(run_dir / "summary.json", "run summary")
     resuming = resume and state_path.exists()
     if resuming:
+        _check_same_corpus(run_dir, corpus, state_path)  # first: a new vocabulary also changes vocab_size
         _check_same_config(run_dir, cfg)
     elif group.is_main:
         _create_run_dir(run_dir, overwrite or resume)
@@ -380,7 +396,7 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
     if resuming:
         state = _Progress(**load_training_state(state_path, model, optimizer, scaler))
         print(f"resuming {run_dir} at {state.samples:,} samples", file=sys.stderr)
-    state.precision = prec.name
+    state.precision, state.corpus = prec.name, corpus.fingerprint()
     start = time.perf_counter() - state.wall_s
     metrics_path = run_dir / "metrics.jsonl"  # rewritten from the state: no duplicate or missing rows
     if group.is_main:
