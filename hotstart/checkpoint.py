@@ -57,6 +57,7 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None =
 
 def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None) -> None:
     """safetensors through a temporary file in the same folder and a rename: never half a file."""
+    tensors = _unshared(tensors)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -65,6 +66,18 @@ def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: di
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy for every tensor whose memory an earlier one holds (a tied head's weight is the input
+    table's): safetensors refuses to write shared memory, and loading fills both names alike."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        storage = tensor.untyped_storage().data_ptr()
+        out[name] = tensor.clone() if storage in seen else tensor
+        seen.add(storage)
+    return out
 
 
 def load_weights(model: nn.Module, path: Path) -> None:

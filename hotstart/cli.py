@@ -78,11 +78,14 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 _OPTION_PATHS = {
     "data": ("data",), "input": ("model", "input", "kind"), "embed_init_std": ("model", "input", "embed_init_std"),
     "encoder": ("model", "input", "encoder", "name"), "encoder_width": ("model", "input", "encoder", "width"),
-    "pixel_norm": ("model", "input", "pixel_norm"), "output_norm": ("model", "input", "output_norm"),
+    **{f"encoder_{k}": ("model", "input", "encoder", k) for k in ("size", "pool", "patch", "norm")},
+    **{k: ("model", "input", k) for k in ("pixel_norm", "output_norm", "input_scale", "center")},
+    "tie_head": ("model", "tie_head"), "curriculum_order": ("train", "curriculum_order"),
     **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "font", "face", "missing", "fallback_fonts")},
     **{k: ("model", "decoder", k) for k in ("n_layer", "n_head", "n_embd", "dropout")},
     **{k: ("train", k) for k in (
         "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
+        "onecycle_div",
         "eval_every", "dense_until", "eval_every_late", "eval_sequences", "patience", "precision", "device", "seed",
         "freeze_decoder", "tensorboard", "compile")},
 }
@@ -282,9 +285,14 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help="sequences per step (default 128)")
     g.add_argument("--lr-max", type=float, help="peak learning rate (default 1.5e-3)")
     g.add_argument("--schedule", help="onecycle (paper, default) or cosine (warm-up + cosine)")
-    g.add_argument("--schedule-samples", type=int, help="samples the lr schedule spans (default 1,000,000, the paper's ~7,800 steps)")
+    g.add_argument("--schedule-samples", type=int, help="samples the lr schedule spans (default 1,000,000, ~7,800 steps; our reading, the paper gives none)")
+    g.add_argument("--onecycle-div", type=float,
+                   help="onecycle: start lr = --lr-max / this (default 25, PyTorch's; 7.5 starts at the paper's 2e-4)")
     g.add_argument("--warmup-samples", type=int, help="cosine: warm-up length in samples (default 2048)")
     g.add_argument("--no-curriculum", action="store_true", help="plain epochs instead of the quadratic curriculum")
+    g.add_argument("--curriculum", dest="curriculum_order",
+                   help="fresh (default: each epoch the first n(e) of a new permutation) | prefix (the first n(e) "
+                        "of one fixed order, so each epoch re-sees the earlier ones)")
     g.add_argument("--freeze-decoder", action="store_true", default=None, help="train only the input path and head (ablation)")
     g.add_argument("--seed", type=int, help="seed for weights and sample order (default 0)")
     g = p.add_argument_group("evaluation")
@@ -344,10 +352,24 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("vision input")
     _add_render_options(g, res_default=None)
     g.add_argument("--encoder", help="orig (ResNet) | opt | simp (default simp)")
-    g.add_argument("--encoder-width", type=int, help="encoder base channels (default: from --size)")
-    g.add_argument("--pixel-norm", help="standardize (default) | raw")
+    g.add_argument("--encoder-width", type=int, help="encoder base channels (default: from --encoder-size)")
+    g.add_argument("--encoder-size", help="ours (default) | paper: the width whose input path has the paper's "
+                                          "parameter count at gpt2-small, and the same share of a smaller decoder")
+    g.add_argument("--encoder-norm", help="orig: group (default) | batch (over a batch's distinct glyphs; running "
+                                          "statistics in evaluation) | none")
+    g.add_argument("--encoder-pool", type=int, help="opt/simp: side of the pooled feature grid (default 4); 0 = "
+                                                    "no pooling, the adapter sees the whole feature map")
+    g.add_argument("--encoder-patch", type=int, help="opt/simp: stride of the first conv (default: 1 up to 8x8, "
+                                                     "else ceil(res/8)); 1 keeps every pixel's own position")
+    g.add_argument("--pixel-norm", help="standardize (default: one mean/std) | position (per pixel position) | raw")
     g.add_argument("--output-norm", help="layernorm (default) | none")
+    g.add_argument("--input-scale", help="none (default) | index-init: input vectors as long as the index table's "
+                                         "at initialisation")
+    g.add_argument("--center-inputs", dest="center", action="store_true", default=None,
+                   help="subtract the vocabulary's mean input vector (encodes every glyph at every step)")
     p.add_argument("--embed-init-std", type=float, help="index: wte init std (default 0.02)")
+    p.add_argument("--tie-head", action="store_true", default=None,
+                   help="tie lm_head to the input table as GPT2LMHeadModel does (index: the head is wte)")
     _add_train_options(p)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")

@@ -407,6 +407,9 @@ def _check_consistent(meta: dict, vocab: Vocab, splits: dict, documents: dict) -
         raise ValueError("documents.npz does not match n_documents in meta.json")
 
 
+CURRICULUM_ORDERS = ("fresh", "prefix")
+
+
 def curriculum_size(epoch: int) -> int:
     """Training sequences in curriculum epoch `epoch` (0-based): 5000 + 918.37 e + 18.74 e^2 (paper
     sec. "Dataset"), rounded half up. Computed in integer hundredths, so there is no float error."""
@@ -423,13 +426,21 @@ class SampleOrder:
     evaluation points in samples line up across runs.
 
     Epoch e draws its permutations from np.random.default_rng([seed, e]), so any epoch can be
-    rebuilt on its own: the stream depends only on (train_index, seed, curriculum), never on the
-    order in which batches are asked for.
+    rebuilt on its own: the stream depends only on (train_index, seed, curriculum, order), never on
+    the order in which batches are asked for.
+
+    order="prefix" instead takes the first curriculum_size(e) entries of one fixed order (seeded
+    permutations from default_rng([seed]), concatenated as far as needed) and shuffles them with
+    default_rng([seed, e]): every epoch re-sees the sequences of the epochs before it.
     """
 
-    def __init__(self, train_index: np.ndarray, seed: int, batch_size: int, curriculum: bool = True) -> None:
+    def __init__(self, train_index: np.ndarray, seed: int, batch_size: int, curriculum: bool = True,
+                 order: str = "fresh") -> None:
         """Order `train_index` (sequence indices) in batches of `batch_size`; `curriculum` False:
-        every epoch is one full permutation of the training set."""
+        every epoch is one full permutation of the training set; `order`: fresh or prefix."""
+        if order not in CURRICULUM_ORDERS:
+            raise HotStartError(f"unknown curriculum order '{order}'; choose one of {', '.join(CURRICULUM_ORDERS)}")
+        self.order = order
         self.train_index = np.asarray(train_index, dtype=np.int64)
         if len(self.train_index) == 0 or batch_size < 1 or seed < 0:
             raise HotStartError(f"cannot order {len(self.train_index)} training sequences in batches of "
@@ -462,9 +473,14 @@ class SampleOrder:
         if epoch not in self._orders:
             rng, n = np.random.default_rng([self.seed, epoch]), len(self.train_index)
             size = self.epoch_size(epoch)
-            perms = [rng.permutation(n) for _ in range(-(-size // n))]
+            if self.order == "prefix":
+                fixed = np.random.default_rng([self.seed])  # the same draws every epoch: one fixed order
+                prefix = np.concatenate([fixed.permutation(n) for _ in range(-(-size // n))])[:size]
+                positions = prefix[rng.permutation(size)]
+            else:
+                positions = np.concatenate([rng.permutation(n) for _ in range(-(-size // n))])[:size]
             self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
-            self._orders[epoch] = self.train_index[np.concatenate(perms)[:size]]
+            self._orders[epoch] = self.train_index[positions]
         return self._orders[epoch]
 
     def batch(self, step: int) -> tuple[np.ndarray, int]:

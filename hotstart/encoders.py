@@ -7,13 +7,16 @@ The paper (sec. "Key Designs" 1) compares three visual input paths:
 The paper gives no layer-level details, so the layers below are ours; every encoder ends in
 global or adaptive average pooling, so one trained encoder accepts any resolution (which is what
 lets `hotstart eval --res` test robustness without retraining). Normalisation inside the ResNet
-is GroupNorm rather than BatchNorm so that an encoding depends on the glyph alone, never on which
-other glyphs share the batch: the training path encodes only the distinct glyphs of a batch and
-evaluation encodes the whole vocabulary once, and both must give the same vectors.
+is GroupNorm by default rather than BatchNorm so that an encoding depends on the glyph alone, never
+on which other glyphs share the batch: the training path encodes only the distinct glyphs of a batch
+and evaluation encodes the whole vocabulary once, and both give the same vectors. `norm="batch"`
+(a standard ResNet's) normalises over the distinct glyphs of each training batch and uses the
+running statistics in evaluation; `norm="none"` leaves the convolutions unnormalised.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +25,10 @@ from torch import nn
 from .errors import HotStartError
 
 ENCODER_NAMES = ("orig", "opt", "simp")
+ENCODER_NORMS = ("group", "batch", "none")
+ENCODER_SIZES = ("ours", "paper")
+# Input-path parameters the paper reports at GPT-2 small (efficiency table): what `size="paper"` aims at.
+PAPER_INPUT_PARAMS = {"orig": 26.45e6, "opt": 22.32e6, "simp": 12.61e6}
 
 
 @dataclass
@@ -31,22 +38,32 @@ class EncoderConfig:
     name: str = "simp"
     """Which encoder: orig (ResNet + MLP adapter), opt (minimal + deep adapter), simp (minimal + linear)."""
     width: int = 0
-    """Base channel count; 0 derives it from the decoder width (see `derived_width`)."""
+    """Base channel count; 0 derives it from `size` and the decoder width (see `derived_width`)."""
+    size: str = "ours"
+    """How `width` is derived when it is 0: ours (see `derived_width`) or paper (the width whose input
+    path has the paper's parameter count at GPT-2 small, and the same share of the decoder's
+    parameters at other decoder sizes; see `paper_width`)."""
     pool: int = 4
-    """Side of the adaptive-average-pool grid the minimal encoder flattens (opt/simp)."""
+    """Side of the adaptive-average-pool grid the minimal encoder flattens (opt/simp); 0 = no pooling:
+    the adapter sees the whole feature map (its size then depends on the resolution)."""
     patch: int = 0
     """opt/simp: stride of the first conv (s x s patches); 0 derives it from the resolution trained at
     (1 up to 8x8, else ceil(res / 8)). Kept when a trained model is evaluated at another resolution."""
+    norm: str = "group"
+    """orig: normalisation after each ResNet convolution, group (ours), batch (a standard ResNet's) or
+    none. The minimal encoders (opt/simp) have no normalisation layers."""
 
     def validate(self) -> None:
-        """Raise HotStartError for an unknown encoder name or a negative size."""
-        if self.name not in ENCODER_NAMES:
-            raise HotStartError(
-                f"unknown encoder '{self.name}'; choose one of {', '.join(ENCODER_NAMES)}"
-            )
-        if self.width < 0 or self.pool < 1 or self.patch < 0:
-            raise HotStartError(f"encoder width and patch must be >= 0 and pool >= 1, "
-                                f"got {self.width}, {self.patch}, {self.pool}")
+        """Raise HotStartError for an unknown choice or a negative size."""
+        for what, value, allowed in (("encoder", self.name, ENCODER_NAMES), ("encoder norm", self.norm, ENCODER_NORMS),
+                                     ("encoder size", self.size, ENCODER_SIZES)):
+            if value not in allowed:
+                raise HotStartError(f"unknown {what} '{value}'; choose one of {', '.join(allowed)}")
+        if self.width < 0 or self.pool < 0 or self.patch < 0:
+            raise HotStartError(f"encoder width, pool and patch must be >= 0, got {self.width}, {self.pool}, {self.patch}")
+        if self.name != "orig" and self.norm != "group":
+            raise HotStartError(f"--encoder-norm {self.norm} applies to the ResNet encoder (orig) only; "
+                                f"{self.name} has no normalisation layers")
 
 
 def derived_width(name: str, n_embd: int) -> int:
@@ -62,20 +79,29 @@ def derived_width(name: str, n_embd: int) -> int:
     return max(8, round(64 * n_embd / 768 / 8) * 8)
 
 
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The ResNet's normalisation after a convolution: GroupNorm, BatchNorm2d or none."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    return nn.GroupNorm(_groups(channels), channels)
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block (two 3x3 convs + identity or 1x1 projection shortcut)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str = "group") -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.norm1 = nn.GroupNorm(_groups(c_out), c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
+        # without a normalisation layer to carry a shift, the convolutions get their own biases
+        bias = norm == "none"
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=bias)
+        self.norm1 = norm_layer(norm, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=bias)
+        self.norm2 = norm_layer(norm, c_out)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(_groups(c_out), c_out)
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=bias), norm_layer(norm, c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> (N, C_out, H / stride, W / stride)."""
@@ -95,18 +121,16 @@ def _groups(channels: int) -> int:
 class ResNetEncoder(nn.Module):
     """ResNet-18 layout (stem + 4 stages x 2 blocks, widths w, 2w, 4w, 8w) -> (N, 8w)."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, norm: str = "group") -> None:
         super().__init__()
         widths = (width, 2 * width, 4 * width, 8 * width)
         # 3x3 stride-1 stem, no max-pool: at 8x8 there are no pixels to spare (the 7x7/2 stem +
         # pool of ImageNet ResNets would reduce an 8x8 glyph to 2x2 before the first block).
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.GroupNorm(_groups(width), width), nn.ReLU()
-        )
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 1, 1, bias=norm == "none"), norm_layer(norm, width), nn.ReLU())
         blocks, c_in = [], width
         for i, c_out in enumerate(widths):
             stride = 1 if i == 0 else 2
-            blocks += [BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)]
+            blocks += [BasicBlock(c_in, c_out, stride, norm), BasicBlock(c_out, c_out, 1, norm)]
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.out_features = widths[-1]
@@ -140,16 +164,17 @@ class MinimalEncoder(nn.Module):
             nn.Conv2d(width, 2 * width, 3, 2, 1),
             nn.GELU(),
         )
-        self.pool = nn.AdaptiveAvgPool2d(pool)
-        self.grid = pool
-        self.out_features = 2 * width * pool * pool
+        # pool 0 keeps the whole feature map: G = ceil(ceil(R / s) / 2) after the two convolutions
+        self.grid = pool or math.ceil(math.ceil(res / stride) / 2)
+        self.pool = nn.AdaptiveAvgPool2d(self.grid)
+        self.out_features = 2 * width * self.grid * self.grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, R, R) glyphs -> (N, 2w * pool^2) features."""
+        """(N, 1, R, R) glyphs -> (N, 2w * G^2) features."""
         h = self.net(x)  # (N, 1, R, R) -> (N, 2w, G, G)
         if h.shape[-1] != self.grid or h.shape[-2] != self.grid:  # 8x8 glyphs give pool x pool already
             h = self.pool(h)
-        return h.flatten(1)  # (N, 2w * pool^2)
+        return h.flatten(1)  # (N, 2w * G^2)
 
 
 def patch_stride(res: int) -> int:
@@ -171,12 +196,13 @@ def mlp_adapter(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequenti
 class GlyphEncoder(nn.Module):
     """Encoder + adapter: (N, R, R) glyph thumbnails -> (N, n_embd)."""
 
-    def __init__(self, cfg: EncoderConfig, n_embd: int, res: int = 8) -> None:
+    def __init__(self, cfg: EncoderConfig, n_embd: int, res: int = 8, width: int = 0) -> None:
+        """`width` overrides cfg.width (and its derivation); HotStartLM passes the derived one."""
         super().__init__()
         cfg.validate()
-        width = cfg.width or derived_width(cfg.name, n_embd)
+        width = width or cfg.width or derived_width(cfg.name, n_embd)
         if cfg.name == "orig":
-            self.encoder: nn.Module = ResNetEncoder(width)
+            self.encoder: nn.Module = ResNetEncoder(width, cfg.norm)
             self.adapter = mlp_adapter(self.encoder.out_features, n_embd, n_embd, depth=2)
         else:
             self.encoder = MinimalEncoder(width, cfg.pool, res, cfg.patch)
@@ -187,3 +213,28 @@ class GlyphEncoder(nn.Module):
         """(N, R, R) glyphs -> (N, n_embd) decoder inputs."""
         features = self.encoder(glyphs.unsqueeze(1))  # (N, R, R) -> (N, F)
         return self.adapter(features)  # (N, F) -> (N, n_embd)
+
+
+def encoder_parameters(cfg: EncoderConfig, n_embd: int, res: int, width: int) -> int:
+    """Parameters of encoder + adapter at `width` (built on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in GlyphEncoder(cfg, n_embd, res, width).parameters())
+
+
+def paper_width(cfg: EncoderConfig, n_embd: int, res: int, decoder_params: int, gpt2_small_params: int) -> int:
+    """The base width whose encoder + adapter has the paper's input-path count for `cfg.name` scaled
+    by this decoder's share of GPT-2 small's (our reading: the paper's counts are at GPT-2 small,
+    and at another decoder size the encoder keeps the same ratio to the decoder).
+
+    The count grows with the width, so a bisection over widths finds the closest one.
+    """
+    target = PAPER_INPUT_PARAMS[cfg.name] * decoder_params / gpt2_small_params
+    low, high = 1, 4096
+    while low < high:
+        mid = (low + high) // 2
+        if encoder_parameters(cfg, n_embd, res, mid) < target:
+            low = mid + 1
+        else:
+            high = mid
+    below = max(low - 1, 1)  # the width just under the target may be the closer one
+    return min((below, low), key=lambda w: abs(encoder_parameters(cfg, n_embd, res, w) - target))

@@ -5,8 +5,11 @@
 
 Visual-in, token-out (paper sec. "Key Designs" 3): both paths share the decoder and the head, so
 loss, accuracy and perplexity are directly comparable; the input module is the only difference.
-The head is not tied to the input embedding, because a tied head would give the index path a
-second use of its table that the vision path cannot have.
+By default the head is not tied to the input embedding, because a tied head would give the index
+path a second use of its table that the vision path cannot have. `tie_head` ties them as Hugging
+Face's GPT2LMHeadModel does by default: the index path's head then is its wte, and the vision
+path's head keeps a table of its own, initialised and optimised as an embedding table (no weight
+decay), which is what GPT2LMHeadModel fed `inputs_embeds` would train.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from torch import nn
 from transformers import GPT2Config, GPT2Model
 
 from .data import PAD_ID
-from .encoders import EncoderConfig, GlyphEncoder
+from .encoders import EncoderConfig, GlyphEncoder, paper_width
 from .errors import HotStartError
 from .fused_loss import head_cross_entropy
 from .render import GlyphRenderer, RenderConfig
 
 INPUT_KINDS = ("index", "vision")
-PIXEL_NORMS = ("standardize", "raw")
+PIXEL_NORMS = ("standardize", "position", "raw")
 OUTPUT_NORMS = ("layernorm", "none")
+INPUT_SCALES = ("none", "index-init")
 
 
 @dataclass
@@ -74,9 +78,17 @@ class InputConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     """vision: how glyphs are rendered (resolution, margin, crop, font)."""
     pixel_norm: str = "standardize"
-    """vision: standardize (bank mean 0, std 1) or raw (ink coverage in [0, 1])."""
+    """vision: standardize (one mean and std over the whole bank), position (each pixel position
+    standardised over the vocabulary, so a position every glyph inks alike carries no offset) or raw
+    (ink coverage in [0, 1])."""
     output_norm: str = "layernorm"
     """vision: layernorm on the adapter output (unit scale per vector) or none."""
+    input_scale: str = "none"
+    """vision: none, or index-init: the input vectors scaled by a fixed factor so that at
+    initialisation their mean length equals the index table's (embed_init_std * sqrt(n_embd))."""
+    center: bool = False
+    """vision: subtract the vocabulary's mean input vector from every character's (training then
+    encodes the whole vocabulary at every step, not only a batch's distinct glyphs)."""
 
     def validate(self) -> None:
         """Raise HotStartError for an unknown choice."""
@@ -84,6 +96,7 @@ class InputConfig:
             ("input", self.kind, INPUT_KINDS),
             ("pixel_norm", self.pixel_norm, PIXEL_NORMS),
             ("output_norm", self.output_norm, OUTPUT_NORMS),
+            ("input_scale", self.input_scale, INPUT_SCALES),
         ):
             if value not in allowed:
                 raise HotStartError(f"unknown {name} '{value}'; choose one of {', '.join(allowed)}")
@@ -101,6 +114,9 @@ class ModelConfig:
     vocab_size: int
     input: InputConfig = field(default_factory=InputConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    tie_head: bool = False
+    """Tie lm_head to the input table as GPT2LMHeadModel does (index: the head is wte; vision: the head
+    keeps its own table, as an embedding table without weight decay)."""
 
 
 class IndexInput(nn.Module):
@@ -125,19 +141,32 @@ class VisionInput(nn.Module):
     a weight or the bank changes.
     """
 
-    def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor) -> None:
+    def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor, encoder_width: int = 0) -> None:
         super().__init__()
-        self.pixel_norm = cfg.pixel_norm
-        self.encoder = GlyphEncoder(cfg.encoder, n_embd, cfg.render.res)
+        self.pixel_norm, self.center = cfg.pixel_norm, cfg.center
+        self.encoder = GlyphEncoder(cfg.encoder, n_embd, cfg.render.res, encoder_width)
         self.norm = nn.LayerNorm(n_embd) if cfg.output_norm == "layernorm" else nn.Identity()
         # The bank is derived from the font and render settings, so it is not saved with the
         # weights; the pixel statistics are, so that a bank rendered differently at evaluation
         # time (another crop or font) is standardised exactly as in training.
         self.register_buffer("glyphs", glyphs.float(), persistent=False)  # (V, R, R)
-        self.register_buffer("pixel_mean", glyphs.float().mean().reshape(1))
-        self.register_buffer("pixel_std", glyphs.float().std().clamp_min(1e-6).reshape(1))
+        if cfg.pixel_norm == "position":  # statistics per pixel position, over the vocabulary
+            mean, std = glyphs.float().mean(dim=0, keepdim=True), glyphs.float().std(dim=0, keepdim=True)  # (1, R, R)
+        else:
+            mean, std = glyphs.float().mean().reshape(1), glyphs.float().std().reshape(1)
+        self.register_buffer("pixel_mean", mean)
+        self.register_buffer("pixel_std", std.clamp_min(1e-6))
         self._table_key: tuple | None = None
         self._table: torch.Tensor | None = None
+        # index-init: a fixed factor, measured on the initial weights and saved with them, that brings
+        # the mean input length to an index table's initial one (embed_init_std * sqrt(n_embd))
+        self.register_buffer("output_scale", torch.ones(1))
+        if cfg.input_scale == "index-init":
+            self.eval()  # BatchNorm must not count this measurement in its running statistics
+            with torch.no_grad():
+                length = self.embed_glyphs(self.glyphs).norm(dim=1).mean()
+            self.train()
+            self.output_scale.fill_(cfg.embed_init_std * math.sqrt(n_embd) / length.clamp_min(1e-12).item())
 
     def set_glyphs(self, glyphs: torch.Tensor) -> None:
         """Swap in another bank of the same vocabulary (e.g. another crop or font)."""
@@ -147,16 +176,21 @@ class VisionInput(nn.Module):
         self._table = None
 
     def embed_glyphs(self, glyphs: torch.Tensor) -> torch.Tensor:
-        """(N, R, R) thumbnails -> (N, n_embd) decoder inputs."""
-        if self.pixel_norm == "standardize":
+        """(N, R, R) thumbnails -> (N, n_embd) decoder inputs (before centring)."""
+        if self.pixel_norm != "raw":
+            if self.pixel_mean.dim() == 3 and self.pixel_mean.shape[1:] != glyphs.shape[1:]:
+                raise HotStartError(f"this model standardises each of its {self.pixel_mean.shape[-1]}x"
+                                    f"{self.pixel_mean.shape[-1]} pixel positions; it cannot read "
+                                    f"{glyphs.shape[-1]}x{glyphs.shape[-1]} glyphs (evaluate it at its own --res)")
             glyphs = (glyphs - self.pixel_mean) / self.pixel_std
-        return self.norm(self.encoder(glyphs))
+        return self.norm(self.encoder(glyphs)) * self.output_scale
 
     def _weights_key(self) -> tuple:
         """What the cached table depends on. Version counters catch ordinary in-place edits (copy_,
         load_state_dict); fused optimizer kernels update weights without bumping them, so a sum and
-        a sum of squares of every weight (microseconds for an encoder) catch those."""
-        params = list(self.parameters())
+        a sum of squares of every weight (microseconds for an encoder) catch those. BatchNorm's
+        running statistics count as weights here."""
+        params = list(self.parameters()) + [b for b in self.encoder.buffers() if b.is_floating_point()]
         with torch.no_grad():
             fingerprint = torch.stack([t for p in params for t in (p.sum(), p.square().sum())]).tolist() if params else []
         return (
@@ -172,14 +206,20 @@ class VisionInput(nn.Module):
         """The whole vocabulary encoded, (V, n_embd), cached until weights or bank change."""
         key = self._weights_key()
         if self._table is None or key != self._table_key:
-            self._table = self.embed_glyphs(self.glyphs)
+            self._table = self._centred(self.embed_glyphs(self.glyphs))
             self._table_key = key
         return self._table
+
+    def _centred(self, table: torch.Tensor) -> torch.Tensor:
+        """(V, n_embd) vocabulary table, less its mean row when centring is on."""
+        return table - table.mean(dim=0, keepdim=True) if self.center else table
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) IDs -> (B, T, n_embd) encoded glyphs."""
         if not self.training and not torch.is_grad_enabled():  # evaluation and generation
             return F.embedding(ids, self.table())  # (B, T) -> (B, T, n_embd)
+        if self.center:  # the vocabulary's mean needs every glyph encoded
+            return F.embedding(ids, self._centred(self.embed_glyphs(self.glyphs)))  # (V, n_embd) -> (B, T, n_embd)
         unique, inverse = torch.unique(ids, return_inverse=True)  # distinct IDs of the batch
         # F.embedding rather than [inverse]: the same gather, with a several times faster backward
         return F.embedding(inverse, self.embed_glyphs(self.glyphs[unique]))  # (U, n_embd) -> (B, T, n_embd)
@@ -218,10 +258,21 @@ class HotStartLM(nn.Module):
         nn.init.normal_(self.lm_head.weight, std=0.02)
         if cfg.input.kind == "index":
             self.input: nn.Module = IndexInput(cfg.vocab_size, d.n_embd, cfg.input.embed_init_std)
+            if cfg.tie_head:  # one table, read as the input and as the head (GPT2LMHeadModel's tying)
+                self.lm_head.weight = self.input.wte.weight
         else:
             if glyphs is None:
                 raise ValueError("a vision model needs its glyph bank")
-            self.input = VisionInput(cfg.input, d.n_embd, glyphs)
+            self.input = VisionInput(cfg.input, d.n_embd, glyphs, self._encoder_width())
+
+    def _encoder_width(self) -> int:
+        """The glyph encoder's base width: set, derived from the paper's counts, or 0 (derive ours)."""
+        enc = self.config.input.encoder
+        if enc.width or enc.size != "paper":
+            return enc.width
+        decoder_params = sum(p.numel() for p in self.decoder.parameters() if p.requires_grad)
+        return paper_width(enc, self.config.decoder.n_embd, self.config.input.render.res, decoder_params,
+                           _decoder_parameters(DECODER_SIZES["gpt2-small"]))
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None,
                 return_logits: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -253,6 +304,14 @@ class HotStartLM(nn.Module):
         counts["lm_head"] = count(self.lm_head)
         counts["total"] = count(self)
         return counts
+
+
+def _decoder_parameters(d: DecoderConfig) -> int:
+    """Trainable parameters of a decoder of shape `d` (our GPT2Model: its 1 x n_embd wte is frozen)."""
+    with torch.device("meta"):
+        gpt2 = GPT2Model(GPT2Config(vocab_size=1, n_positions=d.n_positions, n_embd=d.n_embd, n_layer=d.n_layer,
+                                    n_head=d.n_head, bos_token_id=None, eos_token_id=None))
+    return sum(p.numel() for p in gpt2.parameters()) - d.n_embd
 
 
 def glyph_bank(tokens: list[str], specials: tuple[str, ...], render: RenderConfig, progress: bool = True) -> torch.Tensor:

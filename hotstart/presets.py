@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 # The paper's protocol (sec. "Loss & Training"): GPT-2 small, batch 128, AdamW 0.01, OneCycle max
-# 1.5e-3, quadratic curriculum, early stopping with patience 7. `cpu-*` keep the protocol with the
-# small-cpu decoder and stop at the end of the hot-start window.
+# 1.5e-3, quadratic curriculum, early stopping with patience 7. The OneCycle's start (max / 25) and
+# span (1,000,000 samples) are our reading: the paper gives neither (TrainConfig says more).
+# `cpu-*` keep the protocol with the small-cpu decoder and stop at the end of the hot-start window.
 _PAPER = {"decoder": {"n_layer": 12, "n_head": 12, "n_embd": 768, "n_positions": 1024, "dropout": 0.1}}
 _CPU = {"decoder": {"n_layer": 4, "n_head": 4, "n_embd": 256, "n_positions": 1024, "dropout": 0.0}}
 _HOT_START_WINDOW = {"max_samples": 16384}

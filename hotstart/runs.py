@@ -53,8 +53,10 @@ def run_axes(cfg: dict[str, Any]) -> dict[str, Any]:
         schedule = "paper" if tc.get("lr_max", 1.5e-3) == 1.5e-3 else f"onecycle-{tc['lr_max']:g}"
     else:
         schedule = "warmup"
+    protocol = "hot" if tc.get("max_samples") is not None and tc["max_samples"] == tc.get("dense_until") else "final"
+    encoder = inp["encoder"] if vision else {}
     return {
-        "protocol": "hot" if tc.get("max_samples") is not None and tc["max_samples"] == tc.get("dense_until") else "final",
+        "protocol": protocol,
         "kind": inp["kind"],
         "encoder": inp["encoder"]["name"] if vision else None,
         "res": inp["render"]["res"] if vision else None,
@@ -65,6 +67,18 @@ def run_axes(cfg: dict[str, Any]) -> dict[str, Any]:
         "size": _size_name(cfg["model"]["decoder"]),
         "schedule": schedule,
         "seed": tc.get("seed", 0),
+        # the hot-start investigation's settings (grid `explain`), at their defaults in older configs
+        "encoder_norm": encoder.get("norm", "group") if vision else None,
+        "encoder_size": encoder.get("size", "ours") if vision else None,
+        "pool": encoder.get("pool", 4) if vision else None,
+        "patch": encoder.get("patch", 0) if vision else None,
+        "input_scale": inp.get("input_scale", "none") if vision else None,
+        "center": inp.get("center", False) if vision else None,
+        "tie_head": cfg["model"].get("tie_head", False),
+        "onecycle_div": tc.get("onecycle_div", 25.0) if schedule != "warmup" else None,
+        # the OneCycle's span where it is a setting of its own (final and warm-up runs span their budget)
+        "span": tc.get("schedule_samples") if protocol == "hot" and schedule != "warmup" else None,
+        "curriculum": tc.get("curriculum_order", "fresh"),
     }
 
 
@@ -98,6 +112,12 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]],
     return runs, sweeps, throughput
 
 
+# The hot-start investigation's axes at their defaults (what `run_axes` gives a config without them).
+NEW_AXIS_DEFAULTS: dict[str, Any] = {"encoder_norm": "group", "encoder_size": "ours", "pool": 4, "patch": 0,
+                                     "input_scale": "none", "center": False, "tie_head": False, "onecycle_div": 25.0,
+                                     "span": None, "curriculum": "fresh"}
+
+
 class Selector:
     """Picks runs by settings, taking the paper's setting for every axis not named."""
 
@@ -107,13 +127,18 @@ class Selector:
         self.base_size = max(set(sizes), key=sizes.count)  # the sweep's own decoder size
 
     def __call__(self, protocol: str, kind: str, **axes: Any) -> list[Run]:
-        want = {"protocol": protocol, "kind": kind, "size": self.base_size, "schedule": "paper", **axes}
+        want = {"protocol": protocol, "kind": kind, "size": self.base_size, "schedule": "paper", "tie_head": False,
+                "curriculum": "fresh", **axes}
+        if want["schedule"] != "warmup":
+            want = {"onecycle_div": 25.0, "span": None, **want}
         if kind == "vision":
             want = {"encoder": "simp", "res": 8, "crop": 1.0, "pixel_norm": "standardize",
-                    "output_norm": "layernorm", **want}
+                    "output_norm": "layernorm", "encoder_norm": "group", "encoder_size": "ours", "pool": 4,
+                    "patch": 0, "input_scale": "none", "center": False, **want}
         else:
             want = {"embed_init_std": 0.02, **want}
-        return [r for r in self.runs if all(r.axes[k] == v for k, v in want.items())]
+        # an axis a run does not name (axes made before that setting existed) is at its default
+        return [r for r in self.runs if all(r.axes.get(k, NEW_AXIS_DEFAULTS.get(k)) == v for k, v in want.items())]
 
     def paper_setting(self) -> dict[str, list[Run]]:
         """The hot-start runs of index and vision 8x8 in the paper's setting: what every ablation

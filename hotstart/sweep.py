@@ -97,6 +97,17 @@ class RunSpec:
     embed_init_std: float = 0.02  # index only
     pixel_norm: str = "standardize"  # vision only
     output_norm: str = "layernorm"  # vision only
+    # the hot-start investigation's candidates (grid `explain`); the defaults are the settings above
+    encoder_norm: str = "group"  # vision, orig only
+    encoder_size: str = "ours"  # vision
+    pool: int = 4  # vision, opt/simp
+    patch: int = 0  # vision, opt/simp
+    input_scale: str = "none"  # vision
+    center: bool = False  # vision
+    tie_head: bool = False
+    onecycle_div: float = 25.0  # paper schedule: start lr = 1.5e-3 / div
+    span: int | None = None  # paper schedule: samples the OneCycle spans (None: our reading, 1,000,000)
+    curriculum: str = "fresh"
 
     @property
     def name(self) -> str:
@@ -106,10 +117,20 @@ class RunSpec:
         else:
             parts = [self.protocol, self.encoder, f"{self.res}x{self.res}"]
             parts += [f"crop{self.crop:g}"] if self.crop != 1.0 else []
-            parts += ["rawpix"] if self.pixel_norm != "standardize" else []
+            parts += {"standardize": [], "raw": ["rawpix"], "position": ["pospix"]}[self.pixel_norm]
             parts += ["nonorm"] if self.output_norm != "layernorm" else []
+            parts += [f"enc{self.encoder_norm}"] if self.encoder_norm != "group" else []
+            parts += ["papersize"] if self.encoder_size != "ours" else []
+            parts += [f"pool{self.pool}"] if self.pool != 4 else []
+            parts += [f"patch{self.patch}"] if self.patch else []
+            parts += ["idxscale"] if self.input_scale != "none" else []
+            parts += ["centred"] if self.center else []
+        parts += ["tied"] if self.tie_head else []
         parts += [self.size] if self.size else []
         parts += [self.schedule] if self.schedule != "paper" else []
+        parts += [f"div{self.onecycle_div:g}"] if self.onecycle_div != 25.0 else []
+        parts += [f"span{self.span / 1e6:g}M"] if self.span else []
+        parts += ["prefix"] if self.curriculum != "fresh" else []
         return "-".join(parts + [f"s{self.seed}"])
 
     def run_config(self, scale: Scale, data: str) -> RunConfig:
@@ -117,11 +138,14 @@ class RunSpec:
         if self.kind == "index":
             inp = InputConfig(kind="index", embed_init_std=self.embed_init_std)
         else:
-            inp = InputConfig(kind="vision", encoder=EncoderConfig(name=self.encoder),
-                              render=RenderConfig(res=self.res, crop=self.crop),
-                              pixel_norm=self.pixel_norm, output_norm=self.output_norm)
+            encoder = EncoderConfig(name=self.encoder, size=self.encoder_size, pool=self.pool, patch=self.patch,
+                                    norm=self.encoder_norm)
+            inp = InputConfig(kind="vision", encoder=encoder, render=RenderConfig(res=self.res, crop=self.crop),
+                              pixel_norm=self.pixel_norm, output_norm=self.output_norm, input_scale=self.input_scale,
+                              center=self.center)
         tc = TrainConfig(batch_size=scale.batch_size, eval_sequences=scale.eval_sequences, seed=self.seed,
-                         eval_every=scale.eval_every, dense_until=scale.hot_samples)
+                         eval_every=scale.eval_every, dense_until=scale.hot_samples, onecycle_div=self.onecycle_div,
+                         schedule_samples=self.span, curriculum_order=self.curriculum)
         if self.protocol == "hot":
             tc.max_samples = scale.hot_samples
         elif scale.final_samples is not None:  # a fixed budget: the schedule anneals within it
@@ -129,7 +153,7 @@ class RunSpec:
         if self.schedule == "warmup":
             tc.schedule, tc.lr_max, tc.warmup_samples = "cosine", 1e-3, scale.eval_every
             tc.schedule_samples = tc.max_samples
-        model = ModelConfig(vocab_size=0, input=inp, decoder=decoder_size(self.size or scale.size))
+        model = ModelConfig(vocab_size=0, input=inp, decoder=decoder_size(self.size or scale.size), tie_head=self.tie_head)
         return RunConfig(data=data, model=model, train=tc)
 
 
@@ -179,6 +203,29 @@ def grid_ablations(scale: Scale) -> list[RunSpec]:
     return runs
 
 
+def grid_explain(scale: Scale) -> list[RunSpec]:
+    """What the hot start needs: the reference pair, then each candidate setting over the hot-start
+    window (seed 0), with an index counterpart wherever the setting applies to index too."""
+    runs = [_index("hot"), _vision("hot", 8)]
+    # 1. the encoder the paper most likely reports (ResNet), with and without our output LayerNorm
+    runs += [_vision("hot", 8, encoder="orig"), _vision("hot", 8, encoder="orig", output_norm="none")]
+    # 2. normalisation inside the ResNet: a standard ResNet's BatchNorm, or none
+    runs += [_vision("hot", 8, encoder="orig", encoder_norm=norm) for norm in ("batch", "none")]
+    # 3. encoders of the paper's size; 40x40 without squeezing it to an 8x8 grid
+    runs += [_vision("hot", 8, encoder=name, encoder_size="paper") for name in ("simp", "opt", "orig")]
+    runs += [_vision("hot", 40, patch=1, pool=0)]
+    # 4. the paper's lr of 2e-4 as OneCycle's start, over our span and over ~2M samples ("0.4% of the data")
+    runs += [spec for kw in ({"onecycle_div": 7.5}, {"onecycle_div": 7.5, "span": 2_000_000})
+             for spec in (_index("hot", **kw), _vision("hot", 8, **kw))]
+    # 5. the curriculum as a growing prefix; 6. a tied head
+    runs += [_index("hot", curriculum="prefix"), _vision("hot", 8, curriculum="prefix")]
+    runs += [_index("hot", tie_head=True), _vision("hot", 8, tie_head=True)]
+    # 7. scale and spread of what the decoder receives
+    runs += [_vision("hot", 8, input_scale="index-init"), _vision("hot", 8, pixel_norm="position"),
+             _vision("hot", 8, center=True)]
+    return runs
+
+
 def grid_paper(scale: Scale) -> list[RunSpec]:
     """Everything, most telling first: the hot start, RQ1, the ablations, efficiency, RQ3/RQ4."""
     return grid_rq2(scale) + grid_rq1(scale) + grid_ablations(scale) + grid_efficiency(scale) + grid_rq4(scale)
@@ -186,7 +233,7 @@ def grid_paper(scale: Scale) -> list[RunSpec]:
 
 GRIDS: dict[str, Callable[[Scale], list[RunSpec]]] = {
     "rq1": grid_rq1, "rq2": grid_rq2, "rq3": grid_rq3, "rq4": grid_rq4,
-    "efficiency": grid_efficiency, "ablations": grid_ablations, "paper": grid_paper,
+    "efficiency": grid_efficiency, "ablations": grid_ablations, "paper": grid_paper, "explain": grid_explain,
 }
 
 

@@ -113,6 +113,7 @@ def test_loading_a_run_whose_font_file_was_overwritten_warns_that_the_font_diffe
 # ---------------------------------------------------------------- a vocabulary past 65,535 entries
 
 
+@pytest.mark.slow
 def test_a_vocabulary_past_65535_entries_is_stored_as_uint32_and_trains_and_evaluates(
         tmp_path: Path, glyph_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     # every CJK ideograph of the basic block, Extension A and Extension B once: 70,304 characters

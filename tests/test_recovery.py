@@ -183,6 +183,7 @@ def _sweep(tiny_corpus: PreparedCorpus, out: Path, seeds: tuple[int, ...] = (0,)
                        data=str(tiny_corpus.path), device="cpu", precision="fp32")
 
 
+@pytest.mark.slow
 def test_a_sweep_resumes_a_half_finished_run_to_the_metrics_of_an_uninterrupted_one(
         tiny_corpus: PreparedCorpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture) -> None:
@@ -211,6 +212,7 @@ def test_a_sweep_resumes_a_half_finished_run_to_the_metrics_of_an_uninterrupted_
     assert spread[0] == spread[1]
 
 
+@pytest.mark.slow
 def test_a_sweep_goes_on_after_a_diverged_run_and_reports_it(tiny_corpus: PreparedCorpus, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,207 @@
+"""The settings the hot-start investigation varies: each changes the model or the schedule as it says."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hotstart.cli import _run_config, build_parser
+from hotstart.data import PreparedCorpus, SampleOrder, curriculum_size
+from hotstart.encoders import (
+    PAPER_INPUT_PARAMS,
+    EncoderConfig,
+    GlyphEncoder,
+    MinimalEncoder,
+    encoder_parameters,
+)
+from hotstart.errors import HotStartError
+from hotstart.model import (
+    DECODER_SIZES,
+    HotStartLM,
+    InputConfig,
+    ModelConfig,
+    _decoder_parameters,
+    decoder_size,
+)
+from hotstart.render import RenderConfig
+from hotstart.train import TrainConfig, lr_at, make_optimizer
+
+
+def run_config(*options: str):
+    """The RunConfig `hotstart train` builds from these options."""
+    return _run_config(build_parser().parse_args(["train", "--data", "D", "--out", "R", *options]))
+
+
+def vision_model(corpus: PreparedCorpus, size: str = "tiny", **input_kw) -> HotStartLM:
+    from hotstart.train import build_model
+
+    encoder = input_kw.pop("encoder", EncoderConfig())
+    inp = InputConfig(kind="vision", encoder=encoder, render=input_kw.pop("render", RenderConfig(res=8)), **input_kw)
+    torch.manual_seed(0)
+    return build_model(ModelConfig(len(corpus.vocab), inp, decoder_size(size)), corpus.vocab, progress=False)
+
+
+def test_onecycle_div_7_5_starts_at_the_papers_2e_4() -> None:
+    cfg = run_config("--onecycle-div", "7.5")
+    assert cfg.train.onecycle_div == 7.5 and cfg.train.lr_max == 1.5e-3
+    assert lr_at(0, cfg.train, 7813) == pytest.approx(2e-4)
+    assert lr_at(0, run_config().train, 7813) == pytest.approx(6e-5)  # PyTorch's default div 25
+
+
+def test_a_prefix_curriculum_re_sees_every_earlier_epoch_and_a_fresh_one_does_not() -> None:
+    train_index = np.arange(40_000) * 3  # sequence indices of a large training set
+    sizes = [curriculum_size(e) for e in range(3)]
+    for order, nested in (("prefix", True), ("fresh", False)):
+        stream = SampleOrder(train_index, seed=1, batch_size=100, order=order)
+        epochs = [stream._order(e) for e in range(3)]
+        assert [len(e) for e in epochs] == sizes
+        assert (set(epochs[0]) <= set(epochs[1]) <= set(epochs[2])) == nested, order
+    prefix = SampleOrder(train_index, seed=1, batch_size=100, order="prefix")
+    first, second = prefix._order(0), prefix._order(1)
+    assert not np.array_equal(second[: len(first)], first)  # each epoch is reshuffled
+    # random access equals sequential, as for the fresh order
+    again = SampleOrder(train_index, seed=1, batch_size=100, order="prefix")
+    steps = [90, 3, 51, 50]
+    assert all(np.array_equal(again.batch(s)[0], prefix.batch(s)[0]) for s in steps)
+    assert run_config("--curriculum", "prefix").train.curriculum_order == "prefix"
+    with pytest.raises(HotStartError, match="unknown curriculum 'other'"):
+        TrainConfig(curriculum_order="other").validate()
+
+
+def test_a_tied_index_head_is_its_input_table_and_saves_and_loads(tiny_corpus: PreparedCorpus, tmp_path) -> None:
+    from hotstart.checkpoint import load_weights, save_weights
+    from hotstart.train import build_model
+
+    cfg = ModelConfig(len(tiny_corpus.vocab), InputConfig(kind="index"), decoder_size("tiny"), tie_head=True)
+    model = build_model(cfg, tiny_corpus.vocab, progress=False)
+    assert model.lm_head.weight is model.input.wte.weight
+    untied = build_model(ModelConfig(len(tiny_corpus.vocab), InputConfig(kind="index"), decoder_size("tiny")),
+                         tiny_corpus.vocab, progress=False)
+    assert model.parameter_counts()["total"] == untied.parameter_counts()["total"] - untied.lm_head.weight.numel()
+    with torch.no_grad():
+        model.input.wte.weight.mul_(3.0)
+    save_weights(model, tmp_path / "w.safetensors")  # safetensors refuses shared memory unless we copy
+    fresh = build_model(cfg, tiny_corpus.vocab, progress=False)
+    load_weights(fresh, tmp_path / "w.safetensors")
+    assert torch.equal(fresh.lm_head.weight, model.lm_head.weight) and fresh.lm_head.weight is fresh.input.wte.weight
+
+
+def test_a_tied_vision_head_keeps_its_own_table_without_weight_decay(tiny_corpus: PreparedCorpus) -> None:
+    from hotstart.train import build_model
+
+    inp = InputConfig(kind="vision", render=RenderConfig(res=8))
+    for tie in (False, True):
+        model = build_model(ModelConfig(len(tiny_corpus.vocab), inp, decoder_size("tiny"), tie_head=tie),
+                            tiny_corpus.vocab, progress=False)
+        groups = make_optimizer(model, TrainConfig())
+        decayed = {id(p) for g in groups.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+        assert (id(model.lm_head.weight) in decayed) == (not tie)
+    assert run_config("--tie-head").model.tie_head
+
+
+def test_encoder_norm_batch_depends_on_the_batch_in_training_and_not_in_evaluation() -> None:
+    torch.manual_seed(0)
+    glyphs = torch.rand(6, 8, 8)
+    batch = GlyphEncoder(EncoderConfig(name="orig", norm="batch", width=8), 32)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in batch.modules())
+    alone, together = batch(glyphs[:2]), batch(glyphs)[:2]
+    assert not torch.allclose(alone, together, atol=1e-4)  # training: statistics over the batch's glyphs
+    batch.eval()
+    assert torch.allclose(batch(glyphs[:2]), batch(glyphs)[:2], atol=1e-5)  # evaluation: running statistics
+    group = GlyphEncoder(EncoderConfig(name="orig", width=8), 32)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in group.modules())
+    assert torch.allclose(group(glyphs[:2]), group(glyphs)[:2], atol=1e-5)  # per glyph, in training too
+    none = GlyphEncoder(EncoderConfig(name="orig", norm="none", width=8), 32)
+    assert not any(isinstance(m, (torch.nn.GroupNorm, torch.nn.BatchNorm2d)) for m in none.modules())
+    assert all(conv.bias is not None for conv in none.modules() if isinstance(conv, torch.nn.Conv2d))
+    with pytest.raises(HotStartError, match="orig\\) only"):
+        EncoderConfig(name="simp", norm="batch").validate()
+    assert run_config("--encoder-norm", "batch").model.input.encoder.norm == "batch"
+
+
+@pytest.mark.parametrize("name", ["orig", "opt", "simp"])
+def test_paper_sized_encoders_have_the_papers_counts_at_gpt2_small_and_its_share_at_small_cpu(name: str) -> None:
+    from hotstart.encoders import paper_width
+
+    gpt2_small = _decoder_parameters(DECODER_SIZES["gpt2-small"])
+    for size in ("gpt2-small", "small-cpu"):
+        d = DECODER_SIZES[size]
+        decoder = _decoder_parameters(d)
+        cfg = EncoderConfig(name=name, size="paper")
+        count = encoder_parameters(cfg, d.n_embd, 8, paper_width(cfg, d.n_embd, 8, decoder, gpt2_small))
+        assert count == pytest.approx(PAPER_INPUT_PARAMS[name] * decoder / gpt2_small, rel=0.05), size
+    assert run_config("--encoder-size", "paper").model.input.encoder.size == "paper"
+
+
+def test_the_model_builds_the_paper_sized_encoder(tiny_corpus: PreparedCorpus) -> None:
+    ours = vision_model(tiny_corpus, "small-cpu").parameter_counts()
+    paper = vision_model(tiny_corpus, "small-cpu", encoder=EncoderConfig(size="paper")).parameter_counts()
+    target = PAPER_INPUT_PARAMS["simp"] * paper["decoder"] / _decoder_parameters(DECODER_SIZES["gpt2-small"])
+    encoder_and_adapter = paper["input.encoder"] + paper["input.adapter"] - 2 * 256  # less the output LayerNorm
+    assert encoder_and_adapter == pytest.approx(target, rel=0.05) and paper["input"] > ours["input"]
+
+
+def test_an_unpooled_encoder_feeds_the_whole_feature_map_to_the_adapter() -> None:
+    # 40x40 with 1x1 patches: two convolutions leave a 20x20 grid, none of it averaged away
+    unpooled = MinimalEncoder(width=4, pool=0, res=40, stride=1)
+    assert unpooled(torch.zeros(3, 1, 40, 40)).shape == (3, 2 * 4 * 20 * 20) and unpooled.out_features == 3200
+    squeezed = MinimalEncoder(width=4, pool=4, res=40)
+    assert squeezed(torch.zeros(3, 1, 40, 40)).shape == (3, 2 * 4 * 4 * 4)
+    cfg = run_config("--encoder-pool", "0", "--encoder-patch", "1").model.input.encoder
+    assert (cfg.pool, cfg.patch) == (0, 1)
+
+
+def test_pixel_norm_position_standardises_every_pixel_position_over_the_vocabulary(tiny_corpus: PreparedCorpus) -> None:
+    model = vision_model(tiny_corpus, pixel_norm="position")
+    bank = model.input.glyphs
+    standardised = (bank - model.input.pixel_mean) / model.input.pixel_std  # what the encoder sees
+    inked = bank.std(dim=0) > 1e-3  # positions some glyph inks
+    assert model.input.pixel_mean.shape == (1, 8, 8)
+    assert torch.allclose(standardised.mean(dim=0)[inked], torch.zeros(()), atol=1e-4)
+    assert torch.allclose(standardised.std(dim=0)[inked], torch.ones(()), atol=1e-3)
+    with pytest.raises(HotStartError, match="evaluate it at its own --res"):
+        model.input.set_glyphs(torch.zeros(len(tiny_corpus.vocab), 12, 12))
+        model.input.embed_glyphs(model.input.glyphs)
+
+
+def test_input_scale_index_init_gives_the_index_tables_initial_length(tiny_corpus: PreparedCorpus) -> None:
+    plain = vision_model(tiny_corpus).input.table()
+    scaled = vision_model(tiny_corpus, input_scale="index-init").input.table()
+    index_length = 0.02 * math.sqrt(64)  # embed_init_std x sqrt(n_embd) of the tiny decoder
+    assert plain.norm(dim=1).mean().item() == pytest.approx(math.sqrt(64), rel=0.05)  # LayerNorm's length
+    assert scaled.norm(dim=1).mean().item() == pytest.approx(index_length, rel=1e-4)
+
+
+def test_centred_inputs_have_a_zero_mean_over_the_vocabulary_in_training_and_evaluation(tiny_corpus: PreparedCorpus) -> None:
+    model = vision_model(tiny_corpus, center=True)
+    table = model.input.table()
+    assert table.mean(dim=0).abs().max().item() < 1e-4 and vision_model(tiny_corpus).input.table().mean(0).abs().max() > 0.1
+    ids = tiny_corpus.sequences(tiny_corpus.train_index[:4])
+    model.train()
+    assert torch.allclose(model.input(ids), table[ids], atol=1e-5)  # the training path centres alike
+    assert run_config("--center-inputs", "--input-scale", "index-init").model.input.center
+
+
+def test_the_explain_grid_varies_one_candidate_per_run_and_the_report_keeps_them_apart() -> None:
+    from hotstart.config import to_dict
+    from hotstart.runs import Run, Selector, run_axes
+    from hotstart.sweep import SCALES, grid_runs
+
+    specs = grid_runs("explain", SCALES["cpu"])
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names)) == 21 and names[:2] == ["hot-index-s0", "hot-simp-8x8-s0"]
+    reference = {kind: to_dict(spec.run_config(SCALES["cpu"], "D")) for kind, spec in zip(("index", "vision"), specs)}
+    runs = []
+    for spec in specs:
+        cfg = to_dict(spec.run_config(SCALES["cpu"], "D"))
+        assert cfg != reference[spec.kind] or spec in specs[:2], spec.name  # each candidate changes its config
+        runs.append(Run(spec.name, run_axes(cfg), [], None, cfg))
+    select = Selector(runs)
+    # the paper's setting selects only the reference pair; each candidate is found by its own setting
+    assert [r.name for r in select("hot", "index") + select("hot", "vision")] == names[:2]
+    assert [r.name for r in select("hot", "vision", curriculum="prefix")] == ["hot-simp-8x8-prefix-s0"]
+    assert [r.name for r in select("hot", "index", onecycle_div=7.5, span=2_000_000)] == ["hot-index-div7.5-span2M-s0"]
+    assert [r.name for r in select("hot", "vision", res=40, pool=0, patch=1)] == ["hot-simp-40x40-pool0-patch1-s0"]
