@@ -42,6 +42,9 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric
     return out
 
 
+LINE_STYLES = (("-", "o"), ("--", "^"), ("-.", "s"), (":", "D"), ("-", "v"), ("--", "x"))
+
+
 def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]],
                      reference: tuple[str, float] | None = None, title: str = "",
                      paper: dict[str, tuple[Sequence[int], Sequence[float]]] | None = None,
@@ -51,7 +54,7 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
     colour, if given. `colors` fixes a label's colour (say, one model in every panel); others take
     matplotlib's cycle. Rows without `metric` (runs from older versions) are left out."""
     scale = 100 if metric == "val_acc" else 1
-    for label, runs in curves.items():
+    for i, (label, runs) in enumerate(curves.items()):
         runs = [rows for rows in runs if any(r.get(metric) is not None for r in rows)]
         by_samples: dict[int, list[float]] = {}
         for rows in runs:
@@ -62,7 +65,12 @@ def draw_band_curves(ax: plt.Axes, curves: dict[str, list[list[dict[str, Any]]]]
         if not xs:
             continue
         mean = [sum(by_samples[x]) / len(by_samples[x]) for x in xs]
-        (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=f"{label} (n={len(runs)})",
+        # a line style and marker of its own, each later curve thinner and on top, so curves that
+        # coincide (say two on the same plateau) stay visible
+        linestyle, marker = LINE_STYLES[i % len(LINE_STYLES)]
+        (line,) = ax.plot(xs, mean, linestyle=linestyle, marker=marker, markersize=max(6 - i, 3),
+                          linewidth=max(3.0 - 0.6 * i, 1.0), zorder=2 + i,
+                          markerfacecolor="none" if i % 2 else None, label=f"{label} (n={len(runs)})",
                           **({"color": colors[label]} if colors and label in colors else {}))
         if len(runs) > 1:
             ax.fill_between(xs, [min(by_samples[x]) for x in xs], [max(by_samples[x]) for x in xs],

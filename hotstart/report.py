@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HotStartError
+from .explain import explain_section
 from .model import DECODER_SIZES
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
 from .plot import plot_panels, plot_series
@@ -410,6 +411,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     factors = ablations(select)  # read by the ablation tables and the plain summary
     abl_text, abl_rows, panels, colors = ablation_section(select, factors, reference, hot_end)
     emb_text, emb_rows = embeddings_section(runs)
+    explain_text, explain_rows = explain_section(select, out)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
     hot_curves = {k: [r.rows for r in v] for k, v in groups.items() if v}
@@ -428,7 +430,8 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
                      "runs recorded it (hot-start protocol):\n\n![input spread](input_spread.png)")
     glyphs = _glyph_grid(runs, out / "glyphs.png")
     for name, rows in (("main", main_rows), ("hot_start", hot_rows), ("efficiency", eff_rows),
-                       ("ablations", abl_rows), ("verdicts", verdict_rows), ("embeddings", emb_rows)):
+                       ("ablations", abl_rows), ("verdicts", verdict_rows), ("embeddings", emb_rows),
+                       ("explain", explain_rows)):
         write_csv(out / f"{name}.csv", rows)
     write_csv(out / "runs.csv", [{"run": r.name, **r.axes, **{f"best_{k}": v for k, v in (r.best or {}).items()},
                                   "stop_reason": (r.summary or {}).get("stop_reason", "in progress")} for r in runs])
@@ -446,10 +449,11 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
         "## Efficiency\n\n" + eff_text,
         "## What drives the hot start: ablations\n\n" + abl_text + ("\n\n![ablations](ablations.png)" if panels else ""),
+        "## What the hot start needs\n\n" + explain_text,
         "## Input vectors: how distinct are the characters?\n\n" + emb_text,
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
-         "ablations.csv, verdicts.csv, embeddings.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),
+         "ablations.csv, verdicts.csv, embeddings.csv, explain.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),
         "## How this was made\n\n" + _environment_section(runs, sweeps, command or "hotstart report", time.perf_counter() - start),
     ]
     path = out / "report.md"

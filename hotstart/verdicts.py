@@ -25,13 +25,16 @@ def _verdict_close(claim: str, a: dict[str, Any] | None, b: dict[str, Any] | Non
         return claim, "not measured", "the final-protocol runs are missing"
     diff = 100 * (a["acc"] - b["acc"])
     verdict = "held" if diff >= -1.0 else "did not hold"
+    seeds = min(a.get("n", 1), b.get("n", 1))
+    if seeds == 1:  # a one-seed comparison cannot tell a margin of a point from seed noise: say so beside it
+        verdict += " (1 seed each)"
     if plateau is not None and max(a["acc"], b["acc"]) <= plateau + 0.01:
         verdict = "not informative (both within 1 pp of the most-frequent-character plateau)"
     return claim, verdict, (f"{a_label} {100 * a['acc']:.2f}% vs {b_label} {100 * b['acc']:.2f}%, {diff:+.2f} pp; "
                             f"rule: within 1 pp or better; paper: {paper}")
 
 
-def _hot_lead(index: list[Run], vision: list[Run]) -> tuple[list[int], list[str]]:
+def hot_lead(index: list[Run], vision: list[Run]) -> tuple[list[int], list[str]]:
     """The paper's hot-start points where vision leads index by the rule of `_verdict_hot`, and the
     'vision vs index' text of every point both reached."""
     found, shown = [], []
@@ -72,7 +75,7 @@ def _verdict_hot(select: Selector, res: int, paper: str) -> tuple[str, str, str]
     index, vision = select("hot", "index"), select("hot", "vision", res=res)
     if not index or not vision:
         return claim, "not measured", f"hot-protocol runs of index and vision {res}x{res} are missing"
-    found, shown = _hot_lead(index, vision)
+    found, shown = hot_lead(index, vision)
     if not shown:
         return claim, "not measured", f"the hot-protocol runs end before {HOT_POINTS[0]:,} samples"
     n = min(len(index), len(vision))
@@ -81,7 +84,7 @@ def _verdict_hot(select: Selector, res: int, paper: str) -> tuple[str, str, str]
     conditions = _hot_conditions(select, res)
     held_under = []
     for label, cond_index, cond_vision in conditions:
-        cond_found, _ = _hot_lead(cond_index, cond_vision)
+        cond_found, _ = hot_lead(cond_index, cond_vision)
         if cond_found:
             held_under.append(f"{label} (at {', '.join(f'{s:,}' for s in cond_found)})")
     if conditions:

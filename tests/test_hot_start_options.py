@@ -27,6 +27,7 @@ from hotstart.model import (
     decoder_size,
 )
 from hotstart.render import RenderConfig
+from hotstart.runs import Run
 from hotstart.train import TrainConfig, lr_at, make_optimizer
 
 
@@ -205,3 +206,36 @@ def test_the_explain_grid_varies_one_candidate_per_run_and_the_report_keeps_them
     assert [r.name for r in select("hot", "vision", curriculum="prefix")] == ["hot-simp-8x8-prefix-s0"]
     assert [r.name for r in select("hot", "index", onecycle_div=7.5, span=2_000_000)] == ["hot-index-div7.5-span2M-s0"]
     assert [r.name for r in select("hot", "vision", res=40, pool=0, patch=1)] == ["hot-simp-40x40-pool0-patch1-s0"]
+
+
+def _window_run(kind: str, accs: tuple[float, float, float], seed: int = 0, **axes) -> Run:
+    """A hot-protocol run with accuracies `accs` at 4,096 / 8,192 / 10,248 samples (settings in `axes`)."""
+    base = {"protocol": "hot", "kind": kind, "size": "small-cpu", "schedule": "paper", "seed": seed}
+    if kind == "vision":
+        base.update(encoder="simp", res=8, crop=1.0, pixel_norm="standardize", output_norm="layernorm")
+    else:
+        base.update(embed_init_std=0.02)
+    rows = [{"samples": s, "val_acc": a, "val_loss": 1.0} for s, a in zip((4096, 8192, 10248), accs, strict=True)]
+    return Run(f"{kind}-{seed}-{sorted(axes.items())}", {**base, **axes}, rows, None, {})
+
+
+def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produced_it(tmp_path) -> None:
+    from hotstart.explain import candidate_rows, explain_section
+    from hotstart.runs import Selector
+
+    runs = [_window_run("index", (0.050, 0.060, 0.07)), _window_run("vision", (0.045, 0.050, 0.06)),
+            _window_run("vision", (0.048, 0.058, 0.07), encoder="orig"),  # behind by 0.2 pp
+            _window_run("index", (0.050, 0.055, 0.06), curriculum="prefix"),
+            _window_run("vision", (0.060, 0.120, 0.14), curriculum="prefix")]  # ahead, ratio 2.2 at 8,192
+    rows = candidate_rows(Selector(runs))
+    measured = [r for r in rows if r["verdict"] != "not run yet"]
+    assert [r["candidate"] for r in measured] == ["5. prefix curriculum", "1. orig encoder (ResNet)",
+                                                  "the paper's setting (reference)"]
+    assert [r["lead_8192"] for r in measured] == [6.5, -0.2, -1.0]
+    assert measured[0]["verdict"] == "hot start at 6,152, 8,200, 10,248" and measured[1]["verdict"] == "no hot start"
+    assert measured[0]["index_runs"] == runs[3].name  # the prefix vision run is compared with the prefix index run
+    assert len(rows) == 16 and rows[-1]["verdict"] == "not run yet"
+    text, _ = explain_section(Selector(runs), tmp_path)
+    assert "The hot start appears with: 5. prefix curriculum (3 of 16 rows run so far)." in text and (tmp_path / "explain.png").stat().st_size > 10_000
+    text, _ = explain_section(Selector(runs[:3]), tmp_path)
+    assert "No candidate produced a hot start (2 of 16 rows run so far). Closest: 1. orig encoder (ResNet) (-0.20 pp" in text
