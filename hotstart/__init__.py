@@ -12,7 +12,7 @@ The public API, in the order of a pipeline::
     print(evaluate_run("runs/vision"))
 """
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 from .data import PrepareConfig, PreparedCorpus, Vocab, curriculum_size, prepare
 from .encoders import EncoderConfig, GlyphEncoder

@@ -1,0 +1,80 @@
+"""Print a seeded random sample of mutmut's mutant names for the files docs/testing.md measures.
+
+Running every mutant of those files takes hours on 2 CPU cores (a surviving mutant reruns every test
+that reaches its function); a fixed random sample estimates the score in a fraction of that time:
+
+    mutmut run hotstart.fused_loss.x_chunk_rows__mutmut_1   # generates every mutant, runs one
+    mutmut run $(python scripts/mutation_sample.py)        # the sample (20%, seed 0)
+    python scripts/mutation_sample.py --score              # killed / checked, per file
+
+The names come from `mutmut results --all true`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import subprocess
+
+# The training loop's functions in train.py (the rest of that module rebuilds runs from folders).
+LOOP = ("train", "_train", "_loop", "lr_at", "train_step", "eval_due", "weights_finite", "_evaluation_row",
+        "make_optimizer", "_check_same_corpus", "ǁ_Progressǁreset_window")
+MODULES = ("render", "data", "checkpoint", "fused_loss")
+
+
+def in_scope(name: str) -> bool:
+    """True for mutants of the measured files and of the training loop's functions.
+
+    mutmut names a mutant hotstart.MODULE.x_FUNCTION__mutmut_N, or hotstart.MODULE.xǁCLASSǁMETHOD__mutmut_N.
+    """
+    _, module, mangled = name.split(".", 2)
+    function = re.sub(r"__mutmut_\d+$", "", mangled)
+    function = function[2:] if function.startswith("x_") else function[1:]
+    return module in MODULES or (module == "train" and function in LOOP)
+
+
+def _results() -> dict[str, str]:
+    """mutmut's status of every mutant it generated: name -> killed, survived, not checked, ..."""
+    listing = subprocess.run(["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r"^\s*(hotstart\.\S+?): (.+?)\s*$", listing, flags=re.MULTILINE))
+
+
+def sample(fraction: float, seed: int) -> list[str]:
+    """The seeded sample of in-scope mutant names, sorted."""
+    names = sorted(n for n in _results() if in_scope(n))
+    return sorted(random.Random(seed).sample(names, round(len(names) * fraction)))
+
+
+def score(names: list[str]) -> str:
+    """Killed / checked over `names`, per file and in all, as a markdown table."""
+    results = _results()
+    table = {}
+    for name in names:
+        module = name.split(".")[1]
+        row = table.setdefault(module, {"killed": 0, "survived": 0, "other": 0})
+        status = results.get(name, "not checked")
+        row["killed" if status == "killed" else "survived" if status == "survived" else "other"] += 1
+    table["all"] = {k: sum(r[k] for r in table.values()) for k in ("killed", "survived", "other")}
+    lines = ["| file | mutants | killed | survived | not run | score |", "|---|---|---|---|---|---|"]
+    for module, r in table.items():
+        checked = r["killed"] + r["survived"]
+        rate = f"{100 * r['killed'] / checked:.1f}%" if checked else "-"
+        label = module if module == "all" else f"{module}.py" + (" (the loop)" if module == "train" else "")
+        lines.append(f"| {label} | {sum(r.values())} | {r['killed']} | {r['survived']} | {r['other']} | {rate} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Print the sampled names, one per line, or (--score) the sample's score."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fraction", type=float, default=0.2, help="share of the mutants to sample (default 0.2)")
+    parser.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    parser.add_argument("--score", action="store_true", help="print the sample's score from `mutmut results`")
+    args = parser.parse_args()
+    names = sample(args.fraction, args.seed)
+    print(score(names) if args.score else "\n".join(names))
+
+
+if __name__ == "__main__":
+    main()
