@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -425,3 +426,137 @@ def test_vocab_round_trip_keeps_known_characters_and_maps_the_rest_to_unk(counts
     assert [loaded.tokens[i] for ch, i in zip(text, ids) if ch in known] == [ch for ch in text if ch in known]
     assert [i for ch, i in zip(text, ids) if ch not in known] == [UNK_ID] * sum(ch not in known for ch in text)
     assert loaded.decode(ids) == "".join(ch if ch in known else "<unk>" for ch in text)
+
+
+# ---------------------------------------------------------------- boundaries and bookkeeping of prepare
+
+def test_is_special_is_true_for_exactly_the_three_special_ids():
+    vocab = Vocab.build({"的": 3}, min_freq=1)
+    assert [vocab.is_special(i) for i in (-1, PAD_ID, UNK_ID, SEP_ID, 3)] == [False, True, True, True, False]
+
+
+def test_a_corpus_larger_than_one_chunk_decodes_back_exactly(tmp_path, text_folder, articles, monkeypatch):
+    monkeypatch.setattr("hotstart.data._CHUNK_CHARS", 20_000)  # the 93k characters in 5 chunks instead of one
+    corpus = prepare(small_config(text_folder), tmp_path / "out", progress=False)
+    cleaned = [clean_text(text) for text, _ in articles]
+    kept = set(corpus.vocab.chars)
+    assert kept == {ch for ch, n in Counter("".join(cleaned)).items() if n >= 2}
+    expected = "".join("".join(ch if ch in kept else "<unk>" for ch in text) + "<sep>" for text in cleaned)
+    assert corpus.vocab.decode(corpus.tokens) == expected
+
+
+def test_a_character_seen_exactly_min_freq_times_is_kept_and_not_counted_as_unk(tmp_path, text_folder, articles):
+    counts = Counter("".join(clean_text(text) for text, _ in articles))
+    at_threshold = {ch for ch, n in counts.items() if n == 2}
+    rarer = {ch: n for ch, n in counts.items() if n < 2}
+    assert at_threshold and rarer  # the real text has both, so the boundary is exercised
+    corpus = prepare(small_config(text_folder, min_freq=2), tmp_path / "out", progress=False)
+    assert at_threshold <= set(corpus.vocab.chars) and not set(rarer) & set(corpus.vocab.chars)
+    assert (corpus.meta["unk_chars"], corpus.meta["unk_tokens"]) == (len(rarer), sum(rarer.values()))
+
+
+def test_split_lines_makes_each_line_a_document_and_counts_one_dropped_empty_line(tmp_path, articles):
+    path = tmp_path / "lines.txt"
+    first, second = (clean_text(text) for text, _ in articles[:2])
+    path.write_text(f"{first}\n\u200b\u3000\n{second}\n", encoding="utf-8")  # the middle line cleans to ""
+    corpus = prepare(small_config(path, split_lines=True), tmp_path / "out", progress=False)
+    assert corpus.meta["n_documents"] == 2 and corpus.meta["documents_dropped_empty"] == 1
+    assert corpus.doc_offsets.tolist() == [0, len(first) + 1]
+
+
+def test_a_corpus_of_exactly_two_sequences_gives_one_train_and_one_val_sequence(tmp_path, articles, capsys):
+    text = "".join(clean_text(t) for t, _ in articles).replace(" ", "")[:127]  # + <sep> = 2 x 64 tokens
+    (tmp_path / "two.txt").write_text(text, encoding="utf-8")
+    corpus = prepare(small_config(tmp_path / "two.txt", min_freq=1), tmp_path / "out", progress=False)
+    assert (corpus.n_sequences, len(corpus.train_index), len(corpus.val_index)) == (2, 1, 1)
+    assert corpus.vocab.decode(corpus.sequences([0, 1])) == text + "<sep>"
+
+
+def test_meta_records_the_wall_time_of_prepare(tmp_path, articles):
+    import time
+
+    (tmp_path / "one.txt").write_text(articles[0][0], encoding="utf-8")
+    start = time.perf_counter()
+    corpus = prepare(small_config(tmp_path / "one.txt", seq_len=16), tmp_path / "out", progress=False)
+    assert 0 <= corpus.meta["seconds"] <= time.perf_counter() - start + 0.001
+
+
+def test_prepare_creates_missing_parent_folders_of_out(tmp_path, text_folder):
+    corpus = prepare(small_config(text_folder), tmp_path / "runs" / "data" / "news", progress=False)
+    assert (corpus.path / "meta.json").is_file()
+
+
+def test_an_overwrite_that_fails_midway_leaves_no_meta_json(tmp_path, text_folder):
+    out = tmp_path / "out"
+    prepare(small_config(text_folder), out, progress=False)
+    (out / "tokens.bin.tmp").mkdir()  # the token file cannot be written: prepare fails after the vocabulary
+    with pytest.raises(OSError):
+        prepare(small_config(text_folder, min_freq=3), out, progress=False, overwrite=True)
+    assert not (out / "meta.json").exists()  # so the half-rewritten folder is not taken for a prepared corpus
+    with pytest.raises(HotStartError, match="is not a prepared corpus"):
+        PreparedCorpus.load(out)
+
+
+def test_fingerprint_ignores_timings_and_the_corpus_path_but_not_min_freq(tmp_path, text_folder):
+    import shutil
+
+    a = prepare(small_config(text_folder), tmp_path / "a", progress=False)
+    b = prepare(small_config(text_folder), tmp_path / "b", progress=False)
+    meta = json.loads((b.path / "meta.json").read_text(encoding="utf-8"))
+    meta.update(seconds=meta["seconds"] + 7, chars_per_second=meta["chars_per_second"] // 3 + 1)
+    (b.path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    shutil.copytree(text_folder, tmp_path / "moved")
+    c = prepare(small_config(tmp_path / "moved", min_freq=3), tmp_path / "c", progress=False)
+    fingerprint = a.fingerprint()
+    assert len(fingerprint) == 16 and int(fingerprint, 16) >= 0  # the length recorded in run folders
+    assert PreparedCorpus.load(b.path).fingerprint() == fingerprint
+    assert c.fingerprint() != fingerprint  # another min_freq: another vocabulary
+
+
+def test_prepared_tokens_are_read_only_and_an_empty_index_is_an_empty_batch(tiny_corpus):
+    assert not tiny_corpus.tokens.flags.writeable  # training cannot scribble on the prepared stream
+    assert tiny_corpus.sequences([]).shape == (0, tiny_corpus.seq_len)
+
+
+def _drop_last_vocab_entry(path: Path) -> None:
+    data = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+    data["tokens"], data["counts"] = data["tokens"][:-1], data["counts"][:-1]
+    (path / "vocab.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def _drop_last_train_sequence(path: Path) -> None:
+    with np.load(path / "splits.npz") as z:
+        np.savez(path / "splits.npz", train=z["train"][:-1], val=z["val"])
+
+
+def _repeat_a_val_sequence_in_train(path: Path) -> None:
+    with np.load(path / "splits.npz") as z:
+        train, val = z["train"].copy(), z["val"]
+    train[0] = val[0]
+    np.savez(path / "splits.npz", train=train, val=val)
+
+
+def _drop_last_document_offset(path: Path) -> None:
+    with np.load(path / "documents.npz") as z:
+        np.savez(path / "documents.npz", offsets=z["offsets"][:-1], labels=z["labels"])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_drop_last_vocab_entry, r"corrupt: vocab.json has \d+ tokens, meta.json says \d+ \(uint16\)"),
+    (_drop_last_train_sequence, "corrupt: splits.npz does not match the sequence counts in meta.json"),
+    (_repeat_a_val_sequence_in_train, "corrupt: splits.npz does not cover the sequences exactly once"),
+    (_drop_last_document_offset, "corrupt: documents.npz does not match n_documents in meta.json"),
+])
+def test_a_prepared_folder_whose_files_disagree_names_the_file(damage, message, tmp_path, tiny_corpus):
+    import shutil
+
+    path = Path(shutil.copytree(tiny_corpus.path, tmp_path / "copy"))
+    damage(path)
+    with pytest.raises(HotStartError, match=message):
+        PreparedCorpus.load(path)
+
+
+@pytest.mark.parametrize("seed, batch_size", [(-1, 8), (0, 0)])
+def test_sample_order_refuses_a_negative_seed_or_an_empty_batch(seed, batch_size):
+    with pytest.raises(HotStartError, match="use batch_size >= 1, seed >= 0"):
+        SampleOrder(TRAIN, seed=seed, batch_size=batch_size)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from hotstart.cli import main
-from hotstart.data import PreparedCorpus
+from hotstart.data import PreparedCorpus, Vocab
+from hotstart.errors import HotStartError
 from hotstart.sweep import RunSpec, SweepConfig, run_sweep
 
 TIMING = ("samples_per_s", "wall_s")  # the only columns a resumed run may differ in
@@ -80,13 +81,15 @@ def _other_seed(text: str, tmp: Path, vocab) -> tuple[str, list[str]]:
     return text, ["--min-freq", "2", "--seed", "1"]  # the same vocabulary, other validation sequences
 
 
-@pytest.mark.parametrize("reprepare", [
-    pytest.param(_other_min_freq, id="min-freq-3"),
-    pytest.param(_swapped_characters, id="same-size-other-characters"),
-    pytest.param(_other_seed, id="seed-1"),
+@pytest.mark.parametrize(("reprepare", "refusal"), [
+    pytest.param(_other_min_freq, "has another vocabulary than the run was started with (it was re-prepared)",
+                 id="min-freq-3"),
+    pytest.param(_swapped_characters, "has another vocabulary than the run was started with (it was re-prepared)",
+                 id="same-size-other-characters"),
+    pytest.param(_other_seed, "was re-prepared since the run started (other settings, text or split)", id="seed-1"),
 ])
 def test_resume_refuses_a_corpus_reprepared_under_the_run_in_one_line(
-        reprepare: Callable, news_text_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        reprepare: Callable, refusal: str, news_text_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     before = _prepare(news_text_file, data, "--min-freq", "2")
@@ -107,9 +110,63 @@ def test_resume_refuses_a_corpus_reprepared_under_the_run_in_one_line(
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in err, err
-    assert f"the corpus at {data}" in errors[0] and "re-prepared" in errors[0], errors[0]
+    assert f"the corpus at {data} {refusal}" in errors[0], errors[0]
+    assert errors[0].endswith("; prepare the corpus the run started on into another folder, or pass --overwrite to "
+                              "start again"), errors[0]
     # the run is left as it was: its vocabulary and evaluations still match its weights
     assert (run / "vocab.json").read_bytes() == vocab_file and rows_without_timing(run) == rows
+
+
+def _state_recording(path: Path, progress: dict) -> Path:
+    """A training state (of a stand-in model) whose header holds `progress`."""
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    train_module.save_training_state(path, model, torch.optim.AdamW(model.parameters()),
+                                     torch.amp.GradScaler("cpu", enabled=False), progress)
+    return path
+
+
+def test_a_training_state_from_before_the_corpus_check_resumes_on_the_same_vocabulary(
+        tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    # states written before the corpus fingerprint was recorded have no "corpus" key: the vocabulary
+    # saved beside the run is then the only check, and it passes on the corpus the run started on
+    tiny_corpus.vocab.save(tmp_path / "vocab.json")
+    old_state = _state_recording(tmp_path / "old.safetensors", {"samples": 32})
+    train_module._check_same_corpus(tmp_path, tiny_corpus, old_state)
+    train_module._check_same_corpus(tmp_path, tiny_corpus, _state_recording(
+        tmp_path / "new.safetensors", {"samples": 32, "corpus": tiny_corpus.fingerprint()}))
+    with pytest.raises(HotStartError, match="was re-prepared since the run started"):
+        train_module._check_same_corpus(tmp_path, tiny_corpus, _state_recording(
+            tmp_path / "other.safetensors", {"samples": 32, "corpus": "0123456789abcdef"}))
+    # ... and refuses another vocabulary, which such an old state cannot tell
+    tokens = list(tiny_corpus.vocab.tokens)
+    tokens[-2:] = tokens[-1], tokens[-2]  # two ids stand for each other's character
+    Vocab(tokens, tiny_corpus.vocab.counts).save(tmp_path / "vocab.json")
+    with pytest.raises(HotStartError, match="has another vocabulary than the run was started with"):
+        train_module._check_same_corpus(tmp_path, tiny_corpus, old_state)
+
+
+# ---------------------------------------------------------------- interrupted between evaluations
+
+
+def test_a_run_interrupted_after_an_evaluation_resumes_in_process_to_the_uninterrupted_metrics(
+        reference_run: Path, tiny_corpus: PreparedCorpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    args = index_args(tiny_corpus.path, run)
+    interrupt_after_state(monkeypatch, 2)  # the state holds the evaluation at 32 samples, metrics.jsonl not yet
+    assert main(args) == 130
+    monkeypatch.undo()
+    assert len(rows_without_timing(run)) == 1
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert f"resuming {run} at 32 samples" in capsys.readouterr().err
+    # the rows are rewritten from the state, and the weights, optimiser moments and RNG continue exactly
+    assert rows_without_timing(run) == rows_without_timing(reference_run)
+    reference = json.loads((reference_run / "summary.json").read_text())
+    resumed = json.loads((run / "summary.json").read_text())
+    assert without_timing(resumed["final"]) == without_timing(reference["final"])
 
 
 # ---------------------------------------------------------------- killed before the first evaluation

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -19,8 +21,9 @@ import pytest
 from fontTools.ttLib import TTFont
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont, features
 
+import hotstart.render
 from hotstart.errors import HotStartError
 from hotstart.fonts import default_font, font_info
 from hotstart.render import GlyphRenderer, RenderConfig, render_grid
@@ -110,6 +113,26 @@ def test_low_resolution_preserves_ink_mass() -> None:
         assert np.abs(small.render(ch) - pooled).max() < 0.15
 
 
+@pytest.mark.parametrize("ch", ["|", "I", "l", ":"])
+def test_a_narrow_glyph_is_centred_horizontally_in_the_ink_box(ch: str) -> None:
+    # these glyphs are symmetric and about a quarter of an em wide, so their ink is centred only if
+    # their advance is; a full-width CJK glyph (even 丨) fills the em box and would not tell
+    glyph = renderer(res=32, margin=0.0).render(ch)
+    columns = glyph.sum(axis=0)
+    assert abs((columns * (np.arange(32) + 0.5)).sum() / columns.sum() - 16) < 0.5
+
+
+def test_a_control_character_draws_no_ink_even_where_the_font_maps_it(tmp_path: Path) -> None:
+    font = TTFont(DEJAVU)  # DejaVu Sans with BEL (U+0007) mapped to the full block's glyph
+    for table in font["cmap"].tables:
+        if table.isUnicode():
+            table.cmap[0x07] = table.cmap[ord("█")]
+    font.save(tmp_path / "bell.ttf")
+    r = GlyphRenderer(RenderConfig(font=str(tmp_path / "bell.ttf")))
+    assert r.has_glyph("\x07") and r.render("█").any()
+    assert not r.render("\x07").any()
+
+
 # ----------------------------------------------------------------------------- fonts
 
 
@@ -154,6 +177,16 @@ def test_face_out_of_range_names_the_face_count(font: str | None) -> None:
     GlyphRenderer(RenderConfig(font=font, face=count - 1))  # the last face is there
 
 
+def test_settings_record_everything_that_determines_the_pixels() -> None:
+    r = renderer(res=8, missing="fallback", fallback_fonts=(DEJAVU,))
+    s = r.settings()
+    assert set(s) == {"res", "margin", "crop", "font_name", "font_path", "face", "font_sha256", "missing",
+                      "fallback_fonts"}
+    assert (s["res"], s["margin"], s["crop"], s["missing"]) == (8, 0.1, 1.0, "fallback")
+    assert (s["font_name"], s["font_path"], s["face"]) == ("Noto Sans CJK SC", *default_font())
+    assert s["font_sha256"] == r.font.sha256 and [f["name"] for f in s["fallback_fonts"]] == ["DejaVu Sans"]
+
+
 # ----------------------------------------------------------------------------- missing glyphs
 
 
@@ -185,6 +218,19 @@ def test_missing_character_raises_under_error_policy(tmp_path: Path) -> None:
     assert r.render("国").any()
 
 
+def test_a_missing_character_under_the_blank_policy_is_a_float32_blank() -> None:
+    glyph = renderer(missing="blank").render(PUA)
+    assert glyph.dtype == np.float32 and glyph.shape == (8, 8) and not glyph.any()
+
+
+@pytest.mark.parametrize("n, more", [(10, ""), (11, " and 1 more")])
+def test_missing_glyph_error_lists_ten_characters_then_counts_the_rest(n: int, more: str, tmp_path: Path) -> None:
+    chars = [chr(0xE000 + i) for i in range(n)]
+    with pytest.raises(HotStartError) as raised:
+        renderer(missing="error").render_bank(chars, cache_dir=tmp_path, progress=False)
+    assert f"U+E008, U+E009{more}; use --missing blank" in str(raised.value)  # unprintable: code points only
+
+
 def test_fallback_font_supplies_what_the_primary_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = renderer(missing="fallback", fallback_fonts=(DEJAVU,))
     assert not r.has_glyph(ARMENIAN) and r.render(ARMENIAN).any()
@@ -193,6 +239,14 @@ def test_fallback_font_supplies_what_the_primary_lacks(tmp_path: Path, capsys: p
     assert bank.glyphs[1].any() and not bank.glyphs[2].any()
     assert bank.settings["fallback_fonts"][0]["name"] == "DejaVu Sans"
     assert "1 taken from fallback fonts, 1 rendered blank" in capsys.readouterr().err
+
+
+def test_a_latin_font_with_a_cjk_fallback_draws_cjk_as_the_cjk_font_does() -> None:
+    noto_path, sc_face = default_font()
+    # built here rather than by the cached `renderer`: the fallback fonts are loaded in __init__
+    latin_first = GlyphRenderer(RenderConfig(font=DEJAVU, missing="fallback", fallback_fonts=[f"{noto_path}#{sc_face}"]))
+    assert not latin_first.has_glyph("国")
+    np.testing.assert_array_equal(latin_first.render("国"), GlyphRenderer(RenderConfig()).render("国"))
 
 
 def test_fallback_spec_selects_a_face_of_a_collection() -> None:
@@ -249,7 +303,9 @@ def test_unknown_special_and_multi_character_token_are_refused(tmp_path: Path) -
         ({"margin": -0.1}, "margin"),
         ({"missing": "foo"}, "missing"),
         ({"face": -1}, "face"),
-        ({"res": 4, "margin": 0.45}, "no ink area"),
+        ({"font": 3}, "font=3"),
+        ({"fallback_fonts": "NotoSans.ttf"}, "fallback_fonts='NotoSans.ttf'"),
+        ({"res": 4, "margin": 0.45}, "no ink area at res 4; use a smaller margin or a larger res"),
         ({"missing": "fallback"}, "--fallback-font"),
         ({"fallback_fonts": [DEJAVU]}, "--missing fallback"),
     ],
@@ -298,6 +354,42 @@ def test_cache_dir_defaults_to_hotstart_cache_env(tmp_path: Path, monkeypatch: p
     assert len(list((tmp_path / "glyphs").glob("*.npz"))) == 1
 
 
+def test_cache_dir_without_hotstart_cache_is_dot_cache_hotstart_in_home(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOTSTART_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    renderer(res=8).render_bank(["国"], progress=False)
+    assert len(list((tmp_path / ".cache" / "hotstart" / "glyphs").glob("*.npz"))) == 1
+
+
+def test_cache_key_changes_with_the_pillow_and_freetype_versions(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    renderer(res=8).render_bank(["国"], cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(hotstart.render, "PILLOW_VERSION", "0.0.0")
+    renderer(res=8).render_bank(["国"], cache_dir=tmp_path, progress=False)
+    version = features.version
+    monkeypatch.setattr(features, "version", lambda name: "0.0.0" if name == "freetype2" else version(name))
+    renderer(res=8).render_bank(["国"], cache_dir=tmp_path, progress=False)
+    assert len(list((tmp_path / "glyphs").glob("*.npz"))) == 3  # another Pillow or FreeType may draw other pixels
+
+
+def test_cache_file_is_made_in_the_cache_folder_not_the_system_temp_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # written beside its final name, the temporary file is renamed atomically, and a missing or
+    # full system temp folder (here one that does not exist) does not cost the cache
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no_system_tmp"))
+    renderer(res=8).render_bank(["国"], cache_dir=tmp_path / "cache", progress=False)
+    assert "warning" not in capsys.readouterr().err
+    assert len(list((tmp_path / "cache" / "glyphs").glob("*.npz"))) == 1
+
+
+def test_cache_file_records_the_settings_it_was_rendered_with(tmp_path: Path) -> None:
+    bank = renderer(res=8).render_bank(["国"], cache_dir=tmp_path, progress=False)
+    (path,) = (tmp_path / "glyphs").glob("*.npz")
+    with np.load(path, allow_pickle=False) as data:  # for whoever finds the file: what drew it
+        assert json.loads(str(data["settings"])) == bank.settings
+
+
 def test_corrupt_cache_file_is_rendered_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = renderer(res=8).render_bank(["国"], cache_dir=tmp_path, progress=False)
     (path,) = (tmp_path / "glyphs").glob("*.npz")
@@ -319,6 +411,34 @@ def test_render_grid_writes_a_png_of_the_documented_size(tmp_path: Path) -> None
         assert im.size == (96 + 2 * (24 + 2) + 2, rows * (24 + 2) + 2)
         pixels = np.asarray(im.convert("L"))
     assert pixels.min() == 0 and pixels.max() == 255  # full ink of "█" is black, background white
+
+
+def _label_cell(text: str, height: int) -> np.ndarray:
+    """A grid's label cell as it should look: black text in Pillow's default font, 6 px from the left
+    and centred vertically, on a white 96-pixel column."""
+    cell = Image.new("L", (96, height), 255)
+    ImageDraw.Draw(cell).text((6, height // 2), text, fill=0, font=ImageFont.load_default(), anchor="lm")
+    return np.asarray(cell)
+
+
+def test_render_grid_labels_each_row_in_a_white_column_between_grey_gaps(tmp_path: Path) -> None:
+    out = render_grid("国", tmp_path / "grid.png", RenderConfig(), resolutions=[4, 8], crops=(1.0, 0.5), cell_px=40)
+    with Image.open(out) as im:
+        sheet = np.asarray(im.convert("L"))
+    step = 40 + 2
+    assert sheet.shape == (4 * step + 2, 96 + step + 2)
+    for row, label in enumerate(["4x4 100%", "4x4 50%", "8x8 100%", "8x8 50%"]):
+        y = 2 + row * step
+        np.testing.assert_array_equal(sheet[y:y + 40, :96], _label_cell(label, 40), err_msg=label)
+        assert (sheet[y - 2:y] == 160).all() and (sheet[y:y + 40, 96:98] == 160).all()  # gaps above and beside
+    assert (sheet[-2:] == 160).all() and (sheet[:, -2:] == 160).all()
+
+
+def test_render_grid_by_default_shows_each_paper_resolution_that_leaves_an_ink_box(tmp_path: Path) -> None:
+    # at margin 0.4 res 4 has no ink box (2 px of margin a side) and res 5 one pixel: rows 5, 8, 20, 40
+    out = render_grid("国", tmp_path / "grid.png", RenderConfig(res=5, margin=0.4), cell_px=8)
+    with Image.open(out) as im:
+        assert im.size == (96 + 10 + 2, 4 * 3 * 10 + 2)
 
 
 # ----------------------------------------------------------------------------- any input

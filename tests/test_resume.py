@@ -66,8 +66,12 @@ def test_resume_refuses_other_settings(tiny_corpus: PreparedCorpus, tmp_path: Pa
     args = train_args(tiny_corpus, tmp_path / "run")
     args[args.index("--max-samples") + 1] = "64"
     assert main(args) == 0
-    # a finished run is returned as it is
+    # a finished run is returned as it is: not trained on, nothing rewritten
+    files = {name: (tmp_path / "run" / name).read_bytes() for name in ("summary.json", "metrics.jsonl")}
+    capsys.readouterr()
     assert main([*args, "--resume"]) == 0
+    assert f"{tmp_path / 'run'} has already finished; nothing to resume" in capsys.readouterr().err
+    assert all((tmp_path / "run" / name).read_bytes() == content for name, content in files.items())
     (tmp_path / "run" / "summary.json").unlink()
     other = [*args, "--resume", "--seed", "5"]
     capsys.readouterr()
@@ -107,7 +111,8 @@ def test_a_truncated_checkpoint_is_refused_by_eval(tiny_corpus: PreparedCorpus, 
 
 
 def test_a_resumed_auto_run_keeps_the_precision_it_started_in(tiny_corpus: PreparedCorpus, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
     from hotstart import precision
 
     run = tmp_path / "run"
@@ -118,8 +123,11 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_in(tiny_corpus: Prepa
     assert json.loads((run / "summary.json").read_text())["environment"]["precision"] == "fp32"
     (run / "summary.json").unlink()  # as if killed after its last evaluation
     monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 3.0)  # now auto alone would take bf16
+    capsys.readouterr()
     assert main([*args, "--resume"]) == 0
     assert json.loads((run / "summary.json").read_text())["environment"]["precision"] == "fp32"
+    # and says why it did not decide again
+    assert "device cpu, precision fp32 (auto when the run started; kept on resume), processes 1\n" in capsys.readouterr().err
 
 
 def test_the_gradient_scaler_state_survives_a_resume(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:

@@ -55,11 +55,43 @@ def test_evaluation_points_are_dense_then_sparse() -> None:
     assert points == [2048 * k for k in range(1, 9)] + [32768, 49152, 65536]
 
 
-def test_training_writes_metrics_checkpoints_and_summary(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
-    summary = train(run_config(tiny_corpus, "vision", max_samples=256), tmp_path / "run", progress=False)
+@pytest.mark.parametrize(("every", "dense_until", "late"), [(4, 16, 8), (3, 10, 4), (4, 8, 1), (5, 5, 2), (1, 3, 1)])
+def test_an_evaluation_is_due_exactly_when_a_step_crosses_an_evaluation_point(every: int, dense_until: int,
+                                                                             late: int) -> None:
+    # the points: multiples of `every` up to dense_until, then dense_until + multiples of `late`
+    cfg = TrainConfig(eval_every=every, dense_until=dense_until, eval_every_late=late)
+    points = {*range(every, dense_until + 1, every), *range(dense_until + late, 80, late)}
+    for before, after in itertools.combinations(range(60), 2):
+        assert eval_due(before, after, cfg) == any(before < p <= after for p in points), (before, after)
+
+
+def test_the_lr_past_the_end_of_a_onecycle_schedule_stays_at_its_final_lr() -> None:
+    cfg = TrainConfig(lr_max=1.5e-3)
+    final = 1.5e-3 / cfg.onecycle_div / cfg.onecycle_final_div
+    for step in (99, 100, 101, 150):
+        assert lr_at(step, cfg, 100) == pytest.approx(final, rel=1e-9), step
+
+
+def test_a_cosine_schedule_of_one_step_ends_at_the_floor() -> None:
+    # schedule_samples <= batch_size: one step at lr_max, every step after it at the floor
+    cfg = TrainConfig(schedule="cosine", lr_max=1e-3, warmup_samples=0, min_lr_ratio=0.1)
+    assert lr_at(0, cfg, 1) == pytest.approx(1e-3)
+    assert lr_at(1, cfg, 1) == lr_at(5, cfg, 1) == pytest.approx(1e-4)
+
+
+def test_training_writes_metrics_checkpoints_and_summary(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    cfg = run_config(tiny_corpus, "vision", max_samples=256)
+    capsys.readouterr()
+    summary = train(cfg, tmp_path / "run", progress=False)
+    err = capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["samples"] for r in rows] == [0, 64, 128, 256]
     assert all(set(r) == METRIC_KEYS for r in rows)
+    # one step per batch of 16, and the lr column is the schedule's lr at that step (1,000,000 samples long)
+    assert [r["step"] for r in rows] == [0, 4, 8, 16] and summary["steps"] == 16
+    assert all(r["lr"] == lr_at(r["step"], cfg.train, math.ceil(1_000_000 / 16)) for r in rows)
+    assert rows[0]["samples_per_s"] is None and all(r["samples_per_s"] > 0 for r in rows[1:])
     assert rows[0]["train_loss"] is None and all(r["train_loss"] > 0 for r in rows[1:])
     assert rows[-1]["val_loss"] < rows[0]["val_loss"]  # it learns something
     assert all(0 <= r["val_acc"] <= 1 and r["val_ppl"] == pytest.approx(math.exp(r["val_loss"])) for r in rows)
@@ -68,6 +100,27 @@ def test_training_writes_metrics_checkpoints_and_summary(tiny_corpus: PreparedCo
         assert (tmp_path / "run" / name).is_file(), name
     assert summary["samples"] == 256 and summary["stop_reason"] == "max_samples"
     assert summary["environment"]["precision"] == "fp32"
+    assert not (tmp_path / "run" / "tensorboard").exists()  # only with --tensorboard
+    # progress=False draws no progress bar, and a run without skipped steps warns of none
+    assert "\r" not in err and "seq/s" not in err and "steps were skipped" not in err, err
+
+
+def test_a_run_whose_length_is_not_an_evaluation_point_still_ends_with_an_evaluation(
+        tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    summary = train(run_config(tiny_corpus, "index", max_samples=32), tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["samples"] for r in rows] == [0, 32]  # evaluations are due every 64 samples, and at the end
+    assert summary["final"] == rows[-1]
+
+
+def test_a_decoder_exactly_as_long_as_the_corpus_sequences_is_accepted(tiny_corpus: PreparedCorpus,
+                                                                      tmp_path: Path) -> None:
+    cfg = run_config(tiny_corpus, "index", max_samples=16)
+    cfg.model.decoder.n_positions = tiny_corpus.seq_len - 1
+    with pytest.raises(HotStartError, match=f"n_positions {tiny_corpus.seq_len - 1} < corpus seq_len"):
+        train(cfg, tmp_path / "short", progress=False)
+    cfg.model.decoder.n_positions = tiny_corpus.seq_len
+    assert train(cfg, tmp_path / "run", progress=False)["stop_reason"] == "max_samples"
 
 
 @pytest.mark.parametrize("kind", ["index", "vision"])
@@ -118,6 +171,9 @@ def test_early_stopping_ends_the_run_after_patience_evaluations(tiny_corpus: Pre
                                patience=2, max_samples=4096), tmp_path / "run", progress=False)
     assert summary["stop_reason"] == "early_stopping"
     assert summary["samples"] < 4096
+    # it stops at the patience-th evaluation without a new best, not one later
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) - 1 - rows.index(summary["best"]) == 2
 
 
 def test_training_refuses_to_start_without_disk_space_for_checkpoints(tiny_corpus: PreparedCorpus, tmp_path: Path,
@@ -238,7 +294,9 @@ def test_a_diverging_run_ends_in_one_line_and_keeps_its_last_finite_state(tiny_c
                      max_bad_steps=3)
     cfg.train.eval_every = 32
     with pytest.raises(HotStartError, match=r"after 3 skipped steps with a non-finite loss or gradient; its last finite "
-                                            r"state \(the evaluation at [\d,]+ samples\)"):
+                                            r"state \(the evaluation at [\d,]+ samples\) .* and its lowest-validation-"
+                                            r"loss weights in best.safetensors beside it; lower --lr-max or use "
+                                            r"--precision fp32$"):
         train(cfg, tmp_path / "run", progress=False)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["stop_reason"] == "non_finite_loss" and summary["skipped_steps"] == 3
@@ -249,10 +307,44 @@ def test_a_diverging_run_ends_in_one_line_and_keeps_its_last_finite_state(tiny_c
 
 def test_weights_gone_non_finite_are_neither_evaluated_nor_saved(tiny_corpus: PreparedCorpus, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    train_module = importlib.import_module("hotstart.train")  # the package exports a function of that name
-
     # Isolates the evaluation's guard: an optimiser whose 5th update writes NaN into one weight (a real
     # optimiser step with finite gradients cannot be relied on to do that).
+    _nan_weight_at_update(monkeypatch, 5)
+    saved = _saved_states(monkeypatch)
+    cfg = run_config(tiny_corpus, "index", max_samples=256)  # evaluations every 64 samples = 4 steps of 16
+    with pytest.raises(HotStartError, match=r"weights \(or their validation loss\) went non-finite; its last finite state "
+                                            r"\(the evaluation at 64 samples\)"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["stop_reason"] == "non_finite_weights"
+    assert len(saved) == 2  # samples 0 and 64; nothing at 128, where the weights were NaN
+    _assert_only_finite_state_on_disk(tmp_path / "run", saved)
+
+
+def test_weights_gone_non_finite_after_the_last_evaluation_still_end_the_run_as_diverged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import inews_sample
+
+    from hotstart.data import PrepareConfig, prepare
+
+    # two articles (123 training sequences): epoch 0 is 1 batch of 64, the next batch ends in epoch 1
+    (tmp_path / "news.txt").write_text(inews_sample(2), encoding="utf-8")
+    corpus = prepare(PrepareConfig(corpus=str(tmp_path / "news.txt"), seq_len=32, val_sequences=8, min_freq=2,
+                                   split_lines=True), tmp_path / "data", progress=False)
+    # a max_epochs stop comes between evaluation points: the check after the loop must catch the NaN
+    _nan_weight_at_update(monkeypatch, len(corpus.train_index) // 64)  # the epoch's last update
+    cfg = run_config(corpus, "index", max_epochs=1, curriculum=False)
+    cfg.train.batch_size = 64
+    cfg.train.eval_every = cfg.train.dense_until = cfg.train.eval_every_late = 10**6  # only the evaluation at 0
+    with pytest.raises(HotStartError, match=r"weights \(or their validation loss\) went non-finite"):
+        train(cfg, tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == "non_finite_weights" and summary["epochs"] == 1
+    assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+
+
+def _nan_weight_at_update(monkeypatch: pytest.MonkeyPatch, update: int) -> None:
+    """Make the next run's optimiser write NaN into one weight at its `update`-th step."""
+    train_module = importlib.import_module("hotstart.train")  # the package exports a function of that name
     real = train_module.make_optimizer
 
     def poisoning(model, tc):
@@ -262,7 +354,7 @@ def test_weights_gone_non_finite_are_neither_evaluated_nor_saved(tiny_corpus: Pr
         def poisoned_step(*args, **kwargs):
             out = step(*args, **kwargs)
             calls.append(1)
-            if len(calls) == 5:
+            if len(calls) == update:
                 with torch.no_grad():
                     model.decoder.ln_f.weight[0] = math.nan
             return out
@@ -271,11 +363,3 @@ def test_weights_gone_non_finite_are_neither_evaluated_nor_saved(tiny_corpus: Pr
         return optimizer
 
     monkeypatch.setattr(train_module, "make_optimizer", poisoning)
-    saved = _saved_states(monkeypatch)
-    cfg = run_config(tiny_corpus, "index", max_samples=256)  # evaluations every 64 samples = 4 steps of 16
-    with pytest.raises(HotStartError, match=r"weights \(or their validation loss\) went non-finite; its last finite state "
-                                            r"\(the evaluation at 64 samples\)"):
-        train(cfg, tmp_path / "run", progress=False)
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["stop_reason"] == "non_finite_weights"
-    assert len(saved) == 2  # samples 0 and 64; nothing at 128, where the weights were NaN
-    _assert_only_finite_state_on_disk(tmp_path / "run", saved)
