@@ -68,3 +68,25 @@ def train_tiny_vision_run(corpus: PreparedCorpus, out: Path, *extra: str) -> Pat
                  "--max-samples", "64", "--eval-every", "32", "--schedule", "cosine", "--warmup-samples", "16",
                  "--precision", "fp32", "--device", "cpu", "--out", str(out), "--quiet", *extra]) == 0
     return out
+
+
+def assert_export_gives_our_logits(run_dir: Path, hf_dir: Path):
+    """The folder `hotstart export` wrote loads in transformers, gives the run's logits on validation
+    sequences, and its tokenizer encodes their text to the same IDs; returns (loaded run, HF model)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hotstart.train import load_run
+
+    run = load_run(run_dir, progress=False)
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
+    ids = run.corpus.sequences(run.corpus.val_index[:4])[:, :-1]
+    with torch.no_grad():
+        ours, _ = run.model(ids)
+        theirs = hf(input_ids=ids).logits
+    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    text = run.corpus.vocab.decode(ids[0, :20])
+    assert tokenizer(text)["input_ids"] == ids[0, :20].tolist()
+    assert tokenizer.decode(ids[0, :20]) == text
+    return run, hf

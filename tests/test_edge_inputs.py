@@ -16,8 +16,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from conftest import train_tiny_vision_run
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from conftest import assert_export_gives_our_logits, train_tiny_vision_run
 
 from hotstart.cli import main
 from hotstart.data import PAD_ID, SPECIALS, PreparedCorpus
@@ -190,17 +189,8 @@ def test_an_exported_index_run_loads_in_transformers_and_gives_our_logits(index_
                                                                           capsys: pytest.CaptureFixture) -> None:
     assert main(["export", str(index_run), "--out", str(tmp_path / "hf")]) == 0
     assert "wrote" in capsys.readouterr().out
-    run = load_run(index_run, progress=False)
-    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
-    ids = run.corpus.sequences(run.corpus.val_index[:4])[:, :-1]
-    with torch.no_grad():
-        ours, _ = run.model(ids)
-        theirs = hf(input_ids=ids).logits
-    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
+    run, hf = assert_export_gives_our_logits(index_run, tmp_path / "hf")
     torch.testing.assert_close(hf.transformer.wte.weight, run.model.input.wte.weight)  # the index table, as it is
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
-    text = run.corpus.vocab.decode(ids[0, :20])
-    assert tokenizer(text)["input_ids"] == ids[0, :20].tolist()
     assert not (tmp_path / "hf" / "hotstart" / "render.json").exists()  # an index run has no glyphs
     assert (tmp_path / "hf" / "hotstart" / "best.safetensors").is_file()
 

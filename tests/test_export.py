@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_tiny_vision_run
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from conftest import assert_export_gives_our_logits, train_tiny_vision_run
 
 from hotstart.cli import main
 from hotstart.data import PAD_ID, UNK_ID, PreparedCorpus
@@ -26,17 +25,7 @@ def vision_run(tiny_corpus: PreparedCorpus, tmp_path_factory: pytest.TempPathFac
 
 def test_exported_model_gives_our_logits(vision_run: Path, tmp_path: Path) -> None:
     export_run(vision_run, tmp_path / "hf")
-    run = load_run(vision_run, progress=False)
-    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
-    ids = run.corpus.sequences(run.corpus.val_index[:4])[:, :-1]
-    with torch.no_grad():
-        ours, _ = run.model(ids)
-        theirs = hf(input_ids=ids).logits
-    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-4)
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
-    text = run.corpus.vocab.decode(ids[0, :20])
-    assert tokenizer(text)["input_ids"] == ids[0, :20].tolist()
-    assert tokenizer.decode(ids[0, :20]) == text
+    assert_export_gives_our_logits(vision_run, tmp_path / "hf")
     assert (tmp_path / "hf" / "hotstart" / "render.json").is_file()
 
 
