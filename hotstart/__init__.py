@@ -14,12 +14,17 @@ The public API, in the order of a pipeline::
 
 __version__ = "0.3.0"
 
-from .data import PrepareConfig, PreparedCorpus, Vocab, curriculum_size, prepare
-from .encoders import EncoderConfig, GlyphEncoder
+from .data.prepared import (
+    PrepareConfig,
+    PreparedCorpus,
+    Vocab,
+    curriculum_size,
+    prepare,
+)
 from .errors import HotStartError
-from .evaluate import evaluate, evaluate_run
 from .export import export_run, generate, to_transformers
-from .model import (
+from .models.encoders import EncoderConfig, GlyphEncoder
+from .models.hotstart_lm import (
     DECODER_SIZES,
     DecoderConfig,
     HotStartLM,
@@ -27,8 +32,10 @@ from .model import (
     ModelConfig,
     decoder_size,
 )
-from .render import GlyphBank, GlyphRenderer, RenderConfig, render_grid
-from .train import RunConfig, TrainConfig, build_model, load_run, train
+from .render.glyph import GlyphBank, GlyphRenderer, RenderConfig, render_grid
+from .training.evaluate import evaluate, evaluate_run
+from .training.loop import train
+from .training.run import RunConfig, TrainConfig, build_model, load_run
 
 __all__ = [
     "DECODER_SIZES", "DecoderConfig", "EncoderConfig", "GlyphBank", "GlyphEncoder", "GlyphRenderer",

@@ -18,8 +18,8 @@ from . import __version__
 from .errors import HotStartError
 
 if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a command runs
-    from .render import RenderConfig
-    from .train import RunConfig
+    from .render.glyph import RenderConfig
+    from .training.run import RunConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +45,7 @@ def _add_render_options(p: argparse.ArgumentParser, res_default: int | None = 8)
 def _render_config(args: argparse.Namespace, base: RenderConfig | None = None) -> RenderConfig:
     """RenderConfig from the shared render options, on top of `base`."""
     from .config import replace
-    from .render import RenderConfig
+    from .render.glyph import RenderConfig
 
     cfg = replace(base or RenderConfig(), res=args.res, crop=args.crop, margin=args.margin, font=args.font,
                   face=args.face, missing=args.missing, fallback_fonts=args.fallback_fonts)
@@ -55,7 +55,7 @@ def _render_config(args: argparse.Namespace, base: RenderConfig | None = None) -
 
 def cmd_render(args: argparse.Namespace) -> None:
     """Write a PNG grid of glyphs at several resolutions and crops (nearest-neighbour upscaled)."""
-    from .render import render_grid
+    from .render.glyph import render_grid
 
     cfg = _render_config(args)
     resolutions = sorted(set(args.resolutions)) if args.resolutions else None
@@ -66,7 +66,7 @@ def cmd_render(args: argparse.Namespace) -> None:
 
 def cmd_prepare(args: argparse.Namespace) -> None:
     """Clean, count and encode a corpus into a prepared folder (vocabulary, memmap, splits)."""
-    from .data import PrepareConfig, prepare
+    from .data.prepared import PrepareConfig, prepare
 
     cfg = PrepareConfig(corpus=args.corpus, format=args.format, encoding=args.encoding,
                         normalization=args.normalization, min_freq=args.min_freq, seq_len=args.seq_len,
@@ -94,9 +94,9 @@ _OPTION_PATHS = {
 def _run_config(args: argparse.Namespace) -> RunConfig:
     """RunConfig from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
-    from .model import decoder_size
+    from .models.hotstart_lm import decoder_size
     from .presets import PRESETS, deep_merge
-    from .train import RunConfig, TrainConfig
+    from .training.run import RunConfig, TrainConfig
 
     data: dict = {"data": None, "model": {"vocab_size": 0, "decoder": to_dict(decoder_size("small-cpu"))},
                   "train": to_dict(TrainConfig())}
@@ -125,7 +125,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train an index or vision model on a prepared corpus; writes a run folder."""
-    from .train import train
+    from .training.loop import train
 
     summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
                     resume=args.resume)
@@ -139,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     """Evaluate a run on its validation set; for vision runs, re-render glyphs to test robustness."""
-    from .evaluate import evaluate_run
+    from .training.evaluate import evaluate_run
 
     if not Path(args.run).exists():
         raise HotStartError(f"run folder {args.run} does not exist")
@@ -154,7 +154,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def cmd_embeddings(args: argparse.Namespace) -> None:
     """How distinct each character's input vector is: mean cosine, near-duplicates, effective rank."""
-    from .embeddings import run_embedding_spread
+    from .experiments.embeddings import run_embedding_spread
 
     for run in args.runs:
         if not Path(run).exists():
@@ -177,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     """Generate text from a run, streaming characters as they are sampled."""
     from .export import generate, stream
-    from .train import load_run
+    from .training.run import load_run
 
     run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
     print(args.prompt, end="", flush=True)
@@ -210,8 +210,8 @@ def cmd_presets(args: argparse.Namespace) -> None:
 
 def cmd_params(args: argparse.Namespace) -> None:
     """Print trainable parameters per part (input path, encoder, adapter, decoder, head) for every model."""
-    from .data import PreparedCorpus
-    from .model import parameter_table
+    from .data.prepared import PreparedCorpus
+    from .models.hotstart_lm import parameter_table
 
     vocab_size = len(PreparedCorpus.load(args.data).vocab) if args.data else args.vocab_size
     rows = parameter_table(args.size, vocab_size, args.res)
@@ -225,7 +225,7 @@ def cmd_params(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Prepare the built-in corpus, train index and 8x8 vision models, print the hot-start table."""
-    from .demo import DemoConfig, run_demo
+    from .experiments.demo import DemoConfig, run_demo
 
     run_demo(DemoConfig(out=args.out, max_samples=args.max_samples, size=args.size, encoder=args.encoder,
                         res=args.res, eval_sequences=args.eval_sequences, seed=args.seed, fresh=args.fresh),
@@ -245,7 +245,7 @@ def _seed_list(text: str) -> tuple[int, ...]:
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     """Train a named grid of runs (rq1-rq4, efficiency, ablations, paper) at a scale; rerun to resume."""
-    from .sweep import SweepConfig, list_runs, run_sweep
+    from .experiments.sweep import SweepConfig, list_runs, run_sweep
 
     seeds = _seed_list(args.seeds) if args.seeds else None
     if args.list:
@@ -266,7 +266,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     """Write report.md (the paper's tables with its numbers beside ours), CSVs and plots from run/sweep folders."""
-    from .report import write_report
+    from .experiments.report import write_report
 
     command = " ".join(["hotstart", "report", *args.runs, "--out", args.out])
     path = write_report(args.runs, args.out, command=command)

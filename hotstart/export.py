@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from .data import PAD_ID, SEP_ID, SPECIALS, UNK_ID, Vocab
+from .data.prepared import PAD_ID, SEP_ID, SPECIALS, UNK_ID, Vocab
 from .errors import HotStartError
-from .model import HotStartLM
+from .models.hotstart_lm import HotStartLM
 
 
 @torch.no_grad()
@@ -74,8 +74,8 @@ def character_tokenizer(vocab: Vocab) -> PreTrainedTokenizerFast:
 
 def export_run(run_dir: str | Path, out: str | Path, checkpoint: str = "best", overwrite: bool = False) -> Path:
     """Write `out`: a transformers model + tokenizer folder, with the run's own files in out/hotstart/."""
-    from .checkpoint import save_weights
-    from .train import load_run
+    from .training.checkpoint import save_weights
+    from .training.run import load_run
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

@@ -15,7 +15,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from hotstart.data import PrepareConfig, PreparedCorpus, prepare
+from hotstart.data.prepared import PrepareConfig, PreparedCorpus, prepare
 
 
 def inews_sample(n_docs: int) -> str:
@@ -76,7 +76,7 @@ def assert_export_gives_our_logits(run_dir: Path, hf_dir: Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hotstart.train import load_run
+    from hotstart.training.run import load_run
 
     run = load_run(run_dir, progress=False)
     hf = AutoModelForCausalLM.from_pretrained(hf_dir).eval()

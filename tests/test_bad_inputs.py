@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from hotstart.cli import main
-from hotstart.fonts import default_font
+from hotstart.render.fonts import default_font
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-inputs.md"
 
@@ -163,7 +163,7 @@ CASES = [
 
 def build_world(tmp: Path) -> dict[str, Path]:
     """What the cases refer to: {data} a prepared corpus, {run} a finished tiny vision run."""
-    from hotstart.data import PrepareConfig, prepare
+    from hotstart.data.prepared import PrepareConfig, prepare
 
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import inews_sample

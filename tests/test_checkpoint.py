@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hotstart import checkpoint
-from hotstart.checkpoint import (
+from hotstart.errors import HotStartError
+from hotstart.training import checkpoint
+from hotstart.training.checkpoint import (
     load_training_state,
     load_weights,
     read_json,
@@ -18,7 +19,6 @@ from hotstart.checkpoint import (
     save_weights,
     write_json,
 )
-from hotstart.errors import HotStartError
 
 
 def test_json_side_files_are_indented_and_keep_chinese_readable(tmp_path: Path) -> None:

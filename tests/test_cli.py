@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from hotstart.cli import main
-from hotstart.data import PreparedCorpus
-from hotstart.render import GlyphRenderer, RenderConfig
+from hotstart.data.prepared import PreparedCorpus
+from hotstart.render.glyph import GlyphRenderer, RenderConfig
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

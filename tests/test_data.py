@@ -17,14 +17,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotstart.corpus import (
+from hotstart.data.corpus import (
     CleanStats,
     clean_text,
     clean_texts,
     detect_format,
     read_documents,
 )
-from hotstart.data import (
+from hotstart.data.prepared import (
     PAD_ID,
     SEP_ID,
     SPECIALS,
@@ -436,7 +436,7 @@ def test_is_special_is_true_for_exactly_the_three_special_ids():
 
 
 def test_a_corpus_larger_than_one_chunk_decodes_back_exactly(tmp_path, text_folder, articles, monkeypatch):
-    monkeypatch.setattr("hotstart.data._CHUNK_CHARS", 20_000)  # the 93k characters in 5 chunks instead of one
+    monkeypatch.setattr("hotstart.data.prepared._CHUNK_CHARS", 20_000)  # the 93k characters in 5 chunks instead of one
     corpus = prepare(small_config(text_folder), tmp_path / "out", progress=False)
     cleaned = [clean_text(text) for text, _ in articles]
     kept = set(corpus.vocab.chars)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hotstart.data import PreparedCorpus
-from hotstart.demo import DemoConfig, hot_start_table, run_demo
+from hotstart.data.prepared import PreparedCorpus
+from hotstart.experiments.demo import DemoConfig, hot_start_table, run_demo
 
 
 def test_hot_start_table_pairs_rows_by_samples_and_computes_the_ratio() -> None:

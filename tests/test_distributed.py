@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from hotstart.cli import main
-from hotstart.data import PreparedCorpus
+from hotstart.data.prepared import PreparedCorpus
 
 # Each rank computes the mean loss of its half batch and DDP averages the gradients; with full
 # (pad-free) sequences that equals the one-process gradient up to float summation order, so losses
@@ -99,7 +99,7 @@ def test_two_process_torchrun_ends_at_the_weights_of_one_process(tiny_corpus: Pr
 
 def _initial_weights(run: Path) -> dict[str, torch.Tensor]:
     """The weights `run` started from, rebuilt from its config and seed."""
-    from hotstart.train import load_run
+    from hotstart.training.run import load_run
 
     return load_run(run, "init", progress=False).model.state_dict()
 

@@ -19,15 +19,15 @@ import torch
 from conftest import assert_export_gives_our_logits, train_tiny_vision_run
 
 from hotstart.cli import main
-from hotstart.data import PAD_ID, SPECIALS, PreparedCorpus
+from hotstart.data.prepared import PAD_ID, SPECIALS, PreparedCorpus
 from hotstart.export import generate
-from hotstart.fonts import default_font
-from hotstart.render import GlyphRenderer, RenderConfig
-from hotstart.train import load_run
+from hotstart.render.fonts import default_font
+from hotstart.render.glyph import GlyphRenderer, RenderConfig
+from hotstart.training.run import load_run
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 REGULAR, BOLD = FONTS / "DejaVuSans.ttf", FONTS / "DejaVuSans-Bold.ttf"  # the same em box: the same point size
-train_module = importlib.import_module("hotstart.train")  # `hotstart.train` is also the name of a function
+train_module = importlib.import_module("hotstart.training.loop")  # the package also exports a function `train`
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_a_font_copied_over_in_place_draws_the_new_glyphs_without_crashing(tmp_p
     script = textwrap.dedent("""
         import shutil, sys
         import numpy as np
-        from hotstart.render import GlyphRenderer, RenderConfig
+        from hotstart.render.glyph import GlyphRenderer, RenderConfig
         font, regular, bold = sys.argv[1:4]
         shutil.copyfile(regular, font)
         before = GlyphRenderer(RenderConfig(res=16, font=font)).render("A")

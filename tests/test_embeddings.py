@@ -11,13 +11,14 @@ import torch
 from conftest import train_tiny_vision_run
 
 from hotstart.cli import main
-from hotstart.data import PreparedCorpus
-from hotstart.embeddings import embedding_spread, read_embeddings
+from hotstart.data.prepared import PreparedCorpus
 from hotstart.errors import HotStartError
-from hotstart.evaluate import evaluate_run
+from hotstart.experiments.embeddings import read_embeddings
+from hotstart.experiments.report import write_report
+from hotstart.models.embedding_stats import embedding_spread
 from hotstart.plot import read_metrics
-from hotstart.report import write_report
-from hotstart.train import load_run
+from hotstart.training.evaluate import evaluate_run
+from hotstart.training.run import load_run
 
 
 def test_identical_rows_are_collapsed_and_orthogonal_rows_are_not() -> None:

@@ -13,9 +13,9 @@ import torch
 from conftest import assert_export_gives_our_logits, train_tiny_vision_run
 
 from hotstart.cli import main
-from hotstart.data import PAD_ID, UNK_ID, PreparedCorpus
+from hotstart.data.prepared import PAD_ID, UNK_ID, PreparedCorpus
 from hotstart.export import export_run, generate
-from hotstart.train import LoadedRun, load_run
+from hotstart.training.run import LoadedRun, load_run
 
 
 @pytest.fixture(scope="module")

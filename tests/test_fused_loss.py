@@ -6,9 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hotstart.data import PAD_ID
-from hotstart.fused_loss import chunk_rows, head_cross_entropy
-from hotstart.model import DecoderConfig, HotStartLM, InputConfig, ModelConfig
+from hotstart.data.prepared import PAD_ID
+from hotstart.models.fused_loss import chunk_rows, head_cross_entropy
+from hotstart.models.hotstart_lm import (
+    DecoderConfig,
+    HotStartLM,
+    InputConfig,
+    ModelConfig,
+)
 
 
 def _plain_and_fused(dtype: torch.dtype | None, rows: int, targets: torch.Tensor):

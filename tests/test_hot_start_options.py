@@ -9,16 +9,17 @@ import pytest
 import torch
 
 from hotstart.cli import _run_config, build_parser
-from hotstart.data import PreparedCorpus, SampleOrder, curriculum_size
-from hotstart.encoders import (
+from hotstart.data.prepared import PreparedCorpus, SampleOrder, curriculum_size
+from hotstart.errors import HotStartError
+from hotstart.experiments.runs import Run
+from hotstart.models.encoders import (
     PAPER_INPUT_PARAMS,
     EncoderConfig,
     GlyphEncoder,
     MinimalEncoder,
     encoder_parameters,
 )
-from hotstart.errors import HotStartError
-from hotstart.model import (
+from hotstart.models.hotstart_lm import (
     DECODER_SIZES,
     HotStartLM,
     InputConfig,
@@ -26,9 +27,9 @@ from hotstart.model import (
     _decoder_parameters,
     decoder_size,
 )
-from hotstart.render import RenderConfig
-from hotstart.runs import Run
-from hotstart.train import TrainConfig, lr_at, make_optimizer
+from hotstart.render.glyph import RenderConfig
+from hotstart.training.loop import lr_at, make_optimizer
+from hotstart.training.run import TrainConfig
 
 
 def run_config(*options: str):
@@ -37,7 +38,7 @@ def run_config(*options: str):
 
 
 def vision_model(corpus: PreparedCorpus, size: str = "tiny", **input_kw) -> HotStartLM:
-    from hotstart.train import build_model
+    from hotstart.training.run import build_model
 
     encoder = input_kw.pop("encoder", EncoderConfig())
     inp = InputConfig(kind="vision", encoder=encoder, render=input_kw.pop("render", RenderConfig(res=8)), **input_kw)
@@ -73,8 +74,8 @@ def test_a_prefix_curriculum_re_sees_every_earlier_epoch_and_a_fresh_one_does_no
 
 
 def test_a_tied_index_head_is_its_input_table_and_saves_and_loads(tiny_corpus: PreparedCorpus, tmp_path) -> None:
-    from hotstart.checkpoint import load_weights, save_weights
-    from hotstart.train import build_model
+    from hotstart.training.checkpoint import load_weights, save_weights
+    from hotstart.training.run import build_model
 
     cfg = ModelConfig(len(tiny_corpus.vocab), InputConfig(kind="index"), decoder_size("tiny"), tie_head=True)
     model = build_model(cfg, tiny_corpus.vocab, progress=False)
@@ -91,7 +92,7 @@ def test_a_tied_index_head_is_its_input_table_and_saves_and_loads(tiny_corpus: P
 
 
 def test_a_tied_vision_head_keeps_its_own_table_without_weight_decay(tiny_corpus: PreparedCorpus) -> None:
-    from hotstart.train import build_model
+    from hotstart.training.run import build_model
 
     inp = InputConfig(kind="vision", render=RenderConfig(res=8))
     for tie in (False, True):
@@ -125,7 +126,7 @@ def test_encoder_norm_batch_depends_on_the_batch_in_training_and_not_in_evaluati
 
 @pytest.mark.parametrize("name", ["orig", "opt", "simp"])
 def test_paper_sized_encoders_have_the_papers_counts_at_gpt2_small_and_its_share_at_small_cpu(name: str) -> None:
-    from hotstart.encoders import paper_width
+    from hotstart.models.encoders import paper_width
 
     gpt2_small = _decoder_parameters(DECODER_SIZES["gpt2-small"])
     for size in ("gpt2-small", "small-cpu"):
@@ -188,8 +189,8 @@ def test_centred_inputs_have_a_zero_mean_over_the_vocabulary_in_training_and_eva
 
 def test_the_explain_grid_varies_one_candidate_per_run_and_the_report_keeps_them_apart() -> None:
     from hotstart.config import to_dict
-    from hotstart.runs import Run, Selector, run_axes
-    from hotstart.sweep import SCALES, grid_runs
+    from hotstart.experiments.runs import Run, Selector, run_axes
+    from hotstart.experiments.sweep import SCALES, grid_runs
 
     specs = grid_runs("explain", SCALES["cpu"])
     names = [s.name for s in specs]
@@ -220,8 +221,8 @@ def _window_run(kind: str, accs: tuple[float, float, float], seed: int = 0, **ax
 
 
 def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produced_it(tmp_path) -> None:
-    from hotstart.explain import candidate_rows, explain_section
-    from hotstart.runs import Selector
+    from hotstart.experiments.explain import candidate_rows, explain_section
+    from hotstart.experiments.runs import Selector
 
     runs = [_window_run("index", (0.050, 0.060, 0.07)), _window_run("vision", (0.045, 0.050, 0.06)),
             _window_run("vision", (0.048, 0.058, 0.07), encoder="orig"),  # behind by 0.2 pp

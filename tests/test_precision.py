@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from hotstart import precision as precision_module
 from hotstart.errors import HotStartError
-from hotstart.precision import BF16_MIN_SPEEDUP, cpu_bf16_speedup, pick_precision
-from hotstart.sweep import sweep_precision
+from hotstart.experiments.sweep import sweep_precision
+from hotstart.training import precision as precision_module
+from hotstart.training.precision import (
+    BF16_MIN_SPEEDUP,
+    cpu_bf16_speedup,
+    pick_precision,
+)
 
 CPU = torch.device("cpu")
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from hotstart.cli import main
-from hotstart.data import PreparedCorpus, Vocab
+from hotstart.data.prepared import PreparedCorpus, Vocab
 from hotstart.errors import HotStartError
-from hotstart.sweep import RunSpec, SweepConfig, run_sweep
+from hotstart.experiments.sweep import RunSpec, SweepConfig, run_sweep
 
 TIMING = ("samples_per_s", "wall_s")  # the only columns a resumed run may differ in
-train_module = importlib.import_module("hotstart.train")  # `hotstart.train` is also the name of a function
+train_module = importlib.import_module("hotstart.training.loop")  # the package also exports a function `train`
 
 
 def index_args(data: Path, out: Path, *extra: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Tests for hotstart.render: geometry, ink mass, missing glyphs, specials, cache and preview grid.
+"""Tests for hotstart.render.glyph: geometry, ink mass, missing glyphs, specials, cache and preview grid.
 
 Fonts used, all from pip packages the project depends on (so they exist on every CI machine):
 - Noto Sans CJK SC, face of NotoSansCJK-Regular.ttc from `noto-cjk-sans-otc` (the default font);
@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont, features
 
-import hotstart.render
+import hotstart.render.glyph
 from hotstart.errors import HotStartError
-from hotstart.fonts import default_font, font_info
-from hotstart.render import GlyphRenderer, RenderConfig, render_grid
+from hotstart.render.fonts import default_font, font_info
+from hotstart.render.glyph import GlyphRenderer, RenderConfig, render_grid
 
 DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 PUA = "\ue000"  # Private Use Area: no public font maps it
@@ -365,7 +365,7 @@ def test_cache_dir_without_hotstart_cache_is_dot_cache_hotstart_in_home(tmp_path
 def test_cache_key_changes_with_the_pillow_and_freetype_versions(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     renderer(res=8).render_bank(["国"], cache_dir=tmp_path, progress=False)
-    monkeypatch.setattr(hotstart.render, "PILLOW_VERSION", "0.0.0")
+    monkeypatch.setattr(hotstart.render.glyph, "PILLOW_VERSION", "0.0.0")
     renderer(res=8).render_bank(["国"], cache_dir=tmp_path, progress=False)
     version = features.version
     monkeypatch.setattr(features, "version", lambda name: "0.0.0" if name == "freetype2" else version(name))

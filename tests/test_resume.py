@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hotstart.cli import main
-from hotstart.data import PreparedCorpus
+from hotstart.data.prepared import PreparedCorpus
 
 TIMING = ("samples_per_s", "wall_s")  # the only columns a resumed run may differ in
 
@@ -113,7 +113,7 @@ def test_a_truncated_checkpoint_is_refused_by_eval(tiny_corpus: PreparedCorpus, 
 def test_a_resumed_auto_run_keeps_the_precision_it_started_in(tiny_corpus: PreparedCorpus, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture) -> None:
-    from hotstart import precision
+    from hotstart.training import precision
 
     run = tmp_path / "run"
     args = [*train_args(tiny_corpus, run)[:-7], "--max-samples", "64", "--eval-every", "32", "--dense-until", "64",
@@ -132,7 +132,7 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_in(tiny_corpus: Prepa
 
 def test_the_gradient_scaler_state_survives_a_resume(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
     # fp16 (the only precision with a loss scaler) trains on CUDA alone, so the round trip is checked here
-    from hotstart.checkpoint import load_training_state, save_training_state
+    from hotstart.training.checkpoint import load_training_state, save_training_state
 
     model = torch.nn.Linear(4, 4)
     optimizer = torch.optim.AdamW(model.parameters())

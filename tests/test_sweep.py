@@ -11,13 +11,22 @@ from pathlib import Path
 import pytest
 
 from hotstart.cli import main
-from hotstart.data import PreparedCorpus
+from hotstart.data.prepared import PreparedCorpus
 from hotstart.errors import HotStartError
-from hotstart.paper import HOT_POINTS
-from hotstart.report import _still_rising, ablation_section, ablations, write_report
-from hotstart.runs import Run, Selector, acc_at, run_axes
-from hotstart.sweep import SCALES, SweepConfig, grid_runs, run_sweep
-from hotstart.verdicts import _verdict_hot, replication_section, verdict_section
+from hotstart.experiments.paper import HOT_POINTS
+from hotstart.experiments.report import (
+    _still_rising,
+    ablation_section,
+    ablations,
+    write_report,
+)
+from hotstart.experiments.runs import Run, Selector, acc_at, run_axes
+from hotstart.experiments.sweep import SCALES, SweepConfig, grid_runs, run_sweep
+from hotstart.experiments.verdicts import (
+    _verdict_hot,
+    replication_section,
+    verdict_section,
+)
 
 
 def test_paper_grid_is_the_union_of_the_named_grids_without_duplicates() -> None:

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from hotstart.throughput import alternate, count_flops, median_rate
+from hotstart.experiments.throughput import alternate, count_flops, median_rate
 
 
 def test_alternate_times_every_variant_once_per_round_after_warmup() -> None:

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from hotstart.data import PreparedCorpus
-from hotstart.encoders import EncoderConfig
+from hotstart.data.prepared import PreparedCorpus
 from hotstart.errors import HotStartError
-from hotstart.evaluate import evaluate, evaluate_run
-from hotstart.model import InputConfig, ModelConfig, decoder_size
-from hotstart.precision import resolve
-from hotstart.render import RenderConfig
-from hotstart.train import RunConfig, TrainConfig, eval_due, load_run, lr_at, train
+from hotstart.models.encoders import EncoderConfig
+from hotstart.models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from hotstart.render.glyph import RenderConfig
+from hotstart.training.evaluate import evaluate, evaluate_run
+from hotstart.training.loop import eval_due, lr_at, train
+from hotstart.training.precision import resolve
+from hotstart.training.run import RunConfig, TrainConfig, load_run
 
 METRIC_KEYS = {"samples", "step", "epoch", "lr", "train_loss", "val_loss", "val_acc", "val_ppl", "input_mean_cosine",
                "input_near_duplicates", "samples_per_s", "wall_s"}
@@ -155,7 +156,7 @@ def test_freezing_the_decoder_trains_only_input_and_head(tiny_corpus: PreparedCo
     train(run_config(tiny_corpus, "vision", max_samples=64, freeze_decoder=True), tmp_path / "run", progress=False)
     trained = load_run(tmp_path / "run", checkpoint="last", progress=False).model
     torch.manual_seed(0)
-    from hotstart.train import build_model
+    from hotstart.training.run import build_model
 
     cfg = run_config(tiny_corpus, "vision")
     cfg.model.vocab_size = len(tiny_corpus.vocab)
@@ -205,7 +206,7 @@ def test_weights_blown_up_by_the_lr_end_the_run_at_the_next_evaluation(tiny_corp
 
 def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path: Path) -> None:
     from hotstart.config import save_yaml, to_dict
-    from hotstart.train import _check_same_config
+    from hotstart.training.loop import _check_same_config
 
     cfg = RunConfig(data="data", model=ModelConfig(vocab_size=10), train=TrainConfig(max_samples=64))
     saved = to_dict(cfg)
@@ -219,7 +220,7 @@ def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path:
 
 def _saved_states(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Record the bytes of every training state the loop writes, in order."""
-    train_module = importlib.import_module("hotstart.train")  # the package exports a function of that name
+    train_module = importlib.import_module("hotstart.training.loop")  # the package exports a function of that name
 
     saved: list[bytes] = []
     real = train_module.save_training_state
@@ -237,7 +238,7 @@ def _assert_only_finite_state_on_disk(run: Path, saved_states: list[bytes]) -> N
     metrics row is finite and matches the rows the state holds."""
     from safetensors.torch import load_file
 
-    from hotstart.checkpoint import training_state_progress
+    from hotstart.training.checkpoint import training_state_progress
 
     state_path = run / "checkpoints" / "state.safetensors"
     assert saved_states and state_path.read_bytes() == saved_states[-1]
@@ -266,7 +267,8 @@ def test_onecycle_divisors_below_one_are_refused(option: str) -> None:
 
 
 def test_a_finite_loss_with_non_finite_gradients_leaves_weights_and_optimiser_untouched(tiny_corpus: PreparedCorpus) -> None:
-    from hotstart.train import build_model, make_optimizer, train_step
+    from hotstart.training.loop import make_optimizer, train_step
+    from hotstart.training.run import build_model
 
     torch.manual_seed(0)
     cfg = run_config(tiny_corpus, "index")
@@ -324,7 +326,7 @@ def test_weights_gone_non_finite_after_the_last_evaluation_still_end_the_run_as_
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import inews_sample
 
-    from hotstart.data import PrepareConfig, prepare
+    from hotstart.data.prepared import PrepareConfig, prepare
 
     # two articles (123 training sequences): epoch 0 is 1 batch of 64, the next batch ends in epoch 1
     (tmp_path / "news.txt").write_text(inews_sample(2), encoding="utf-8")
@@ -344,7 +346,7 @@ def test_weights_gone_non_finite_after_the_last_evaluation_still_end_the_run_as_
 
 def _nan_weight_at_update(monkeypatch: pytest.MonkeyPatch, update: int) -> None:
     """Make the next run's optimiser write NaN into one weight at its `update`-th step."""
-    train_module = importlib.import_module("hotstart.train")  # the package exports a function of that name
+    train_module = importlib.import_module("hotstart.training.loop")  # the package exports a function of that name
     real = train_module.make_optimizer
 
     def poisoning(model, tc):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import HotStartError
+from ..errors import HotStartError
 
 ENCODER_NAMES = ("orig", "opt", "simp")
 ENCODER_NORMS = ("group", "batch", "none")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import HotStartError
+from ..errors import HotStartError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 

@@ -17,7 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import HotStartError
+from ..errors import HotStartError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

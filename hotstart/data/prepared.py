@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import from_dict, to_dict
+from ..config import from_dict, to_dict
+from ..errors import HotStartError
 from .corpus import (
     FORMATS,
     NORMALIZATIONS,
@@ -39,7 +40,6 @@ from .corpus import (
     codepoints,
     read_documents,
 )
-from .errors import HotStartError
 
 SPECIALS = ("<pad>", "<unk>", "<sep>")
 PAD_ID, UNK_ID, SEP_ID = 0, 1, 2
@@ -145,7 +145,7 @@ class PrepareConfig:
     corpus: str
     """"inews" (the built-in corpus) or a file/folder path."""
     format: str = "auto"
-    """auto | thucnews | text | jsonl (see hotstart.corpus.read_documents)."""
+    """auto | thucnews | text | jsonl (see hotstart.data.corpus.read_documents)."""
     encoding: str = "utf-8"
     """Text encoding of the corpus files; decoding is strict."""
     normalization: str = "NFKC"

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import HotStartError
+from ..errors import HotStartError
+from ..models.hotstart_lm import DECODER_SIZES
+from ..plot import plot_panels, plot_series
 from .explain import explain_section
-from .model import DECODER_SIZES
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
-from .plot import plot_panels, plot_series
 from .runs import Run, Selector, acc_at, acc_stats, final_metrics, load_runs
 from .sweep import CROPS, RESOLUTIONS
 from .verdicts import replication_section, verdict_section
@@ -45,8 +45,8 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def most_frequent_reference(runs: list[Run]) -> tuple[str, float] | None:
     """Accuracy of always predicting the most frequent character, on the runs' validation sequences."""
-    from .data import PreparedCorpus
-    from .evaluate import most_frequent_accuracy
+    from ..data.prepared import PreparedCorpus
+    from ..training.evaluate import most_frequent_accuracy
 
     hot = [r for r in runs if r.axes["protocol"] == "hot"] or runs
     cfg = hot[0].config
@@ -347,8 +347,8 @@ def embeddings_section(runs: list[Run]) -> tuple[str, list[dict[str, Any]]]:
 
 def _glyph_grid(runs: list[Run], out: Path) -> Path | None:
     """Every resolution x crop of the vision runs, rendered with their font."""
-    from .config import from_dict
-    from .render import RenderConfig, render_grid
+    from ..config import from_dict
+    from ..render.glyph import RenderConfig, render_grid
 
     vision = [r for r in runs if r.axes["kind"] == "vision"]
     if not vision:

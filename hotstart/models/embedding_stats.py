@@ -7,19 +7,15 @@ trains. These statistics make that visible from a checkpoint, for either input p
 baseline's embedding table or a vision model's encoded glyph bank.
 """
 
-from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from __future__ import annotations
 
 import torch
 
-from .checkpoint import read_json, write_json
-from .data import SPECIALS
-from .errors import HotStartError
-from .model import HotStartLM, VisionInput
+from ..data.prepared import SPECIALS
+from ..errors import HotStartError
+from .hotstart_lm import HotStartLM, VisionInput
 
-EMBEDDINGS_FILE = "embeddings.json"
 NEAR_DUPLICATE_COSINE = 0.99  # nearest other character this close: the decoder sees one vector for two
 _CHUNK = 1024  # rows per block of the nearest-neighbour search
 
@@ -91,32 +87,3 @@ def _nearest_other(unit: torch.Tensor, start: int) -> torch.Tensor:
     rows = torch.arange(block.shape[0], device=unit.device)
     block[rows, start + rows] = -2.0  # a row is not its own neighbour
     return block.max(dim=1).values
-
-
-def run_embedding_spread(run_dir: str | Path, checkpoint: str = "best", top: int = 1000,
-                         progress: bool = True, save: bool = False) -> dict[str, Any]:
-    """`embedding_spread` of a run's input vectors at a checkpoint: best, last, or init (the
-    weights the run started from, rebuilt from its config and seed).
-
-    With `save`, the result is also kept in the run folder's embeddings.json, one entry per
-    checkpoint with the command that reproduces it, where `hotstart report` finds it.
-    """
-    from .train import (
-        load_run,  # train imports model code; import at call time as evaluate does
-    )
-
-    run = load_run(run_dir, checkpoint=checkpoint, progress=progress)
-    stats = embedding_spread(input_table(run.model), run.corpus.vocab.counts, top=top)
-    if save:
-        record_path = Path(run_dir) / EMBEDDINGS_FILE
-        record = read_embeddings(run_dir) or {}
-        command = f"hotstart embeddings {run_dir} --checkpoint {checkpoint}" + (f" --top {top}" if top != 1000 else "")
-        record[checkpoint] = {"command": command, **stats}
-        write_json(record_path, record)
-    return {"run": str(run_dir), "checkpoint": checkpoint, "input": run.config.model.input.kind, **stats}
-
-
-def read_embeddings(run_dir: str | Path) -> dict[str, dict[str, Any]] | None:
-    """A run folder's embeddings.json ({checkpoint: statistics}), or None where there is none."""
-    path = Path(run_dir) / EMBEDDINGS_FILE
-    return read_json(path, "embedding statistics") if path.is_file() else None

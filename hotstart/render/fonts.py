@@ -12,14 +12,16 @@ import functools
 import hashlib
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fontTools.ttLib import TTFont
 from PIL import ImageFont
 
-from .errors import HotStartError
+from ..errors import HotStartError
 
+_MAX_EXAMPLES = 10  # characters named in a message about missing glyphs
 _SFNT_TAGS = (b"\x00\x01\x00\x00", b"OTTO", b"true")  # TrueType, CFF OpenType, Apple TrueType
 
 
@@ -139,13 +141,17 @@ def parse_font_spec(spec: str) -> tuple[str, int]:
 
 
 @functools.cache
-def _pil_font(path: str, file_size: int, mtime_ns: int, face: int, size: float) -> ImageFont.FreeTypeFont:
+def _pil_font(path: str, file_size: int, mtime_ns: int, face: int, size: float,
+              shaped: bool = False) -> ImageFont.FreeTypeFont:
     """A sized FreeType font, shared by every renderer that needs it. Keyed by the file's size and
     mtime like the other caches: FreeType reads glyphs from the file lazily, so a font kept from
-    before its file was overwritten would draw the old glyphs, or crash on the new bytes."""
+    before its file was overwritten would draw the old glyphs, or crash on the new bytes.
+
+    `shaped` asks for Pillow's raqm layout (HarfBuzz shaping, FriBiDi reordering) for running text
+    in complex scripts; one character needs no shaping, and BASIC layout is faster."""
+    layout = ImageFont.Layout.RAQM if shaped else ImageFont.Layout.BASIC
     try:
-        # BASIC layout: one character needs no shaping, and raqm may be absent on other machines
-        return ImageFont.truetype(path, size, index=face, layout_engine=ImageFont.Layout.BASIC)
+        return ImageFont.truetype(path, size, index=face, layout_engine=layout)
     except OSError as exc:
         raise HotStartError(f"FreeType cannot use font {path} (face {face}) at {size:g} px: {exc}") from None
 
@@ -160,10 +166,41 @@ class Face:
     ascender_px: float  # distance from the top of the em box down to the baseline, canvas px
 
 
-def load_face(path: str, face: int, em_px: int) -> Face:
+def load_face(path: str, face: int, em_px: float, shaped: bool = False) -> Face:
     """Size the face so that its em box (typo ascender - descender) is exactly em_px tall."""
     info = font_info(path, face)
     data = _checked_face(path, face)
     size = em_px * data.units_per_em / (data.ascender - data.descender)
-    pil = _pil_font(*_file_sig(info.path), face, size)
+    pil = _pil_font(*_file_sig(info.path), face, size, shaped)
     return Face(info, data.cmap, pil, data.ascender * size / data.units_per_em)
+
+
+def script_fonts() -> list[str]:
+    """Installed fonts for the scripts the default font (Han, Latin, Cyrillic) lacks, as "path" specs:
+    a Devanagari font where one is installed (`pip install devanagari-fonts` bundles Shobhika;
+    Debian's fonts-noto-core has Noto Sans Devanagari), then DejaVu Sans, which matplotlib ships
+    (Hebrew, Arabic, Greek, Armenian, Georgian and more)."""
+    found = []
+    try:
+        from importlib.resources import files
+
+        bundled = sorted(Path(str(files("devanagari_fonts") / "fonts")).glob("*/*-Regular.*tf"))
+        found += [str(p) for p in bundled[:1]]
+    except (ImportError, OSError):
+        pass
+    debian = Path("/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf")
+    if debian.is_file():
+        found.append(str(debian))
+    import matplotlib
+
+    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if dejavu.is_file():
+        found.append(str(dejavu))
+    return found
+
+
+def describe_chars(chars: Sequence[str]) -> str:
+    """Up to 10 characters as "U+0531 'Ա'" (the glyph only where it is printable), then how many more."""
+    shown = [f"U+{ord(c):04X} {c!r}" if c.isprintable() else f"U+{ord(c):04X}" for c in chars[:_MAX_EXAMPLES]]
+    more = f" and {len(chars) - _MAX_EXAMPLES} more" if len(chars) > _MAX_EXAMPLES else ""
+    return ", ".join(shown) + more

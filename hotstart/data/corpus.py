@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .errors import HotStartError
+from ..errors import HotStartError
 
 FORMATS = ("auto", "thucnews", "text", "jsonl")
 NORMALIZATIONS = ("NFKC", "NFC", "NFKD", "NFD", "none")

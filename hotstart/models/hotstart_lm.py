@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2Model
 
-from .data import PAD_ID
+from ..data.prepared import PAD_ID
+from ..errors import HotStartError
+from ..render.glyph import GlyphRenderer, RenderConfig
 from .encoders import EncoderConfig, GlyphEncoder, paper_width
-from .errors import HotStartError
 from .fused_loss import head_cross_entropy
-from .render import GlyphRenderer, RenderConfig
 
 INPUT_KINDS = ("index", "vision")
 PIXEL_NORMS = ("standardize", "position", "raw")

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .errors import HotStartError
+from ..errors import HotStartError
 
 T = TypeVar("T")
 

@@ -19,11 +19,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from .data import PreparedCorpus, SampleOrder
-from .encoders import EncoderConfig
-from .model import HotStartLM, InputConfig, ModelConfig, decoder_size
-from .precision import Precision, resolve
-from .render import RenderConfig
+from ..data.prepared import PreparedCorpus, SampleOrder
+from ..models.encoders import EncoderConfig
+from ..models.hotstart_lm import HotStartLM, InputConfig, ModelConfig, decoder_size
+from ..render.glyph import RenderConfig
+from ..training.precision import Precision, resolve
 
 Step = Callable[[int], None]
 """A timed unit of work; the argument numbers the call, so each call can take a fresh batch."""
@@ -91,7 +91,8 @@ def efficiency_variants() -> dict[str, InputConfig]:
 def measure_efficiency(scale: Any, data: str | Path, repeats: int = 5, device: str = "auto",
                        precision: str = "auto", progress: bool = True) -> dict[str, Any]:
     """Parameters, FLOPs per sample and alternating training samples/s of every efficiency variant."""
-    from .train import TrainConfig, build_model, make_optimizer, train_step
+    from ..training.loop import make_optimizer, train_step
+    from ..training.run import TrainConfig, build_model
 
     corpus = PreparedCorpus.load(data)
     prec = resolve(device, precision)

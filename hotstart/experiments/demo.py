@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import PrepareConfig, PreparedCorpus, prepare
-from .encoders import EncoderConfig
-from .evaluate import most_frequent_accuracy
-from .model import InputConfig, ModelConfig, decoder_size
-from .plot import plot_curves, read_metrics
-from .render import RenderConfig, render_grid
-from .train import RunConfig, TrainConfig, train
+from ..data.prepared import PrepareConfig, PreparedCorpus, prepare
+from ..models.encoders import EncoderConfig
+from ..models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from ..plot import plot_curves, read_metrics
+from ..render.glyph import RenderConfig, render_grid
+from ..training.evaluate import most_frequent_accuracy
+from ..training.loop import train
+from ..training.run import RunConfig, TrainConfig
 
 GRID_CHARS = "山水火木日月人口中国"
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import read_json
-from .config import load_yaml
+from ..config import load_yaml
+from ..errors import HotStartError
+from ..models.hotstart_lm import DECODER_SIZES
+from ..plot import read_metrics
+from ..training.checkpoint import read_json
 from .embeddings import read_embeddings
-from .errors import HotStartError
-from .model import DECODER_SIZES
-from .plot import read_metrics
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A sweep folder holds
     data/             the prepared corpus (the built-in one, unless --data names another)
-    runs/NAME/        one run folder per grid point (see train.py); NAME spells out its settings
+    runs/NAME/        one run folder per grid point (see training/loop.py); NAME spells out its settings
     throughput.json   efficiency grid: FLOPs per sample and alternating samples/s of every encoder
     sweep.json        the scale, the grids asked for, the commands that ran and the precision
 
@@ -29,15 +29,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import read_json, write_json
-from .config import load_yaml
-from .data import PrepareConfig, PreparedCorpus, prepare
-from .encoders import EncoderConfig
-from .errors import HotStartError
-from .model import InputConfig, ModelConfig, decoder_size
-from .precision import pick_device, pick_precision
-from .render import RenderConfig
-from .train import DIVERGED, RunConfig, TrainConfig, train
+from ..config import load_yaml
+from ..data.prepared import PrepareConfig, PreparedCorpus, prepare
+from ..errors import HotStartError
+from ..models.encoders import EncoderConfig
+from ..models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from ..render.glyph import RenderConfig
+from ..training.checkpoint import read_json, write_json
+from ..training.loop import DIVERGED, train
+from ..training.precision import pick_device, pick_precision
+from ..training.run import RunConfig, TrainConfig
 
 RESOLUTIONS = (4, 8, 20, 30, 80)  # the paper's RQ3 table
 CROPS = (1.0, 0.8, 0.5)  # Vision-100% / -80% / -50%

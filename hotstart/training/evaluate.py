@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from .data import PAD_ID
-from .model import HotStartLM
+from ..data.prepared import PAD_ID
+from ..models.hotstart_lm import HotStartLM
 from .precision import Precision, resolve
+from .run import load_run
 
 
 @torch.no_grad()
@@ -61,10 +62,6 @@ def evaluate_run(
     with other settings, keeping the trained weights: the robustness test of the paper's RQ4
     without retraining. Returns the metrics plus what was evaluated.
     """
-    from .train import (
-        load_run,  # train imports this module; import at call time to avoid a cycle
-    )
-
     prec = resolve(device, precision)
     run = load_run(run_dir, checkpoint=checkpoint, render_overrides=render_overrides, progress=progress)
     run.model.to(prec.device)

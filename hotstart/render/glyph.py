@@ -30,16 +30,22 @@ from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as PILLOW_VERSION
 from tqdm import tqdm
 
-from . import config
-from .errors import HotStartError
-from .fonts import Face, FontInfo, default_font, load_face, parse_font_spec
+from .. import config
+from ..errors import HotStartError
+from .fonts import (
+    Face,
+    FontInfo,
+    default_font,
+    describe_chars,
+    load_face,
+    parse_font_spec,
+)
 
 MISSING_POLICIES = ("blank", "error", "fallback")
 SPECIAL_GLYPHS = ("<pad>", "<unk>", "<sep>")  # the special tokens this renderer can draw
 GRID_RESOLUTIONS = (4, 8, 20, 40)  # default rows of the preview grid, a spread of the paper's grid
 _CACHE_FORMAT = 1  # bump whenever rendering changes, so older cache files are never reused
 _PROGRESS_MIN_TOKENS = 2000  # a bar for a sub-second job is only noise
-_MAX_EXAMPLES = 10
 
 
 @dataclass
@@ -118,9 +124,6 @@ def _require(ok: bool, name: str, value: object, allowed: str) -> None:
         raise HotStartError(f"render option {name}={value!r} is not allowed; use {allowed}")
 
 
-# ----------------------------------------------------------------------------- fonts
-
-
 # ----------------------------------------------------------------------------- glyphs
 
 
@@ -145,13 +148,6 @@ def _block_mean(box: np.ndarray, k: int) -> np.ndarray:
     sums = box.reshape(rows, k, cols * k).sum(axis=1, dtype=np.uint32)  # (rows, cols*k)
     sums = sums.reshape(rows, cols, k).sum(axis=2)  # (rows, cols), at most 255*k*k
     return sums / (255.0 * k * k)
-
-
-def _describe(chars: Sequence[str]) -> str:
-    """Up to 10 characters as "U+0531 'Ա'" (the glyph only where it is printable), then how many more."""
-    shown = [f"U+{ord(c):04X} {c!r}" if c.isprintable() else f"U+{ord(c):04X}" for c in chars[:_MAX_EXAMPLES]]
-    more = f" and {len(chars) - _MAX_EXAMPLES} more" if len(chars) > _MAX_EXAMPLES else ""
-    return ", ".join(shown) + more
 
 
 class GlyphRenderer:
@@ -223,7 +219,7 @@ class GlyphRenderer:
 
     def _missing_error(self, missing: Sequence[str]) -> str:
         return (
-            f"{len(missing)} character(s) are not in font {self.font.name}: {_describe(missing)}; "
+            f"{len(missing)} character(s) are not in font {self.font.name}: {describe_chars(missing)}; "
             "use --missing blank to render them blank, or --missing fallback --fallback-font PATH"
         )
 
@@ -284,7 +280,7 @@ class GlyphRenderer:
             action = f"{len(bank.fallback_used)} taken from fallback fonts, " + action
         print(
             f"warning: {len(lacking)} of {len(tokens)} characters are not in font {self.font.name} "
-            f"({_describe(lacking)}); missing={self.cfg.missing}: {action}",
+            f"({describe_chars(lacking)}); missing={self.cfg.missing}: {action}",
             file=sys.stderr,
         )
 

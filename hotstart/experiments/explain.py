@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .plot import plot_series
+from ..plot import plot_series
 from .runs import Run, Selector, acc_at, acc_stats
 from .verdicts import hot_lead
 

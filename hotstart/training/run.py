@@ -1,0 +1,227 @@
+"""What a run is: its configuration, the files that define it, and how it is rebuilt from its folder.
+
+The training loop (loop.py) writes a run; everything that reads one back (evaluation, export,
+embedding statistics, the report) needs only this module, so none of them imports the loop.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import from_dict, load_yaml, save_yaml, to_dict
+from ..data.prepared import (
+    CURRICULUM_ORDERS,
+    SPECIALS,
+    PreparedCorpus,
+    Vocab,
+)
+from ..errors import HotStartError
+from ..models.encoders import patch_stride
+from ..models.hotstart_lm import (
+    HotStartLM,
+    ModelConfig,
+    glyph_bank,
+)
+from ..render.glyph import RenderConfig
+from .checkpoint import (
+    load_weights,
+    read_json,
+    write_json,
+)
+
+SCHEDULES = ("onecycle", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, evaluation and stopping."""
+
+    batch_size: int = 128
+    """Sequences per step (paper: 128)."""
+    max_samples: int | None = None
+    """Stop after this many training sequences; None trains until early stopping (or max_epochs)."""
+    max_epochs: int | None = None
+    """Stop after this many curriculum epochs; None for no limit."""
+    lr_max: float = 1.5e-3
+    """Peak learning rate (paper: OneCycle max 1.5e-3)."""
+    schedule: str = "onecycle"
+    """onecycle (the paper's) or cosine (linear warm-up, then cosine decay)."""
+    schedule_samples: int | None = None
+    """Samples the lr schedule spans; None = 1,000,000 (~7,800 steps of 128). Our reading: the paper
+    gives no span ("0.4% of the data" at 8,200 samples would put its run near 2M samples). It does not
+    follow max_samples, so a shorter run is an exact prefix of the full-length run."""
+    onecycle_pct_start: float = 0.3
+    """OneCycle: fraction of the schedule spent rising to lr_max (PyTorch's default)."""
+    onecycle_div: float = 25.0
+    """OneCycle: start lr = lr_max / div. 25 is PyTorch's default and our reading; the paper quotes "lr
+    2e-4 (OneCycle max 1.5e-3)", which div 7.5 would make the start."""
+    onecycle_final_div: float = 1e4
+    """OneCycle: final lr = start lr / final_div (PyTorch's default)."""
+    warmup_samples: int = 2048
+    """cosine: linear warm-up length in samples."""
+    min_lr_ratio: float = 0.1
+    """cosine: the lr decays to lr_max * min_lr_ratio."""
+    weight_decay: float = 0.01
+    """AdamW weight decay on matrices (paper: 0.01); biases, norms and embeddings are not decayed."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = off)."""
+    curriculum: bool = True
+    """Quadratic curriculum (paper): epoch e trains on 5000 + 918.37e + 18.74e^2 sequences."""
+    curriculum_order: str = "fresh"
+    """Which sequences a curriculum epoch takes: fresh (the first n(e) of a new permutation each epoch)
+    or prefix (the first n(e) of one fixed order, reshuffled each epoch, so epoch e re-sees every
+    sequence of the epochs before it; our reading of the paper's sample counts)."""
+    eval_every: int = 2048
+    """Evaluate every this many samples up to dense_until (the hot-start window)."""
+    dense_until: int = 16384
+    """End of the dense evaluation window, in samples."""
+    eval_every_late: int = 16384
+    """Evaluate every this many samples after dense_until."""
+    eval_sequences: int | None = None
+    """Validation sequences per scheduled evaluation (the first N of the fixed set); None = all."""
+    patience: int = 7
+    """Early stopping: evaluations without a lower validation loss before stopping (paper: 7)."""
+    freeze_decoder: bool = False
+    """Train only the input path and head (the paper's frozen-decoder ablation)."""
+    precision: str = "auto"
+    """auto, bf16, fp16 or fp32 (see precision.py)."""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N."""
+    seed: int = 0
+    """Seeds the weights and the training-sample order."""
+    max_bad_steps: int = 20
+    """Steps skipped for a non-finite loss or gradient before the run gives up as diverged."""
+    tensorboard: bool = False
+    """Also log every metrics row to TensorBoard event files in RUN/tensorboard/."""
+    compile: bool = False
+    """torch.compile the decoder (the glyph encoder keeps eager mode: its batch of distinct glyphs
+    changes shape every step). bench/run.py measures whether it pays on your machine."""
+
+    def validate(self) -> None:
+        """Raise HotStartError for values out of range."""
+        positive = ("batch_size", "eval_every", "eval_every_late", "lr_max")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise HotStartError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("max_samples", "max_epochs", "schedule_samples", "eval_sequences"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise HotStartError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.curriculum_order not in CURRICULUM_ORDERS:
+            raise HotStartError(f"unknown curriculum '{self.curriculum_order}'; choose one of {', '.join(CURRICULUM_ORDERS)}")
+        if self.schedule not in SCHEDULES:
+            raise HotStartError(f"unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}")
+        if self.patience < 1:
+            raise HotStartError(f"--patience must be at least 1, got {self.patience}")
+        # below 1 these would start or end OneCycle above lr_max, or decay the cosine above it
+        for name in ("onecycle_div", "onecycle_final_div"):
+            if getattr(self, name) < 1:
+                raise HotStartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise HotStartError(f"--min-lr-ratio must be between 0 and 1, got {self.min_lr_ratio}")
+        if not 0 < self.onecycle_pct_start < 1:
+            raise HotStartError(f"--onecycle-pct-start must be between 0 and 1, got {self.onecycle_pct_start}")
+
+
+@dataclass
+class RunConfig:
+    """A whole run: which prepared corpus, which model, how to train it."""
+
+    data: str
+    """Folder written by `hotstart prepare`."""
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def build_model(cfg: ModelConfig, vocab: Vocab, progress: bool = True) -> HotStartLM:
+    """The model for `cfg`, with its glyph bank rendered (or loaded from the cache) for vision."""
+    glyphs = None
+    if cfg.input.kind == "vision":
+        glyphs = glyph_bank(vocab.tokens, SPECIALS, cfg.input.render, progress=progress)
+    return HotStartLM(cfg, glyphs)
+
+
+def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab) -> None:
+    """config.yaml, vocab.json and (vision) render.json: everything needed to rebuild the run."""
+    save_yaml(to_dict(cfg), run_dir / "config.yaml")
+    vocab.save(run_dir / "vocab.json")
+    if cfg.model.input.kind == "vision":
+        from ..render.glyph import GlyphRenderer
+
+        font = GlyphRenderer(cfg.model.input.render).font
+        write_json(run_dir / "render.json", {**to_dict(cfg.model.input.render), "font_name": font.name,
+                                             "font_path": font.path, "font_face": font.face, "font_sha256": font.sha256})
+
+
+@dataclass
+class LoadedRun:
+    """A run rebuilt from its folder."""
+
+    config: RunConfig
+    corpus: PreparedCorpus
+    model: HotStartLM
+    render_settings: dict[str, Any] | None
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: dict[str, Any] | None = None,
+             progress: bool = True) -> LoadedRun:
+    """Rebuild a run's model from its folder (config, vocabulary, render settings, weights).
+
+    `checkpoint` is best, last, or init: the weights the run started from, rebuilt from its
+    config and seed instead of loaded (a baseline for any statistic of a trained model).
+
+    `render_overrides` re-renders a vision model's glyphs with other settings (res, crop, margin,
+    font, face): the trained weights stay, only the pictures change.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
+    cfg = from_dict(RunConfig, load_yaml(run_dir / "config.yaml"))
+    corpus = PreparedCorpus.load(cfg.data)
+    if (run_dir / "vocab.json").is_file():
+        vocab = Vocab.load(run_dir / "vocab.json")
+    else:
+        # Committed result folders leave the per-run copy out (it is the corpus's, and large), so
+        # the corpus's vocabulary stands in when its size is the one the weights were built for.
+        vocab = corpus.vocab
+        if len(vocab) != cfg.model.vocab_size:
+            raise HotStartError(f"{run_dir} has no vocab.json, and the corpus at {cfg.data} has {len(vocab)} tokens, not the "
+                                f"run's {cfg.model.vocab_size}; pass the corpus the run was trained on")
+    if corpus.vocab.tokens != vocab.tokens:
+        raise HotStartError(f"the corpus at {cfg.data} has another vocabulary than run {run_dir}; re-prepare it or pass the right run")
+    render_settings = None
+    if cfg.model.input.kind == "vision":
+        if render_overrides:
+            # the encoder's layers follow the resolution trained at, not the one evaluated at
+            cfg.model.input.encoder.patch = cfg.model.input.encoder.patch or patch_stride(cfg.model.input.render.res)
+            cfg.model.input.render = from_dict(RenderConfig, {**to_dict(cfg.model.input.render), **render_overrides})
+        _check_font(run_dir, cfg.model.input.render, overridden=bool({"font", "face"} & set(render_overrides or {})))
+        render_settings = to_dict(cfg.model.input.render)
+    if checkpoint not in ("best", "last", "init"):
+        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best, last or init")
+    if checkpoint == "init":
+        torch.manual_seed(cfg.train.seed)  # as training does right before building its model
+    model = build_model(cfg.model, vocab, progress)
+    if checkpoint != "init":
+        if not (run_dir / "checkpoints").is_dir():
+            raise HotStartError(f"{run_dir} has no checkpoints folder (result folders are kept without their weights); "
+                                "retrain the run, or pass --checkpoint init for the weights it started from")
+        load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
+    model.eval()
+    return LoadedRun(cfg, corpus, model, render_settings)
+
+
+def _check_font(run_dir: Path, render: RenderConfig, overridden: bool) -> None:
+    """Warn when the font file differs from the one the run was trained with."""
+    from ..render.glyph import GlyphRenderer
+
+    saved = read_json(run_dir / "render.json", "render settings")
+    font = GlyphRenderer(render).font
+    if font.sha256 != saved.get("font_sha256") and not overridden:
+        print(f"warning: font {font.path} differs from the one run {run_dir} was trained with "
+              f"({saved.get('font_name')}, sha256 {str(saved.get('font_sha256'))[:12]}...)", file=sys.stderr)
