@@ -30,18 +30,19 @@ from pathlib import Path
 import torch
 import transformers
 
-from hotstart.data import PrepareConfig, SampleOrder, prepare
-from hotstart.evaluate import evaluate
-from hotstart.model import InputConfig, ModelConfig, decoder_size
-from hotstart.precision import Precision, resolve
-from hotstart.render import GlyphRenderer, RenderConfig
-from hotstart.throughput import (
+from hotstart.data.prepared import PrepareConfig, SampleOrder, prepare
+from hotstart.experiments.throughput import (
     alternate,
     efficiency_variants,
     median_rate,
     training_flops,
 )
-from hotstart.train import TrainConfig, build_model, make_optimizer, train_step
+from hotstart.models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from hotstart.render.glyph import GlyphRenderer, RenderConfig
+from hotstart.training.evaluate import evaluate
+from hotstart.training.loop import make_optimizer, train_step
+from hotstart.training.precision import Precision, resolve
+from hotstart.training.run import TrainConfig, build_model
 
 TARGETS = {  # key: (target, higher is better)
     "train_ratio_simp_index": (0.97, True),
