@@ -2,6 +2,7 @@
 
     python bench/run.py            # the full benchmark (about 25 minutes on 2 CPU cores)
     python bench/run.py --quick    # the same keys in under 10 minutes
+    python bench/run.py --only render   # one of the data benchmarks alone (prepare, bank, render): seconds
 
 Prints a table with each target and, as its last line, one JSON object:
     train_ratio_simp_index / train_ratio_orig_index   training samples/s, vision (8x8) over index
@@ -11,6 +12,7 @@ Prints a table with each target and, as its last line, one JSON object:
     mfu                   achieved training FLOP/s (index) over this machine's measured matmul peak
     prepare_chars_per_s   `prepare` on the built-in corpus
     bank_render_s_20k     rendering a 20,000-glyph bank at 8x8, no cache
+    render_lines_per_s    lines of 529 grey 16x16 patches (free cells, iNews text), warm glyph cache, one core
 All training variants use the small-cpu decoder (4 x 256), batch 128, 128-character sequences,
 the built-in corpus's vocabulary and the precision `auto` picks (or --precision).
 """
@@ -27,9 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 
+from hotstart.data.corpus import read_documents
 from hotstart.data.prepared import PrepareConfig, SampleOrder, prepare
 from hotstart.experiments.throughput import (
     alternate,
@@ -39,8 +43,9 @@ from hotstart.experiments.throughput import (
 )
 from hotstart.models.hotstart_lm import InputConfig, ModelConfig, decoder_size
 from hotstart.render.glyph import GlyphRenderer, RenderConfig
+from hotstart.render.line import LineRenderConfig, LineRenderer
 from hotstart.training.evaluate import evaluate
-from hotstart.training.loop import make_optimizer, train_step
+from hotstart.training.loop import cpu_name, make_optimizer, train_step
 from hotstart.training.precision import Precision, resolve
 from hotstart.training.run import TrainConfig, build_model
 
@@ -52,6 +57,7 @@ TARGETS = {  # key: (target, higher is better)
     "mfu": (0.25, True),
     "prepare_chars_per_s": (2e6, True),
     "bank_render_s_20k": (5.0, False),
+    "render_lines_per_s": (1000.0, True),
 }
 
 
@@ -78,6 +84,29 @@ def bench_bank(repeats: int) -> float:
             renderer.render_bank(chars, specials=[], progress=False, cache_dir=tmp)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def bench_lines(repeats: int) -> tuple[float, float]:
+    """Lines per second of the line renderer on iNews text: lines that fill all 529 patches, in
+    batches of 64 with the glyph cache warm (median of repeats); and the seconds of the first, cold
+    batch, which draws every new character once."""
+    text = "".join("".join(doc.text.split()) for doc in read_documents("inews"))  # whitespace (line breaks) out
+    renderer = LineRenderer(LineRenderConfig(patch=16, mode="grey", cell="free", max_patches=529))
+    per_line = 800  # iNews characters per line: more than 528 patches hold unless the line is mostly Latin
+    lines = [text[i : i + per_line] for i in range(0, 64 * 45 * per_line, per_line)]
+    start = time.perf_counter()
+    renderer.render_batch(lines[:64])
+    cold_s = time.perf_counter() - start
+    full = [line for i in range(0, len(lines), 64)  # warm: every character of the timed lines drawn once
+            for line, n in zip(lines[i : i + 64], renderer.render_batch(lines[i : i + 64]).lengths) if n == 529]
+    batches = [full[i : i + 64] for i in range(0, len(full) - 63, 64)]
+    rates = []
+    for _ in range(max(repeats, 3)):
+        start = time.perf_counter()
+        for batch in batches:
+            renderer.render_batch(batch)
+        rates.append(64 * len(batches) / (time.perf_counter() - start))
+    return statistics.median(rates), cold_s
 
 
 def plain_step(vocab_size: int, batches: list[torch.Tensor], prec: Precision):
@@ -172,7 +201,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     parser.add_argument("--profile", action="store_true", help="also print where a step's time goes (index, vision-orig)")
+    parser.add_argument("--only", choices=("prepare", "bank", "render"), help="run one data benchmark alone")
     args = parser.parse_args()
+    if args.only:
+        run_only(args.only, 1 if args.quick else 3)
+        return
     transformers.logging.set_verbosity_error()  # the plain model's config notices are not results
     rounds, repeats = (5, 1) if args.quick else (11, 3)
     started = time.perf_counter()
@@ -183,6 +216,8 @@ def main() -> None:
     prepare_rate = bench_prepare(repeats)
     log("glyph bank of 20,000 characters")
     bank_s = bench_bank(repeats)
+    log("line rendering")
+    lines_rate, lines_cold_s = bench_lines(repeats)
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = prepare(PrepareConfig(corpus="inews"), Path(tmp) / "data", progress=False)
@@ -229,6 +264,8 @@ def main() -> None:
         "mfu": achieved / peak,
         "prepare_chars_per_s": prepare_rate,
         "bank_render_s_20k": bank_s,
+        "render_lines_per_s": lines_rate,
+        "render_first_batch_s": lines_cold_s,
     }
     for name, row in precisions.items():
         result[f"train_samples_per_s_{name}"] = row["samples_per_s"]
@@ -238,6 +275,17 @@ def main() -> None:
                 time.perf_counter() - started)
     if args.profile:
         print_profile({name: steps[name] for name in ("index", "vision-orig")})
+    print(json.dumps({k: round(v, 4) for k, v in result.items()}))
+
+
+def run_only(name: str, repeats: int) -> None:
+    """One data benchmark on its own: the command, the machine, and its keys as one JSON line."""
+    torch.set_num_threads(1)  # these run on one core (numpy and Pillow are single-threaded here anyway)
+    result = {"prepare": lambda: {"prepare_chars_per_s": bench_prepare(repeats)},
+              "bank": lambda: {"bank_render_s_20k": bench_bank(repeats)},
+              "render": lambda: dict(zip(("render_lines_per_s", "render_first_batch_s"), bench_lines(repeats)))}[name]()
+    print(" ".join(["python bench/run.py", *sys.argv[1:]]))
+    print(f"{cpu_name()}, 1 core, python {platform.python_version()}, numpy {np.__version__}")
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 

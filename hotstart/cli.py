@@ -64,6 +64,36 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def cmd_render_text(args: argparse.Namespace) -> None:
+    """Render one line of text as PIXEL-style patches (a line `--patch` px high, cut into squares) to a PNG."""
+    from .render.line import LineRenderConfig, LineRenderer, has_visible, line_image
+
+    if not has_visible(args.text):
+        raise HotStartError("--text has nothing to draw (it is empty or only spaces and format characters); "
+                            "pass at least one visible character")
+    cfg = LineRenderConfig(patch=args.patch, mode=args.mode, cell=args.cell, max_patches=args.max_patches,
+                           font=args.font, face=args.face, fallback_fonts=args.fallback_fonts or [],
+                           missing=args.missing)
+    renderer = LineRenderer(cfg)
+    batch = renderer.render_batch([args.text])
+    n = int(batch.lengths[0])
+    image = line_image(batch.patches[0, :n])
+    if args.zoom > 1:
+        image = image.resize((image.width * args.zoom, image.height * args.zoom), resample=0)  # nearest
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    fonts = ", ".join(f"{name} {count}" for name, count in batch.fonts_used.items()) or "none"
+    print(f"wrote {out}: {n - 1} text patches + 1 end-of-sequence patch of {cfg.patch}x{cfg.patch} ({cfg.mode}, "
+          f"{cfg.cell} cells); characters per font: {fonts}")
+    if batch.truncated[0]:
+        print(f"warning: {batch.truncated[0]} of {len(args.text)} characters cut: the line reached "
+              f"--max-patches {cfg.max_patches}", file=sys.stderr)
+    if batch.missing:
+        print(f"warning: {sum(batch.missing.values())} character(s) in no font, drawn blank: "
+              f"{''.join(batch.missing)}; add --fallback-font PATH", file=sys.stderr)
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     """Clean, count and encode a corpus into a prepared folder (vocabulary, memmap, splits)."""
     from .data.prepared import PrepareConfig, prepare
@@ -328,6 +358,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", type=float, nargs="+", help="rows at these crops (default 1.0 0.8 0.5)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("render-text", help=cmd_render_text.__doc__, description=cmd_render_text.__doc__)
+    p.add_argument("--text", required=True, help="one line of text (any script the font chain covers)")
+    p.add_argument("--patch", type=int, default=16, help="patch side and line height in pixels (default 16; PIXAR: 8)")
+    p.add_argument("--mode", default="grey", help="grey (default), binary (PIXAR) or rgb (PixelGPT)")
+    p.add_argument("--cell", default="free", help="free: running text (default); char: one character per patch; "
+                   "bigram: two per patch")
+    p.add_argument("--max-patches", type=int, default=529, help="patches per line, end patch included (default 529)")
+    p.add_argument("--font", help="primary font file (default: Noto Sans CJK SC: Han, Latin, Cyrillic)")
+    p.add_argument("--face", type=int, help="face index inside a font collection")
+    p.add_argument("--fallback-font", action="append", dest="fallback_fonts",
+                   help="font tried for characters the primary lacks, before the installed script fonts (repeatable)")
+    p.add_argument("--missing", default="blank", help="a character in no font: blank (default, counted) or error")
+    p.add_argument("--zoom", type=int, default=1, help="scale the PNG up by this factor, nearest neighbour (default 1)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(func=cmd_render_text)
 
     p = sub.add_parser("prepare", help=cmd_prepare.__doc__, description=cmd_prepare.__doc__)
     p.add_argument("--corpus", required=True, help="'inews' (built in) or a file/folder")

@@ -166,11 +166,13 @@ class Face:
     ascender_px: float  # distance from the top of the em box down to the baseline, canvas px
 
 
-def load_face(path: str, face: int, em_px: float, shaped: bool = False) -> Face:
-    """Size the face so that its em box (typo ascender - descender) is exactly em_px tall."""
+def load_face(path: str, face: int, em_px: float, shaped: bool = False, em_box: bool = True) -> Face:
+    """Size the face so that its em box (typo ascender - descender) is exactly em_px tall, or, with
+    `em_box` False, so that its units-per-em square is (a font size of em_px, as text is set: fonts
+    whose em box is much taller than that square, as many Devanagari fonts', keep their usual size)."""
     info = font_info(path, face)
     data = _checked_face(path, face)
-    size = em_px * data.units_per_em / (data.ascender - data.descender)
+    size = em_px * data.units_per_em / (data.ascender - data.descender) if em_box else em_px
     pil = _pil_font(*_file_sig(info.path), face, size, shaped)
     return Face(info, data.cmap, pil, data.ascender * size / data.units_per_em)
 

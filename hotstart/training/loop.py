@@ -157,7 +157,7 @@ def _check_same_corpus(run_dir: Path, corpus: PreparedCorpus, state_path: Path) 
                             f"started (other settings, text or split); {fix}")
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows: speed differs by CPU."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -178,7 +178,7 @@ def _environment(prec: Precision) -> dict[str, Any]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "device": str(prec.device),
-        "device_name": torch.cuda.get_device_name(prec.device) if prec.device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(prec.device) if prec.device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "precision": prec.name,
     }

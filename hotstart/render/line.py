@@ -1,0 +1,472 @@
+"""Text lines as pixels: a line drawn black on white, `patch` pixels high, cut into patch x patch
+patches. PIXEL-M4 reads 16x16 grey patches, PixelGPT RGB ones, PIXAR 8x8 binary ones (the papers in
+shared/papers); HotStart's own glyph (glyph.py) is one character alone.
+
+How characters are laid into patches (`cell`):
+    free    running text, patches cut wherever they fall (PIXEL-M4, PixelGPT and PIXAR render so)
+    char    one character per patch, centred: HotStart's per-character glyph placed in a line
+    bigram  two characters per patch, each centred in its half; a character wider than half a patch
+            (a Han character) is drawn at half size. Our reading of PIXEL-M4's bigram rendering.
+
+Arrays hold ink coverage as glyph.py does (0 background, 1 full ink); images show it black on white.
+Every line ends with an end-of-sequence patch of full ink, which no text draws (our choice of marker).
+
+Speed: drawing a whole line with FreeType costs ~25 ms, so simple text takes a fast path: every
+character is drawn once into a cache of ink columns, and a batch of lines is the sum of its cached
+glyphs at their pen positions, placed with a few numpy operations. Text that needs
+shaping (marks that combine, right-to-left scripts, joiners) is drawn whole by Pillow's raqm layout
+(HarfBuzz + FriBiDi), one run per font; `char` and `bigram` cells draw characters alone, unshaped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, features
+from PIL import __version__ as PILLOW_VERSION
+
+from ..errors import HotStartError
+from .fonts import (
+    default_font,
+    describe_chars,
+    load_face,
+    parse_font_spec,
+    script_fonts,
+)
+
+MODES = ("grey", "binary", "rgb")
+CELLS = ("free", "char", "bigram")
+LINE_MISSING_POLICIES = ("blank", "error")
+_SHAPED_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI"}
+_SHAPED_CATEGORIES = {"Mn", "Mc", "Me", "Cf"}  # combining marks, joiners and other format characters
+
+
+@dataclass
+class LineRenderConfig:
+    """How a line of text becomes patches; saved with every run that reads lines."""
+
+    patch: int = 16
+    """Patch side in pixels, also the line's height (PIXEL-M4 and PixelGPT: 16; PIXAR: 8)."""
+    mode: str = "grey"
+    """grey (ink coverage), binary (ink > binary_threshold; PIXAR), or rgb (three equal channels; PixelGPT)."""
+    cell: str = "free"
+    """free (running text), char (one character per patch) or bigram (two per patch)."""
+    max_patches: int = 529
+    """Patches per line, the end-of-sequence patch included (PIXEL-M4: 529); longer text is cut and counted."""
+    margin: float = 0.0625
+    """Fraction of the patch left blank above and below the em box (1 px at 16, 1 px at 8)."""
+    font: str | None = None
+    """Primary font file; None is Noto Sans CJK SC (Han, Latin, Cyrillic)."""
+    face: int | None = None
+    """Face index in a font collection; None is the SC face of the default font, 0 for others."""
+    fallback_fonts: list[str] = field(default_factory=list)
+    """Fonts tried after the primary, in order, for a character it lacks ("path" or "path#face")."""
+    script_fonts: bool = True
+    """Then try the installed fonts of other scripts (fonts.script_fonts: Devanagari, DejaVu Sans)."""
+    missing: str = "blank"
+    """A character no font has: "blank" leaves half an em of background and counts it, "error" stops."""
+    binary_threshold: float = 0.5
+    """Ink coverage above which a binary pixel is ink."""
+
+    @property
+    def margin_px(self) -> int:
+        """Blank rows above and below the em box."""
+        return math.floor(self.margin * self.patch + 0.5)
+
+    @property
+    def em_px(self) -> int:
+        """The font size in pixels (units per em; for Noto Sans CJK also the height of its em box)."""
+        return self.patch - 2 * self.margin_px
+
+    def validate(self) -> None:
+        """Raise HotStartError naming the first bad field, its value and what is allowed."""
+        checks = [
+            ("patch", isinstance(self.patch, int) and 4 <= self.patch <= 64, "an integer from 4 to 64"),
+            ("mode", self.mode in MODES, " | ".join(MODES)),
+            ("cell", self.cell in CELLS, " | ".join(CELLS)),
+            ("max_patches", isinstance(self.max_patches, int) and self.max_patches >= 2, "an integer >= 2 (text + end)"),
+            ("margin", isinstance(self.margin, (int, float)) and 0 <= self.margin < 0.5, "0 <= margin < 0.5"),
+            ("missing", self.missing in LINE_MISSING_POLICIES, " | ".join(LINE_MISSING_POLICIES)),
+            ("binary_threshold", isinstance(self.binary_threshold, (int, float)) and 0 < self.binary_threshold < 1,
+             "a number between 0 and 1"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise HotStartError(f"line render option {name}={getattr(self, name)!r} is not allowed; use {allowed}")
+        if self.em_px < 2:
+            raise HotStartError(f"margin {self.margin} leaves no room for text in a {self.patch} px line; use a smaller margin")
+
+
+@dataclass
+class LineBatch:
+    """Rendered lines, padded to max_patches."""
+
+    patches: np.ndarray
+    """(B, max_patches, P, P) float32 ink, or (B, max_patches, P, P, 3) for rgb; zeros after each line's end."""
+    lengths: np.ndarray
+    """(B,) patches of each line, its end-of-sequence patch included."""
+    truncated: np.ndarray
+    """(B,) characters of each line cut because the line reached max_patches."""
+    missing: dict[str, int]
+    """Characters no font has -> how often they occurred (drawn blank)."""
+    fonts_used: dict[str, int]
+    """Font name -> characters it drew."""
+
+    @property
+    def attention_mask(self) -> np.ndarray:
+        """(B, max_patches) 1 where a patch belongs to the line."""
+        return (np.arange(self.patches.shape[1])[None, :] < self.lengths[:, None]).astype(np.int64)
+
+
+class LineRenderer:
+    """Renders lines of text with one LineRenderConfig (validated in __init__). Not thread-safe."""
+
+    def __init__(self, cfg: LineRenderConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        path, face = (cfg.font, 0) if cfg.font is not None else default_font()
+        specs = [(path, face if cfg.face is None else cfg.face)] + [parse_font_spec(s) for s in cfg.fallback_fonts]
+        if cfg.script_fonts:
+            specs += [(p, 0) for p in script_fonts() if (p, 0) not in specs]
+        self._specs = specs
+        self._faces = [load_face(p, f, cfg.em_px, em_box=False) for p, f in specs]
+        self._half_faces = [load_face(p, f, cfg.em_px / 2, em_box=False) for p, f in specs]
+        self._baseline = cfg.margin_px + self._faces[0].ascender_px  # one baseline for every font
+        self._half_baseline = cfg.margin_px + cfg.em_px / 4 + self._half_faces[0].ascender_px
+        self._pad = 2 * cfg.patch  # canvas columns either side of the text, for glyphs that overhang
+        self._stride = cfg.max_patches * cfg.patch + 2 * self._pad  # canvas row length
+        self._chars = _CharTable()
+        self._glyphs: list[tuple[int, np.ndarray]] = []  # (first ink column from the pen, (w, P) ink columns)
+        self._packed: tuple[np.ndarray, ...] | None = None
+
+    @property
+    def fonts(self) -> list[str]:
+        """Names of the font chain, primary first."""
+        return [f.info.name for f in self._faces]
+
+    def settings(self) -> dict:
+        """Everything that determines the pixels, for a run folder: geometry and each font's identity."""
+        return {**dataclasses.asdict(self.cfg), "fonts": [dataclasses.asdict(f.info) for f in self._faces],
+                "shaping": f"raqm {features.version('raqm')}" if features.check("raqm") else "none",
+                "freetype": features.version("freetype2"), "pillow": PILLOW_VERSION}
+
+    # ------------------------------------------------------------------------ public API
+
+    def render(self, text: str) -> np.ndarray:
+        """(n, P, P) float32 patches of one line (rgb: (n, P, P, 3)), its end-of-sequence patch included."""
+        batch = self.render_batch([text])
+        return batch.patches[0, : batch.lengths[0]]
+
+    def render_batch(self, lines: Sequence[str]) -> LineBatch:
+        """Render lines into one padded batch, counting what was cut and what no font could draw."""
+        cfg, p = self.cfg, self.cfg.patch
+        _check_lines(lines)
+        chars = self._characters(lines)
+        ink = self._scatter(chars)  # (B, stride, P): column by column
+        ink = ink[:, self._pad : self._pad + cfg.max_patches * p]  # (B, max_patches * P, P)
+        for b in np.flatnonzero(chars.shaped_line):
+            drawn, chars.n_patches[b], chars.truncated[b] = self._draw_shaped(lines[b])
+            ink[b, : drawn.shape[1]] = drawn.T
+        for b, n in enumerate(chars.n_patches):
+            ink[b, n * p :] = 0.0  # overhang past the text's last patch, where the end patch goes
+            ink[b, n * p : (n + 1) * p] = 1.0  # end-of-sequence patch
+        np.clip(ink, 0.0, 1.0, out=ink)  # neighbours' anti-aliased edges may add up past full ink
+        patches = ink.reshape(len(lines), cfg.max_patches, p, p).transpose(0, 1, 3, 2)  # (B, N, P rows, P columns)
+        if cfg.mode == "binary":
+            patches = patches > cfg.binary_threshold
+        patches = patches.astype(np.float32)  # a contiguous copy
+        if cfg.mode == "rgb":
+            patches = np.repeat(patches[..., None], 3, axis=-1)  # black ink: every channel alike
+        return LineBatch(patches, chars.n_patches + 1, chars.truncated, chars.missing, chars.fonts_used)
+
+    # ------------------------------------------------------------------------ layout
+
+    def _characters(self, lines: Sequence[str]) -> _Layout:
+        """Where every character of the batch goes, as flat arrays over all characters of all lines."""
+        cfg, p, table = self.cfg, self.cfg.patch, self._chars
+        lengths = np.array([len(t) for t in lines], dtype=np.int64)
+        codes = np.frombuffer("".join(lines).encode("utf-32-le"), dtype=np.uint32)  # (C,)
+        uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+        slot = np.array([self._slot(chr(c)) for c in uniq], dtype=np.int64)[inverse]  # (C,)
+        missing, fonts_used = self._tally(uniq, counts)
+        line = np.repeat(np.arange(len(lines)), lengths)  # (C,) line of each character
+        first = np.cumsum(lengths) - lengths  # (B,) index of each line's first character
+        pos = np.arange(len(codes)) - first[line]  # (C,) position in its line
+        shaped_line = np.zeros(len(lines), dtype=bool)
+        if cfg.cell == "free":
+            shaped_line = np.logical_or.reduceat(table.array("shaped")[slot], first)
+        half = (table.array("wide")[slot]) if cfg.cell == "bigram" else np.zeros(len(codes), dtype=bool)
+        advance = np.where(half, table.array("advance_half")[slot], table.array("advance")[slot])  # (C,) px
+        if cfg.cell == "free":
+            end = np.cumsum(advance)
+            end -= np.concatenate([[0.0], end])[first][line]  # running sum within each line
+            x, kept = end - advance, end <= (cfg.max_patches - 1) * p + 1e-6
+        else:
+            cell_px = p if cfg.cell == "char" else p / 2
+            x = pos * cell_px + (cell_px - advance) / 2
+            end = (pos + 1) * cell_px
+            kept = pos < (cfg.max_patches - 1) * (1 if cfg.cell == "char" else 2)
+        kept &= ~shaped_line[line]  # a kept prefix of every line: pen positions only grow
+        n_kept = np.bincount(line, weights=kept, minlength=len(lines)).astype(np.int64)
+        width = np.where(n_kept > 0, end[np.maximum(first + n_kept - 1, 0)], 0.0)
+        # FreeType's hinted advances are whole pixels and Pillow draws at whole pixels, so a pen rounded
+        # to the pixel reproduces Pillow's own drawing of the line exactly (tests/test_render_line.py)
+        pen = np.floor(x[kept] + 0.5).astype(np.int64)
+        glyph = self._glyph_ids(slot[kept], half[kept])
+        return _Layout(glyph, pen, line[kept], np.ceil(width / p - 1e-9).astype(np.int64),
+                       lengths - n_kept, shaped_line, missing, fonts_used)
+
+    def _slot(self, ch: str) -> int:
+        """The character's row in the table, filled in on first sight."""
+        table = self._chars
+        slot = table.slot.get(ch)
+        if slot is not None:
+            return slot
+        face = next((i for i, f in enumerate(self._faces) if ord(ch) in f.cmap), 0 if ch.isspace() else -1)
+        blank = face < 0 or ch.isspace() or unicodedata.category(ch) == "Cc"
+        no_font = self.cfg.em_px / 2  # the advance of a character no font has: half an em of background
+        return table.add(ch, face=face, blank=blank, shaped=_needs_shaping(ch),
+                         wide=unicodedata.east_asian_width(ch) in ("W", "F"),
+                         advance=no_font if face < 0 else self._faces[face].pil.getlength(ch),
+                         advance_half=no_font / 2 if face < 0 else self._half_faces[face].pil.getlength(ch))
+
+    def _tally(self, uniq: np.ndarray, counts: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+        """Characters no font has (-> occurrences), and characters drawn per font; --missing error stops."""
+        missing: dict[str, int] = {}
+        fonts_used: dict[str, int] = {}
+        for code, n in zip(uniq.tolist(), counts.tolist()):
+            ch = chr(code)
+            face = self._chars.face[self._chars.slot[ch]]
+            if ch.isspace():
+                continue
+            if face < 0:
+                missing[ch] = n
+            else:
+                name = self._faces[face].info.name
+                fonts_used[name] = fonts_used.get(name, 0) + n
+        if missing and self.cfg.missing == "error":
+            raise HotStartError(f"{len(missing)} character(s) are in no font of the chain ({', '.join(self.fonts)}): "
+                                f"{describe_chars(list(missing))}; use --missing blank to draw them blank, "
+                                "or --fallback-font PATH")
+        return missing, fonts_used
+
+    def _draw_shaped(self, text: str) -> tuple[np.ndarray, int, int]:
+        """A line that needs shaping, drawn whole, one raqm run per font, cut at whole characters:
+        (ink (P, n * P), text patches n, characters cut)."""
+        cfg, p = self.cfg, self.cfg.patch
+        capacity = (cfg.max_patches - 1) * p
+        canvas = Image.new("L", (capacity + 2 * p, p))
+        draw = ImageDraw.Draw(canvas)
+        pen, drawn = 0.0, 0
+        for face_index, run in self._font_runs(text):
+            if face_index < 0:  # no font has these: half an em of background each
+                fits = min(len(run), int((capacity - pen) // (cfg.em_px / 2)))
+                pen += cfg.em_px / 2 * fits
+            else:
+                font = self._shaped_font(face_index)
+                fits = _longest_prefix(lambda k, r=run, f=font, x0=pen: x0 + f.getlength(r[:k]) <= capacity, len(run))
+                if fits:
+                    draw.text((pen, self._baseline), run[:fits], fill=255, font=font, anchor="ls")
+                    pen += font.getlength(run[:fits])
+            drawn += fits
+            if fits < len(run):
+                break
+        n_patches = math.ceil(pen / p - 1e-9)
+        return np.asarray(canvas, dtype=np.float32)[:, : n_patches * p] / 255.0, n_patches, len(text) - drawn
+
+    def _font_runs(self, text: str) -> list[tuple[int, str]]:
+        """Split text into runs drawn by one face; spaces and marks stay with the run they are in. Runs
+        are placed left to right in reading order: bidi reorders within a run, not across fonts."""
+        runs: list[tuple[int, list[str]]] = []
+        for ch in text:
+            face = self._chars.face[self._slot(ch)]
+            joins = ch.isspace() or unicodedata.category(ch) in _SHAPED_CATEGORIES
+            if runs and (face == runs[-1][0] or (joins and runs[-1][0] >= 0)):
+                runs[-1][1].append(ch)
+            else:
+                runs.append((face, [ch]))
+        out = []
+        for face, chars in runs:
+            # trailing spaces get a run of their own: inside a right-to-left run, bidi would move them
+            # to its left end, gluing the run to the next one
+            text_run = "".join(chars)
+            body = text_run.rstrip()
+            out += [(face, body)] + ([(0, text_run[len(body):])] if len(body) < len(text_run) else [])
+        return out
+
+    def _shaped_font(self, face_index: int) -> ImageFont.FreeTypeFont:
+        """The face at the line's size with raqm layout (BASIC, unshaped, where Pillow lacks raqm)."""
+        return load_face(*self._specs[face_index], self.cfg.em_px, shaped=features.check("raqm"), em_box=False).pil
+
+    # ------------------------------------------------------------------------ glyph cache
+
+    def _glyph_ids(self, slot: np.ndarray, half: np.ndarray) -> np.ndarray:
+        """Glyph id of each (character, size); draws the ones not cached yet."""
+        table = self._chars
+        key = slot * 2 + half  # (G,)
+        for k in np.unique(key[table.array("glyph")[key] < 0]).tolist():
+            table.glyph[k] = len(self._glyphs)
+            ch = table.chars[k // 2]
+            self._glyphs.append(self._draw_glyph(ch, bool(k % 2)))
+            self._packed = None
+        return table.array("glyph")[key]
+
+    def _scatter(self, layout: _Layout) -> np.ndarray:
+        """(B, stride, P) float32 canvas, column by column, with every glyph of every line added at its pen.
+
+        A glyph is a block of whole ink columns (64 bytes each at P = 16), so placing a line moves about
+        12 columns per character rather than 130 scattered pixels."""
+        b, p = len(layout.n_patches), self.cfg.patch
+        canvas = np.zeros((b * self._stride, p), dtype=np.float32)  # (B * stride, P)
+        if not len(layout.glyph):
+            return canvas.reshape(b, self._stride, p)
+        if self._packed is None:
+            widths = np.array([g[1].shape[0] for g in self._glyphs], dtype=np.int64)
+            first = np.array([g[0] for g in self._glyphs], dtype=np.int64)
+            columns = np.concatenate([g[1] for g in self._glyphs])  # (all columns, P)
+            self._packed = (np.cumsum(widths) - widths, widths, first, columns)
+        _, widths, first, _ = self._packed
+        width = widths[layout.glyph]  # (G,)
+        left = layout.line * self._stride + self._pad + layout.x + first[layout.glyph]  # (G,) first canvas column
+        right = left + width
+        # Most glyphs share no column with any other: their columns are copied straight in. The few whose
+        # anti-aliased edges touch a neighbour's are added afterwards, in layers that never overlap.
+        alone = (left >= np.concatenate([[-1], np.maximum.accumulate(right)[:-1]])) & \
+                (right <= np.concatenate([np.minimum.accumulate(left[::-1])[::-1][1:], [np.iinfo(np.int64).max]]))
+        self._place(canvas, layout.glyph[alone], left[alone], add=False)
+        rest = np.flatnonzero(~alone)
+        layers = _layers(left[rest], right[rest])
+        for layer in range(layers):
+            self._place(canvas, layout.glyph[rest[layer::layers]], left[rest[layer::layers]], add=True)
+        return canvas.reshape(b, self._stride, p)
+
+    def _place(self, canvas: np.ndarray, glyph: np.ndarray, left: np.ndarray, add: bool) -> None:
+        """Write (or add) the columns of glyphs that share no column with each other at canvas columns `left`."""
+        starts, widths, _, columns = self._packed
+        w = widths[glyph]
+        step = np.arange(int(w.sum())) - np.repeat(np.cumsum(w) - w, w)  # (cols,) 0..w-1 within each glyph
+        target = np.repeat(left, w) + step
+        ink = np.take(columns, np.repeat(starts[glyph], w) + step, axis=0)  # (cols, P)
+        if add:
+            ink += np.take(canvas, target, axis=0)
+        as_item = np.dtype((np.void, ink.shape[1] * ink.itemsize))  # a column as one item: np.put copies it whole
+        # np.take / np.put are several times faster than fancy indexing for rows this short
+        np.put(canvas.view(as_item).reshape(-1), target, ink.view(as_item).reshape(-1))
+
+    def _draw_glyph(self, ch: str, half: bool) -> tuple[int, np.ndarray]:
+        """One character: (its first ink column relative to the pen, (w, P) float32 ink of its w columns)."""
+        p, slot = self.cfg.patch, self._chars.slot[ch]
+        if self._chars.blank[slot]:
+            return 0, np.zeros((0, p), dtype=np.float32)
+        font = (self._half_faces if half else self._faces)[self._chars.face[slot]].pil
+        canvas = Image.new("L", (math.ceil(font.getlength(ch)) + 2 * self._pad, p))
+        baseline = self._half_baseline if half else self._baseline
+        ImageDraw.Draw(canvas).text((self._pad, baseline), ch, fill=255, font=font, anchor="ls")
+        pixels = np.asarray(canvas)
+        inked = np.flatnonzero(pixels.any(axis=0))
+        if not len(inked):
+            return 0, np.zeros((0, p), dtype=np.float32)
+        # the canvas has self._pad blank columns before the pen, so an overhang of up to pad stays inside
+        block = pixels[:, inked[0] : inked[-1] + 1].T.astype(np.float32) / 255.0
+        return int(inked[0]) - self._pad, np.ascontiguousarray(block)
+
+
+def _layers(left: np.ndarray, right: np.ndarray) -> int:
+    """Smallest K such that glyphs K apart (in batch order) never share a canvas column: in every
+    layer of every K-th glyph, each block starts at or after where all earlier ones ended."""
+    for k in range(1, len(left) + 1):
+        if all(np.all(left[j::k][1:] >= np.maximum.accumulate(right[j::k])[:-1]) for j in range(k)):
+            return k
+    return max(len(left), 1)
+
+
+@dataclass
+class _Layout:
+    """A batch after layout: every glyph to draw (flat over lines), and each line's extent."""
+
+    glyph: np.ndarray  # (G,) glyph cache id
+    x: np.ndarray  # (G,) whole-pixel pen position in its line
+    line: np.ndarray  # (G,) line index
+    n_patches: np.ndarray  # (B,) text patches per line, the end-of-sequence patch not included
+    truncated: np.ndarray  # (B,) characters cut at max_patches
+    shaped_line: np.ndarray  # (B,) lines drawn whole by raqm instead
+    missing: dict[str, int]
+    fonts_used: dict[str, int]
+
+
+class _CharTable:
+    """Per character seen: its font, advance widths, flags, and first glyph id (per size), as growing
+    columns that `array` hands out as numpy arrays for gathering by slot."""
+
+    _COLUMNS = ("face", "blank", "shaped", "wide", "advance", "advance_half")
+
+    def __init__(self) -> None:
+        self.slot: dict[str, int] = {}
+        self.chars: list[str] = []
+        for name in self._COLUMNS:
+            setattr(self, name, [])
+        self.glyph: list[int] = []  # glyph id per (slot, half size) at 2 * slot + half; -1 until drawn
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def add(self, ch: str, **values) -> int:
+        """Append a character's row; returns its slot."""
+        self.slot[ch] = len(self.chars)
+        self.chars.append(ch)
+        for name in self._COLUMNS:
+            getattr(self, name).append(values[name])
+        self.glyph += [-1, -1]
+        self._arrays.clear()
+        return self.slot[ch]
+
+    def array(self, name: str) -> np.ndarray:
+        """A column as a numpy array (glyph ids are re-read every time: glyphs are drawn lazily)."""
+        if name == "glyph":
+            return np.array(self.glyph, dtype=np.int64)
+        if name not in self._arrays:
+            self._arrays[name] = np.array(getattr(self, name))
+        return self._arrays[name]
+
+
+def has_visible(text: str) -> bool:
+    """True when the text has a character to draw: not whitespace, a control or a format character."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in text)
+
+
+def _check_lines(lines: Sequence[str]) -> None:
+    """One-line errors for what cannot be one line of pixels."""
+    for index, text in enumerate(lines):
+        if not isinstance(text, str) or not has_visible(text):
+            raise HotStartError(f"line {index} has nothing to draw (it is empty or only spaces and format "
+                                "characters); drop such lines before rendering")
+        if "\n" in text or "\r" in text:
+            raise HotStartError(f"line {index} contains a line break; split the text into one line per string")
+
+
+def _needs_shaping(text: str) -> bool:
+    """True when the characters' look depends on their neighbours or the line reads right to left."""
+    return any(not ch.isascii() and (unicodedata.bidirectional(ch) in _SHAPED_BIDI
+                                     or unicodedata.category(ch) in _SHAPED_CATEGORIES) for ch in text)
+
+
+def _longest_prefix(fits, n: int) -> int:
+    """Largest k <= n with fits(k) (fits is monotone), by bisection."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def line_image(patches: np.ndarray) -> Image.Image:
+    """A line's patches (n, P, P[, 3]) back into one image, black ink on white."""
+    n, p = patches.shape[0], patches.shape[1]
+    line = patches.transpose(1, 0, 2, *range(3, patches.ndim)).reshape(p, n * p, *patches.shape[3:])
+    return Image.fromarray(np.round((1.0 - line) * 255).astype(np.uint8))
