@@ -5,8 +5,9 @@ shared/papers); HotStart's own glyph (glyph.py) is one character alone.
 How characters are laid into patches (`cell`):
     free    running text, patches cut wherever they fall (PIXEL-M4, PixelGPT and PIXAR render so)
     char    one character per patch, centred: HotStart's per-character glyph placed in a line
-    bigram  two characters per patch, each centred in its half; a character wider than half a patch
-            (a Han character) is drawn at half size. Our reading of PIXEL-M4's bigram rendering.
+    bigram  two characters per patch, each centred in its half; East Asian wide characters (Han, kana,
+            Hangul) are drawn at half size, others at the line's size, so a wide Latin letter (W, m)
+            overhangs its half. Our reading of PIXEL-M4's bigram rendering.
 
 Arrays hold ink coverage as glyph.py does (0 background, 1 full ink); images show it black on white.
 Every line ends with an end-of-sequence patch of full ink, which no text draws (our choice of marker).
@@ -169,9 +170,11 @@ class LineRenderer:
         chars = self._characters(lines)
         ink = self._scatter(chars)  # (B, stride, P): column by column
         ink = ink[:, self._pad : self._pad + cfg.max_patches * p]  # (B, max_patches * P, P)
+        drawn_codes = [chars.kept_codes]
         for b in np.flatnonzero(chars.shaped_line):
             drawn, chars.n_patches[b], chars.truncated[b] = self._draw_shaped(lines[b])
             ink[b, : drawn.shape[1]] = drawn.T
+            drawn_codes.append(_codes(lines[b][: len(lines[b]) - chars.truncated[b]]))
         for b, n in enumerate(chars.n_patches):
             ink[b, n * p :] = 0.0  # overhang past the text's last patch, where the end patch goes
             ink[b, n * p : (n + 1) * p] = 1.0  # end-of-sequence patch
@@ -182,7 +185,8 @@ class LineRenderer:
         patches = patches.astype(np.float32)  # a contiguous copy
         if cfg.mode == "rgb":
             patches = np.repeat(patches[..., None], 3, axis=-1)  # black ink: every channel alike
-        return LineBatch(patches, chars.n_patches + 1, chars.truncated, chars.missing, chars.fonts_used)
+        missing, fonts_used = self._tally(np.concatenate(drawn_codes))
+        return LineBatch(patches, chars.n_patches + 1, chars.truncated, missing, fonts_used)
 
     # ------------------------------------------------------------------------ layout
 
@@ -190,10 +194,10 @@ class LineRenderer:
         """Where every character of the batch goes, as flat arrays over all characters of all lines."""
         cfg, p, table = self.cfg, self.cfg.patch, self._chars
         lengths = np.array([len(t) for t in lines], dtype=np.int64)
-        codes = np.frombuffer("".join(lines).encode("utf-32-le"), dtype=np.uint32)  # (C,)
-        uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+        codes = _codes("".join(lines))  # (C,)
+        uniq, inverse = np.unique(codes, return_inverse=True)
         slot = np.array([self._slot(chr(c)) for c in uniq], dtype=np.int64)[inverse]  # (C,)
-        missing, fonts_used = self._tally(uniq, counts)
+        self._refuse_missing(uniq)
         line = np.repeat(np.arange(len(lines)), lengths)  # (C,) line of each character
         first = np.cumsum(lengths) - lengths  # (B,) index of each line's first character
         pos = np.arange(len(codes)) - first[line]  # (C,) position in its line
@@ -215,11 +219,11 @@ class LineRenderer:
         n_kept = np.bincount(line, weights=kept, minlength=len(lines)).astype(np.int64)
         width = np.where(n_kept > 0, end[np.maximum(first + n_kept - 1, 0)], 0.0)
         # FreeType's hinted advances are whole pixels and Pillow draws at whole pixels, so a pen rounded
-        # to the pixel reproduces Pillow's own drawing of the line exactly (tests/test_render_line.py)
+        # to the pixel reproduces Pillow's own drawing of the line exactly (tests/test_line_render.py)
         pen = np.floor(x[kept] + 0.5).astype(np.int64)
         glyph = self._glyph_ids(slot[kept], half[kept])
         return _Layout(glyph, pen, line[kept], np.ceil(width / p - 1e-9).astype(np.int64),
-                       lengths - n_kept, shaped_line, missing, fonts_used)
+                       lengths - n_kept, shaped_line, codes[kept])
 
     def _slot(self, ch: str) -> int:
         """The character's row in the table, filled in on first sight."""
@@ -235,11 +239,22 @@ class LineRenderer:
                          advance=no_font if face < 0 else self._faces[face].pil.getlength(ch),
                          advance_half=no_font / 2 if face < 0 else self._half_faces[face].pil.getlength(ch))
 
-    def _tally(self, uniq: np.ndarray, counts: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
-        """Characters no font has (-> occurrences), and characters drawn per font; --missing error stops."""
+    def _refuse_missing(self, uniq: np.ndarray) -> None:
+        """Under --missing error, stop before drawing when any character of the batch is in no font."""
+        if self.cfg.missing != "error":
+            return
+        missing = [chr(c) for c in uniq.tolist() if self._chars.face[self._chars.slot[chr(c)]] < 0 and not chr(c).isspace()]
+        if missing:
+            raise HotStartError(f"{len(missing)} character(s) are in no font of the chain ({', '.join(self.fonts)}): "
+                                f"{describe_chars(missing)}; use --missing blank to draw them blank, "
+                                "or --fallback-font PATH")
+
+    def _tally(self, codes: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+        """Of the characters drawn (those cut by max_patches left out): the ones no font has (-> occurrences,
+        drawn blank), and how many each font drew."""
         missing: dict[str, int] = {}
         fonts_used: dict[str, int] = {}
-        for code, n in zip(uniq.tolist(), counts.tolist()):
+        for code, n in zip(*(a.tolist() for a in np.unique(codes, return_counts=True))):
             ch = chr(code)
             face = self._chars.face[self._chars.slot[ch]]
             if ch.isspace():
@@ -249,10 +264,6 @@ class LineRenderer:
             else:
                 name = self._faces[face].info.name
                 fonts_used[name] = fonts_used.get(name, 0) + n
-        if missing and self.cfg.missing == "error":
-            raise HotStartError(f"{len(missing)} character(s) are in no font of the chain ({', '.join(self.fonts)}): "
-                                f"{describe_chars(list(missing))}; use --missing blank to draw them blank, "
-                                "or --fallback-font PATH")
         return missing, fonts_used
 
     def _draw_shaped(self, text: str) -> tuple[np.ndarray, int, int]:
@@ -395,8 +406,7 @@ class _Layout:
     n_patches: np.ndarray  # (B,) text patches per line, the end-of-sequence patch not included
     truncated: np.ndarray  # (B,) characters cut at max_patches
     shaped_line: np.ndarray  # (B,) lines drawn whole by raqm instead
-    missing: dict[str, int]
-    fonts_used: dict[str, int]
+    kept_codes: np.ndarray  # code points of the characters the glyph cache draws (shaped lines: none)
 
 
 class _CharTable:
@@ -430,6 +440,11 @@ class _CharTable:
         if name not in self._arrays:
             self._arrays[name] = np.array(getattr(self, name))
         return self._arrays[name]
+
+
+def _codes(text: str) -> np.ndarray:
+    """(len(text),) uint32 code points."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def has_visible(text: str) -> bool:

@@ -1,0 +1,409 @@
+"""Tests for hotstart.render.line: text lines drawn as PIXEL-style patches.
+
+Geometry of the padded batch, the fast path (cached glyphs at their pen positions) against Pillow drawing
+the whole line, truncation, batch independence, char and bigram cells, the three modes, shaping of
+Hebrew, Devanagari and Arabic against Pillow's unshaped (BASIC) drawing, the font chain and missing
+characters, bad input, the recorded settings and the `render-text` command.
+
+Fonts used, all from pip packages in the project's environment:
+- Noto Sans CJK SC from `noto-cjk-sans-otc` (the default primary: Han, Latin, Cyrillic);
+- Shobhika from `devanagari-fonts` (Devanagari), found by fonts.script_fonts();
+- DejaVu Sans from `matplotlib` (Hebrew, Arabic), found by fonts.script_fonts().
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from hotstart.cli import main
+from hotstart.errors import HotStartError
+from hotstart.render.fonts import default_font, load_face, script_fonts
+from hotstart.render.line import LineRenderConfig, LineRenderer, _layers, line_image
+
+HIEROGLYPH = "\U00013000"  # EGYPTIAN HIEROGLYPH A001: in no font of the chain
+HAN_LINE = "我们在北京学习中文"  # 9 Han characters, 14 px each at patch 16
+MIXED_LINE = "我们在北京学习Python和AI模型"  # simple text: Han and Latin, no shaping
+
+
+@functools.cache
+def renderer(**kw: object) -> LineRenderer:
+    """Renderers are reused across tests; building one loads the chain's cmaps.
+
+    List fields are passed as tuples, which functools.cache can hash.
+    """
+    return LineRenderer(LineRenderConfig(**{k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}))
+
+
+def script_font(name: str) -> str:
+    """The path of the installed script font whose file name contains `name` (Shobhika, DejaVuSans)."""
+    (path,) = [p for p in script_fonts() if name in Path(p).name]
+    return path
+
+
+def as_line(patches: np.ndarray) -> np.ndarray:
+    """(n, P, P) patches side by side: (P, n * P) ink."""
+    n, p = patches.shape[:2]
+    return patches.transpose(1, 0, 2).reshape(p, n * p)
+
+
+def text_ink(r: LineRenderer, text: str) -> np.ndarray:
+    """The renderer's ink over the line's text patches (the end-of-sequence patch left out)."""
+    return as_line(r.render(text)[:-1])
+
+
+def pillow_line(text: str, path: str, face: int, width: int, cfg: LineRenderConfig) -> np.ndarray:
+    """`text` drawn whole by Pillow's BASIC layout (no shaping, no reordering) at the renderer's size and
+    baseline, as (P, width) ink; asserts that no ink falls past `width`."""
+    noto = load_face(*default_font(), cfg.em_px, em_box=False)
+    font = load_face(path, face, cfg.em_px, em_box=False).pil  # BASIC layout
+    canvas = Image.new("L", (width + 4 * cfg.patch, cfg.patch))
+    ImageDraw.Draw(canvas).text((0, cfg.margin_px + noto.ascender_px), text, fill=255, font=font, anchor="ls")
+    ink = np.asarray(canvas, dtype=np.float32) / 255.0
+    assert not ink[:, width:].any(), "the reference drawing is wider than the rendered line"
+    return ink[:, :width]
+
+
+def mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).mean())
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def test_a_free_chinese_line_fills_its_patches_then_ends_with_a_full_patch_and_zeros() -> None:
+    cfg = LineRenderConfig()
+    batch = renderer().render_batch([HAN_LINE])
+    n = math.ceil(len(HAN_LINE) * cfg.em_px / cfg.patch) + 1  # 9 x 14 px -> 8 text patches + end
+    assert batch.patches.shape == (1, cfg.max_patches, 16, 16) and batch.patches.dtype == np.float32
+    assert batch.lengths.tolist() == [n] and batch.truncated.tolist() == [0]
+    assert batch.missing == {} and batch.fonts_used == {"Noto Sans CJK SC": len(HAN_LINE)}
+    patches = batch.patches[0]
+    assert (patches[n - 1] == 1.0).all()  # end-of-sequence patch
+    assert not patches[n:].any()  # padding
+    assert patches.min() >= 0.0 and patches[: n - 1].max() <= 1.0
+    assert all(patch.any() for patch in patches[: n - 1])  # ink in every text patch
+    # the 1 px margin rows stay blank but for anti-aliasing of strokes that reach the em box's bottom
+    # (measured: at most 0.067 in row 15, under 们 and 北)
+    assert not patches[: n - 1, 0].any() and patches[: n - 1, 15].max() < 0.1
+    mask = batch.attention_mask
+    assert mask.shape == (1, cfg.max_patches) and mask.dtype == np.int64
+    assert mask[0, :n].all() and not mask[0, n:].any()
+
+
+def test_line_image_shows_ink_black_on_white() -> None:
+    patches = renderer().render("中国")
+    image = line_image(patches)
+    assert image.size == (16 * len(patches), 16) and image.mode == "L"
+    pixels = np.asarray(image)
+    assert (pixels[:, -16:] == 0).all()  # the end patch is full ink
+    np.testing.assert_array_equal(pixels, np.round((1.0 - as_line(patches)) * 255).astype(np.uint8))
+
+
+# ----------------------------------------------------------------------------- fast path
+
+
+@pytest.mark.parametrize("text", [MIXED_LINE, "今天天气很好, the quick brown fox 跳过了懒狗。"])
+def test_the_fast_path_draws_what_pillow_draws_for_the_whole_line(text: str) -> None:
+    cfg = LineRenderConfig()
+    ours = text_ink(renderer(), text)
+    theirs = pillow_line(text, *default_font(), width=ours.shape[1], cfg=cfg)
+    # measured: mean |difference| 2.4e-6 (one pixel off by 1/255) and 0.0, total ink equal to 1e-5;
+    # the same line drawn one pixel to the right differs by 0.196 on the mean, so 0.01 catches any
+    # misplaced glyph or pen
+    assert mad(ours, theirs) < 0.01
+    assert abs(ours.sum() - theirs.sum()) < 0.02 * theirs.sum()
+
+
+@pytest.mark.parametrize("text", ["汉字和Latin混排，还有кириллица。", "AVAWAV Tyjy ffl"])  # the second: ink overlaps
+def test_the_fast_path_reproduces_pillow_exactly_where_neighbours_share_columns(text: str) -> None:
+    # FreeType's hinted advances and Pillow's pen are whole pixels: nothing is approximated
+    ours = text_ink(renderer(), text)
+    np.testing.assert_allclose(ours, pillow_line(text, *default_font(), width=ours.shape[1], cfg=LineRenderConfig()),
+                               atol=1e-6)
+
+
+def test_glyph_blocks_that_share_columns_go_to_different_layers() -> None:
+    assert _layers(np.array([0, 10, 20]), np.array([10, 20, 30])) == 1  # touching, not sharing
+    assert _layers(np.array([0, 9, 18]), np.array([10, 19, 28])) == 2  # each overlaps the next
+    assert _layers(np.array([0, 2, 4, 30]), np.array([12, 14, 16, 40])) == 3  # three deep
+
+
+# ----------------------------------------------------------------------------- truncation
+
+
+@pytest.mark.parametrize(
+    "text, max_patches, kept",
+    [
+        ("中国人民中国人民中国人民", 3, "中国"),  # 32 px of text: two 14 px characters fit, a third would end at 42
+        ("ab中国人民Hello 世界", 4, "ab中国"),  # 48 px: 'ab' 17 px + 28 px fit, 人 would end at 59
+        ("שלום עולם", 3, "שלום"),  # shaped: 'שלום' is 31 px in DejaVu Sans, the space after it passes 32
+    ],
+)
+def test_truncation_counts_the_characters_cut_and_keeps_the_prefix_pixels(text: str, max_patches: int,
+                                                                            kept: str) -> None:
+    batch = renderer(max_patches=max_patches).render_batch([text])
+    assert batch.truncated.tolist() == [len(text) - len(kept)]
+    assert batch.lengths.tolist() == [max_patches]
+    np.testing.assert_array_equal(batch.patches[0], renderer().render(kept))
+
+
+def test_a_line_that_fits_exactly_is_not_truncated() -> None:
+    batch = renderer(max_patches=3).render_batch(["中国"])  # 28 px in 32
+    assert batch.truncated.tolist() == [0] and batch.lengths.tolist() == [3]
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def test_each_line_of_a_batch_is_drawn_as_if_alone() -> None:
+    lines = [MIXED_LINE, "שלום עולם 中文", "国", "क्षत्रिय"]  # fast, shaped, short, shaped
+    r = renderer()
+    batch = r.render_batch(lines)
+    for b, text in enumerate(lines):
+        alone = r.render_batch([text])
+        assert batch.lengths[b] == alone.lengths[0] and batch.truncated[b] == alone.truncated[0]
+        np.testing.assert_array_equal(batch.patches[b], alone.patches[0], err_msg=text)
+
+
+# ----------------------------------------------------------------------------- cells
+
+
+def test_char_cells_put_one_character_centred_in_each_patch() -> None:
+    text = "中a b国x"
+    patches = renderer(cell="char").render(text)
+    assert patches.shape == (len(text) + 1, 16, 16)
+    for ch, patch in zip(text, patches):
+        if ch == " ":
+            assert not patch.any()
+            continue
+        columns = patch.sum(axis=0)
+        assert columns.sum() > 0, ch
+        # measured: ink centres 7.94 to 8.48; a glyph placed at the patch's left edge would be at ~4
+        assert abs((columns * (np.arange(16) + 0.5)).sum() / columns.sum() - 8) < 0.75, ch
+    assert (patches[-1] == 1.0).all()
+
+
+@pytest.mark.parametrize("text", ["中a b国x", "国国国", "中国"])
+def test_bigram_cells_hold_two_characters_per_patch(text: str) -> None:
+    patches = renderer(cell="bigram").render(text)
+    assert len(patches) == math.ceil(len(text) / 2) + 1
+    assert all(patch.any() for patch in patches[:-1])
+
+
+def test_bigram_draws_two_han_characters_at_half_size_side_by_side() -> None:
+    bigram = renderer(cell="bigram").render("中国")[0]
+    free = renderer().render("国")[0]
+    assert bigram[:, :8].sum() > 5 and bigram[:, 8:].sum() > 5  # one character in each half
+
+    def outer_quarters(patch: np.ndarray) -> float:
+        return float((patch[:4].sum() + patch[12:].sum()) / patch.sum())
+
+    # a 7 px em box centred in the 14 px one leaves rows 0-3 and 12-15 (nearly) blank; measured: 1.3 %
+    # of the ink there at half size, 40 % for the same character at full size
+    assert not bigram[:4].any() and not bigram[13:].any()
+    assert outer_quarters(bigram) < 0.05 and outer_quarters(free) > 0.2
+
+
+def test_bigram_draws_latin_at_the_lines_size_so_a_wide_letter_overhangs_its_half() -> None:
+    # only East Asian wide characters are halved (the module says so): W (12 px) spills into the next half
+    patch = renderer(cell="bigram").render("oW")[0]
+    free = renderer().render("W")[0]
+    assert patch[:, 8:].any() and np.flatnonzero(patch.sum(axis=1)).max() == np.flatnonzero(free.sum(axis=1)).max()
+
+
+# ----------------------------------------------------------------------------- modes
+
+
+def test_binary_mode_is_grey_thresholded() -> None:
+    grey = renderer().render(MIXED_LINE)
+    for threshold in (0.2, 0.5, 0.8):
+        binary = renderer(mode="binary", binary_threshold=threshold).render(MIXED_LINE)
+        assert binary.dtype == np.float32 and set(np.unique(binary).tolist()) == {0.0, 1.0}
+        np.testing.assert_array_equal(binary, (grey > threshold).astype(np.float32))
+    low = renderer(mode="binary", binary_threshold=0.2).render(MIXED_LINE)
+    high = renderer(mode="binary", binary_threshold=0.8).render(MIXED_LINE)
+    assert low.sum() > high.sum()  # the threshold is used
+
+
+def test_rgb_mode_is_three_equal_channels_of_grey() -> None:
+    grey = renderer().render_batch([MIXED_LINE])
+    rgb = renderer(mode="rgb").render_batch([MIXED_LINE])
+    assert rgb.patches.shape == (*grey.patches.shape, 3) and rgb.patches.dtype == np.float32
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb.patches[..., channel], grey.patches)
+    np.testing.assert_array_equal(rgb.lengths, grey.lengths)
+
+
+# ----------------------------------------------------------------------------- shaping
+
+
+def test_hebrew_is_drawn_right_to_left() -> None:
+    cfg, word = LineRenderConfig(), "שלום"
+    ours = text_ink(renderer(), word)
+    dejavu = script_font("DejaVuSans")
+    reversed_order = pillow_line(word[::-1], dejavu, 0, ours.shape[1], cfg)
+    reading_order = pillow_line(word, dejavu, 0, ours.shape[1], cfg)
+    # measured: 0.0 against the reversed string, 0.205 against the letters left to right
+    assert mad(ours, reversed_order) < 0.02
+    assert mad(ours, reading_order) > 0.1
+
+
+@pytest.mark.parametrize("word", ["क्ष", "क्षत्रिय"])
+def test_devanagari_conjuncts_are_shaped_narrower_than_their_letters(word: str) -> None:
+    cfg = LineRenderConfig()
+    ours = text_ink(renderer(), word)
+    width = 4 * cfg.patch * len(word)
+    unshaped = pillow_line(word, script_font("Shobhika"), 0, width, cfg)
+    # measured: mean |difference| 0.208 (क्ष) and 0.201; ink ends at column 12 vs 22, and 35 vs 51
+    assert mad(ours, unshaped[:, : ours.shape[1]]) > 0.1
+    ours_end, unshaped_end = (np.flatnonzero(ink.any(axis=0))[-1] for ink in (ours, unshaped))
+    assert ours_end < 0.8 * unshaped_end
+
+
+def test_arabic_letters_are_joined() -> None:
+    cfg, word = LineRenderConfig(), "مرحبا"
+    ours = text_ink(renderer(), word)
+    dejavu = script_font("DejaVuSans")
+    width = 4 * cfg.patch * len(word)
+    # isolated forms in either order differ from the joined word (measured: 0.166 and 0.138)
+    for unshaped in (pillow_line(word, dejavu, 0, width, cfg), pillow_line(word[::-1], dejavu, 0, width, cfg)):
+        assert mad(ours, unshaped[:, : ours.shape[1]]) > 0.08
+        assert np.flatnonzero(ours.any(axis=0))[-1] < np.flatnonzero(unshaped.any(axis=0))[-1]
+
+
+# ----------------------------------------------------------------------------- font chain and missing
+
+
+def test_fonts_used_counts_characters_per_font_of_the_chain() -> None:
+    batch = renderer().render_batch(["中文 שלום", "क्ष"])
+    assert batch.fonts_used == {"Noto Sans CJK SC": 2, "DejaVu Sans": 4, "Shobhika Regular": 3}
+    assert batch.missing == {}
+
+
+def test_a_character_in_no_font_is_counted_and_leaves_half_an_em_blank() -> None:
+    r = renderer()
+    batch = r.render_batch([f"中{HIEROGLYPH}国"])
+    assert batch.missing == {HIEROGLYPH: 1} and batch.fonts_used == {"Noto Sans CJK SC": 2}
+    ink = as_line(batch.patches[0, : batch.lengths[0] - 1])
+    assert not ink[:, 14:21].any()  # 中 ends at 14 px; the missing character takes 7 px (half an em)
+    assert ink.sum() == pytest.approx(text_ink(r, "中").sum() + text_ink(r, "国").sum(), rel=1e-5)
+    alone = r.render_batch([HIEROGLYPH])
+    assert alone.lengths.tolist() == [2] and not alone.patches[0, 0].any()
+
+
+def test_a_character_in_no_font_raises_under_the_error_policy() -> None:
+    with pytest.raises(HotStartError, match=r"U\+13000.*--missing blank"):
+        renderer(missing="error").render_batch([f"中{HIEROGLYPH}国"])
+    assert renderer(missing="error").render("中国").any()
+
+
+def test_fonts_used_and_missing_leave_out_characters_cut_by_truncation() -> None:
+    batch = renderer(max_patches=3).render_batch(["中国人民中国人民中国人民", "שלום עולם", f"中{HIEROGLYPH}国人民中国人民"])
+    assert batch.truncated.tolist() == [10, 5, 7]  # 32 px of text: 中国, שלום, 中 + half an em (国 ends at 35)
+    assert batch.fonts_used == {"Noto Sans CJK SC": 2 + 1, "DejaVu Sans": 4}
+    assert batch.missing == {HIEROGLYPH: 1}
+    assert renderer(max_patches=2).render_batch([f"中国人民{HIEROGLYPH}"]).missing == {}
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        ([""], "line 0 has nothing to draw"),
+        (["   "], "line 0 has nothing to draw"),
+        (["中国", "\u200d"], "line 1 has nothing to draw"),  # a joiner alone draws nothing
+        (["中国\n人民"], "line 0 contains a line break"),
+        (["中国\r人民"], "line 0 contains a line break"),
+    ],
+)
+def test_a_line_that_cannot_be_drawn_is_refused(lines: list[str], message: str) -> None:
+    with pytest.raises(HotStartError, match=message):
+        renderer().render_batch(lines)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"patch": 3}, "patch=3 .*an integer from 4 to 64"),
+        ({"mode": "foo"}, r"mode='foo' .*grey \| binary \| rgb"),
+        ({"cell": "foo"}, r"cell='foo' .*free \| char \| bigram"),
+        ({"max_patches": 1}, "max_patches=1 .*>= 2"),
+        ({"margin": 0.5}, "margin=0.5 .*0 <= margin < 0.5"),
+        ({"missing": "fallback"}, r"missing='fallback' .*blank \| error"),
+        ({"binary_threshold": 1.5}, "binary_threshold=1.5 .*between 0 and 1"),
+        ({"patch": 4, "margin": 0.4}, "leaves no room for text in a 4 px line"),
+    ],
+)
+def test_bad_config_is_refused_with_the_field_named(kw: dict, message: str) -> None:
+    with pytest.raises(HotStartError, match=message):
+        LineRenderConfig(**kw).validate()
+    with pytest.raises(HotStartError, match=message):
+        LineRenderer(LineRenderConfig(**kw))
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def test_settings_record_the_geometry_and_every_font_with_its_hash() -> None:
+    r = renderer(patch=8, mode="binary", cell="bigram", max_patches=64, margin=0.125)
+    s = r.settings()
+    assert (s["patch"], s["mode"], s["cell"], s["max_patches"], s["margin"]) == (8, "binary", "bigram", 64, 0.125)
+    assert s["missing"] == "blank" and s["binary_threshold"] == 0.5 and s["script_fonts"] is True
+    assert s["shaping"].startswith("raqm ") and s["freetype"] and s["pillow"]
+    noto_path, sc_face = default_font()
+    assert [(f["path"], f["face"]) for f in s["fonts"]] == [(os.path.abspath(noto_path), sc_face)] + [
+        (os.path.abspath(p), 0) for p in script_fonts()]
+    assert [f["name"] for f in s["fonts"]] == r.fonts
+    assert r.fonts[0] == "Noto Sans CJK SC" and r.fonts[-1] == "DejaVu Sans" and "Shobhika Regular" in r.fonts
+    for font in s["fonts"]:
+        assert font["sha256"] == hashlib.sha256(Path(font["path"]).read_bytes()).hexdigest(), font["name"]
+
+
+def test_fallback_fonts_come_before_the_script_fonts_in_the_chain() -> None:
+    dejavu = script_font("DejaVuSans")
+    r = renderer(fallback_fonts=(dejavu,), script_fonts=False)
+    assert r.fonts == ["Noto Sans CJK SC", "DejaVu Sans"]
+    assert r.render_batch(["שלום"]).fonts_used == {"DejaVu Sans": 4}
+    assert renderer(script_fonts=False).render_batch(["שלום"]).missing == {ch: 1 for ch in "שלום"}
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_render_text_writes_a_zoomed_png_of_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.png"
+    assert main(["render-text", "--text", HAN_LINE, "--zoom", "2", "--out", str(out)]) == 0
+    n = int(renderer().render_batch([HAN_LINE]).lengths[0])
+    with Image.open(out) as image:
+        assert image.size == (2 * 16 * n, 2 * 16)
+        pixels = np.asarray(image.convert("L"))
+    expected = np.asarray(line_image(renderer().render(HAN_LINE)))
+    np.testing.assert_array_equal(pixels[::2, ::2], expected)  # nearest-neighbour zoom of the line
+    captured = capsys.readouterr()
+    assert f"{n - 1} text patches" in captured.out and captured.err == ""
+
+
+def test_render_text_warns_how_many_characters_were_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = "中国人民中国人民中国人民"
+    assert main(["render-text", "--text", text, "--max-patches", "3", "--out", str(tmp_path / "x.png")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 10 of 12 characters cut" in err and "--max-patches 3" in err
+    with Image.open(tmp_path / "x.png") as image:
+        assert image.size == (3 * 16, 16)
+
+
+def test_render_text_with_empty_text_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render-text", "--text", "", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --text has nothing to draw") and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
