@@ -217,7 +217,7 @@ def _window_run(kind: str, accs: tuple[float, float, float], seed: int = 0, **ax
     else:
         base.update(embed_init_std=0.02)
     rows = [{"samples": s, "val_acc": a, "val_loss": 1.0} for s, a in zip((4096, 8192, 10248), accs, strict=True)]
-    return Run(f"{kind}-{seed}-{sorted(axes.items())}", {**base, **axes}, rows, None, {})
+    return Run(f"{kind}-{seed}-{sorted(axes.items())}", {**base, **axes}, rows, {"stop_reason": "max_samples"}, {})
 
 
 def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produced_it(tmp_path) -> None:
@@ -240,3 +240,17 @@ def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produc
     assert "The hot start appears with: 5. prefix curriculum (3 of 16 rows run so far)." in text and (tmp_path / "explain.png").stat().st_size > 10_000
     text, _ = explain_section(Selector(runs[:3]), tmp_path)
     assert "No candidate produced a hot start (2 of 16 rows run so far). Closest: 1. orig encoder (ResNet) (-0.20 pp" in text
+
+
+def test_a_candidate_whose_run_is_still_training_is_in_progress_not_unmeasured() -> None:
+    from hotstart.experiments.explain import candidate_rows
+    from hotstart.experiments.runs import Selector
+
+    index = _window_run("index", (0.050, 0.060, 0.07), curriculum="prefix")
+    vision = _window_run("vision", (0.045, 0.050, 0.06), curriculum="prefix")
+    vision.rows, vision.summary = vision.rows[:1], None  # evaluated at 4,096 samples so far, no summary.json yet
+    row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
+    assert row["verdict"] == "in progress" and row["lead_8192"] is None  # 8,200 may still show a lead
+    vision.summary = {"stop_reason": "early_stopping"}  # finished at 4,096: the rule reads what there is
+    row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
+    assert row["verdict"] == "no hot start"

@@ -71,7 +71,9 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
             row[f"index_{samples}"], row[f"vision_{samples}"] = _pct(i, isd, ni), _pct(v, vsd, nv)
             row[f"lead_{samples}"] = round(100 * (v - i), 2) if i is not None and v is not None else None
         found, shown = hot_lead(index, vision)
-        row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) if found
+        # no summary.json yet: still training (or killed), so later points may still show a lead
+        training = any(r.summary is None for r in index + vision)
+        row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) if found else "in progress" if training
                           else "no hot start" if shown else "not measured (window too short)")
         rows.append(row)
     ranked = sorted((r for r in rows if r.get("lead_8192") is not None), key=lambda r: -r["lead_8192"])
