@@ -19,6 +19,7 @@ from .errors import HotStartError
 
 if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a command runs
     from .render.glyph import RenderConfig
+    from .training.mae_run import MAERunConfig
     from .training.run import RunConfig
 
 
@@ -121,26 +122,50 @@ _OPTION_PATHS = {
 }
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig:
-    """RunConfig from defaults, then --preset, then --config FILE, then the options given on the command line."""
+# `hotstart train --objective mae` option -> where it goes in an MAERunConfig
+_MAE_OPTION_PATHS = {
+    "data": ("data",), "size": ("model", "size"), "mask_ratio": ("model", "mask_ratio"), "max_span": ("model", "max_span"),
+    "line_mode": ("model", "line", "mode"),
+    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts")},
+    **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
+}
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig:
+    """The run config from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
     from .models.hotstart_lm import decoder_size
     from .presets import PRESETS, deep_merge
+    from .training.mae_run import MAERunConfig, mae_train_defaults
     from .training.run import RunConfig, TrainConfig
 
-    data: dict = {"data": None, "model": {"vocab_size": 0, "decoder": to_dict(decoder_size("small-cpu"))},
-                  "train": to_dict(TrainConfig())}
+    loaded = load_yaml(args.config) if args.config is not None else {}
+    objective = args.objective or loaded.get("objective") or "next-char"
+    if objective not in ("next-char", "mae"):
+        raise HotStartError(f"unknown objective '{objective}'; choose next-char or mae")
+    mae = objective == "mae"
+    paths, other = (_MAE_OPTION_PATHS, _OPTION_PATHS) if mae else (_OPTION_PATHS, _MAE_OPTION_PATHS)
+    for dest in sorted(set(other) - set(paths) - {"size"}):  # --size names a decoder or an MAE size
+        if getattr(args, dest, None) is not None:
+            raise HotStartError(f"--{dest.replace('_', '-')} is not an option of --objective {objective} runs; "
+                                "drop it, or choose the objective it belongs to")
+    if mae:
+        data: dict = {"data": None, "objective": "mae", "model": {}, "train": to_dict(mae_train_defaults())}
+        if args.preset is not None:
+            raise HotStartError("--preset names a next-char experiment of the HotStart paper; drop it for --objective mae")
+    else:
+        data = {"data": None, "model": {"vocab_size": 0, "decoder": to_dict(decoder_size("small-cpu"))},
+                "train": to_dict(TrainConfig())}
     if args.preset is not None:
         if args.preset not in PRESETS:
             raise HotStartError(f"unknown preset '{args.preset}'; choose one of {', '.join(PRESETS)}")
         data = deep_merge(data, PRESETS[args.preset])
-    if args.config is not None:
-        data = deep_merge(data, load_yaml(args.config))
-    if args.size is not None:
+    data = deep_merge(data, loaded)
+    if args.size is not None and not mae:
         data["model"]["decoder"] = to_dict(decoder_size(args.size))
     if args.no_curriculum:
         data["train"]["curriculum"] = False
-    for dest, path in _OPTION_PATHS.items():
+    for dest, path in paths.items():
         if getattr(args, dest, None) is not None:
             node = data
             for key in path[:-1]:
@@ -148,13 +173,14 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
             node[path[-1]] = getattr(args, dest)
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
-    cfg = from_dict(RunConfig, data)
-    cfg.model.input.validate()
+    cfg = from_dict(MAERunConfig if mae else RunConfig, data)
+    cfg.model.validate() if mae else cfg.model.input.validate()
     return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train an index or vision model on a prepared corpus; writes a run folder."""
+    """Train a model on a prepared corpus: HotStart's index or vision LM (next-char, the default) or
+    PIXEL-M4's masked autoencoder over rendered lines (--objective mae); writes a run folder."""
     from .training.loop import train
 
     summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
@@ -162,9 +188,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     final = summary["final"]
+    accuracy = {"val_acc": final["val_acc"]} if "val_acc" in final else {}
     print(json.dumps({"run": args.out, "samples": summary["samples"], "stop_reason": summary["stop_reason"],
-                      "val_acc": final["val_acc"], "val_loss": final["val_loss"], "precision":
-                      summary["environment"]["precision"]}))
+                      **accuracy, "val_loss": final["val_loss"], "precision": summary["environment"]["precision"]}))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -306,7 +332,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """`hotstart train` options beyond the input path: decoder, schedule, evaluation, hardware."""
     g = p.add_argument_group("decoder")
-    g.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768)")
+    g.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768); "
+                                  "mae: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
     for name, typ in (("n_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float)):
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
     g = p.add_argument_group("training")
@@ -392,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__ + (
         " Settings come from the defaults, then --preset, then --config, then the options given here."))
     p.add_argument("--data", help="folder written by `hotstart prepare`")
+    p.add_argument("--objective", help="next-char (default): HotStart's LM | mae: PIXEL-M4's masked autoencoder "
+                                       "over rendered lines, one line per corpus sequence")
     p.add_argument("--input", help="index (default) | vision")
     p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
@@ -416,6 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-init-std", type=float, help="index: wte init std (default 0.02)")
     p.add_argument("--tie-head", action="store_true", default=None,
                    help="tie lm_head to the input table as GPT2LMHeadModel does (index: the head is wte)")
+    g = p.add_argument_group("masked autoencoder (--objective mae; also --size tiny|small-cpu|base, --font, "
+                             "--face, --fallback-font, --missing for the line renderer)")
+    g.add_argument("--mask-ratio", type=float, help="share of patches masked (default 0.25, PIXEL's)")
+    g.add_argument("--max-span", type=int, help="longest span of neighbouring masked patches (default 6, PIXEL's)")
+    g.add_argument("--patch", type=int, help="line height and patch side in pixels (default 16)")
+    g.add_argument("--line-mode", help="grey (default) | binary | rgb")
+    g.add_argument("--cell", help="free (default: running text) | char | bigram")
+    g.add_argument("--max-patches", type=int, help="patches per line, a square number (default 529 = 23 x 23)")
     _add_train_options(p)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")

@@ -143,3 +143,22 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tiny_corpus: 
     monkeypatch.setenv("WORLD_SIZE", "3")  # what torchrun --nproc_per_node 3 sets
     assert main(args(tiny_corpus, tmp_path / "r")) == 2
     assert "does not split evenly over 3 processes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_two_processes_train_the_masked_autoencoder_as_one_does(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    # every line masks the same number of patches, so the mean of two half batches' losses is the
+    # whole batch's, and each rank's masks are those of its lines in the one-process batch
+    mae = ["train", "--objective", "mae", "--data", str(tiny_corpus.path), "--size", "tiny", "--max-patches", "49",
+           "--batch-size", "8", "--max-samples", "48", "--eval-every", "16", "--eval-sequences", "8",
+           "--lr-max", "3e-3", "--warmup-samples", "8", "--precision", "fp32", "--device", "cpu", "--quiet"]
+    assert main([*mae, "--out", str(tmp_path / "one")]) == 0
+    finish(torchrun(*mae, "--out", str(tmp_path / "two")))
+    one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
+    assert [r["samples"] for r in one] == [r["samples"] for r in two] == [0, 16, 32, 48]
+    for a, b in zip(one, two):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=TOLERANCE)
+        assert (a["train_loss"] is None and b["train_loss"] is None) or \
+            b["train_loss"] == pytest.approx(a["train_loss"], rel=TOLERANCE)
+    assert one[-1]["val_loss"] != one[0]["val_loss"]  # the weights moved, so agreement means something

@@ -3,7 +3,6 @@ exporting an index run, and prompts longer than the decoder's position table."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -27,7 +26,6 @@ from hotstart.training.run import load_run
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 REGULAR, BOLD = FONTS / "DejaVuSans.ttf", FONTS / "DejaVuSans-Bold.ttf"  # the same em box: the same point size
-train_module = importlib.import_module("hotstart.training.loop")  # the package also exports a function `train`
 
 
 @pytest.fixture
@@ -134,8 +132,10 @@ def test_a_vocabulary_past_65535_entries_is_stored_as_uint32_and_trains_and_eval
 
     # The input-vector statistics of every evaluation compare all pairs of characters: ~30 s at this
     # size on 2 cores. Here they are taken over the first 1,000 characters only.
-    real = train_module.embedding_spread
-    monkeypatch.setattr(train_module, "embedding_spread", lambda table, *a, **k: real(table[:1003], *a, **k))
+    from hotstart.training import next_char
+
+    real = next_char.embedding_spread
+    monkeypatch.setattr(next_char, "embedding_spread", lambda table, *a, **k: real(table[:1003], *a, **k))
     run = tmp_path / "run"
     assert main(["train", "--data", str(data), "--size", "tiny", "--batch-size", "8", "--max-samples", "16",
                  "--eval-every", "8", "--eval-sequences", "8", "--schedule", "cosine", "--warmup-samples", "8",

@@ -109,9 +109,10 @@ def test_a_few_steps_lower_the_loss_and_reconstruct_keeps_visible_patches(lines:
     assert not torch.equal(shown[mask], patches[mask])
 
 
-@pytest.mark.parametrize("field, value, words", [("size", "huge", "unknown MAE size"),
-                                                 ("max_patches", 500, "square number"),
-                                                 ("mask_ratio", 1.0, "mask_ratio"), ("channels", 2, "channels")])
-def test_a_bad_mae_setting_is_refused_by_name(field: str, value: object, words: str) -> None:
+@pytest.mark.parametrize("settings, words", [({"size": "huge"}, "unknown MAE size"),
+                                             ({"line": LineRenderConfig(max_patches=500)}, "square number"),
+                                             ({"line": LineRenderConfig(mode="colour")}, "mode"),
+                                             ({"mask_ratio": 1.0}, "mask_ratio"), ({"max_span": 0}, "max_span")])
+def test_a_bad_mae_setting_is_refused_by_name(settings: dict, words: str) -> None:
     with pytest.raises(HotStartError, match=words):
-        PixelMAE(MAEConfig(**{"size": "tiny", field: value}))
+        PixelMAE(MAEConfig(**{"size": "tiny", **settings}))

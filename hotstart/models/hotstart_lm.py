@@ -293,6 +293,14 @@ class HotStartLM(nn.Module):
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
         return logits, loss
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters AdamW leaves undecayed besides biases and norms: the embedding tables, and a tied
+        head (for vision, GPT2LMHeadModel's otherwise unused wte)."""
+        names = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Embedding)}
+        if self.config.tie_head:
+            names.add("lm_head.weight")
+        return names
+
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part: input path (and its encoder/adapter), decoder, head, total."""
         count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)

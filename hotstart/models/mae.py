@@ -14,7 +14,7 @@ binary lines and three for rgb.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from torch import nn
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
 from ..errors import HotStartError
+from ..render.line import LineRenderConfig
 
 
 @dataclass
@@ -49,12 +50,9 @@ class MAEConfig:
 
     size: str = "small-cpu"
     """tiny | small-cpu | base (PIXEL-M4's)."""
-    patch: int = 16
-    """Patch side in pixels: the line renderer's patch."""
-    max_patches: int = 529
-    """Patches per line; must be a square number (the line is laid out on a square grid)."""
-    channels: int = 1
-    """1 for grey and binary lines, 3 for rgb."""
+    line: LineRenderConfig = field(default_factory=LineRenderConfig)
+    """How lines are rendered: its patch, mode and max_patches (a square number: the line is laid
+    out on a square grid) shape the model."""
     mask_ratio: float = 0.25
     """Share of the patches masked (PIXEL: 25%)."""
     max_span: int = 6
@@ -65,6 +63,21 @@ class MAEConfig:
     """Dropout in the encoder and decoder blocks (ViT-MAE's default: none)."""
 
     @property
+    def patch(self) -> int:
+        """Patch side in pixels: the line renderer's."""
+        return self.line.patch
+
+    @property
+    def max_patches(self) -> int:
+        """Patches per line."""
+        return self.line.max_patches
+
+    @property
+    def channels(self) -> int:
+        """3 for rgb lines, 1 for grey and binary."""
+        return 3 if self.line.mode == "rgb" else 1
+
+    @property
     def grid(self) -> int:
         """Patches per side of the square image."""
         return math.isqrt(self.max_patches)
@@ -73,6 +86,7 @@ class MAEConfig:
         """Raise HotStartError naming the first bad field."""
         if self.size not in MAE_SIZES:
             raise HotStartError(f"unknown MAE size '{self.size}'; choose one of {', '.join(MAE_SIZES)}")
+        self.line.validate()
         if self.grid ** 2 != self.max_patches:
             raise HotStartError(f"max_patches {self.max_patches} is not a square number; the MAE lays a line out on "
                                 f"a square grid of patches (PIXEL: 529 = 23 x 23)")
@@ -80,8 +94,6 @@ class MAEConfig:
             raise HotStartError(f"mask_ratio must be between 0 and 1, got {self.mask_ratio}")
         if self.max_span < 1:
             raise HotStartError(f"max_span must be at least 1, got {self.max_span}")
-        if self.channels not in (1, 3):
-            raise HotStartError(f"channels must be 1 (grey, binary) or 3 (rgb), got {self.channels}")
 
     def vit_config(self) -> ViTMAEConfig:
         """The `transformers` config this builds."""
@@ -144,6 +156,11 @@ class PixelMAE(nn.Module):
         cfg.validate()
         self.config = cfg
         self.mae = ViTMAEForPreTraining(cfg.vit_config())
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters AdamW leaves undecayed besides biases and norms: the class and mask tokens (as
+        MAE's and timm's recipes; the position embeddings are fixed sin-cos tables, not trained)."""
+        return {"mae.vit.embeddings.cls_token", "mae.decoder.mask_token"}
 
     def to_image(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, N, P, P) or (B, N, P, P, C) -> (B, C, G*P, G*P): patch k at grid row k // G, column k % G."""

@@ -1,9 +1,9 @@
 """The training loop, shared by every input path, and the run folder it writes.
 
 A run folder is the unit of record:
-    config.yaml      the full RunConfig (data, model, train); the run is rebuilt from it
+    config.yaml      the full run config (objective, data, model, train); the run is rebuilt from it
     vocab.json       the vocabulary the weights index into
-    render.json      vision runs: render settings with the font's name and SHA-256
+    render.json      render settings with the font's name and SHA-256 (vision and line runs)
     metrics.jsonl    one row per evaluation (samples, step, epoch, lr, train_loss, val_*, input_*, ...)
     summary.json     what a sweep or report reads: parameters, precision, best and final metrics
     checkpoints/     best.safetensors (lowest validation loss), last.safetensors, and
@@ -36,11 +36,7 @@ from ..data.prepared import (
     Vocab,
 )
 from ..errors import HotStartError
-from ..models.embedding_stats import embedding_spread, input_table
-from ..models.hotstart_lm import (
-    HotStartLM,
-    format_parameter_counts,
-)
+from ..models.hotstart_lm import format_parameter_counts
 from ..plot import NullBoard, TensorBoard
 from . import distributed
 from .checkpoint import (
@@ -51,9 +47,14 @@ from .checkpoint import (
     training_state_progress,
     write_json,
 )
-from .evaluate import evaluate
+from .mae_run import MaskedPatches
+from .next_char import NextChar, next_char_loss
+from .objective import Batch, Objective
 from .precision import Precision, resolve
-from .run import RunConfig, TrainConfig, build_model, write_run_files
+from .run import TrainConfig
+
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches)}
+"""Every kind of run the loop trains, by the `objective` of its config."""
 
 DIVERGED = ("non_finite_loss", "non_finite_weights")
 """Stop reasons of a run whose weights or loss went non-finite: no last.safetensors, and an error."""
@@ -87,14 +88,14 @@ def eval_due(before: int, after: int, cfg: TrainConfig) -> bool:
     return dense or late
 
 
-def make_optimizer(model: HotStartLM, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only (as GPT-2 / nanoGPT)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-    if model.config.tie_head:  # a tied head is an embedding table (for vision, GPT2LMHeadModel's unused wte)
-        embeddings.add(id(model.lm_head.weight))
-    decay = [p for p in params if p.dim() >= 2 and id(p) not in embeddings]
-    no_decay = [p for p in params if p.dim() < 2 or id(p) in embeddings]
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (as GPT-2 / nanoGPT): not on biases, norms, or
+    the tensors the model names in `no_weight_decay()` (embedding tables, MAE's mask token), as timm."""
+    exempt = set(model.no_weight_decay())
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    decay = [p for name, p in named if p.dim() >= 2 and name not in exempt]
+    no_decay = [p for name, p in named if p.dim() < 2 or name in exempt]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # The fused kernel updates every tensor in one pass, much faster than the per-tensor default
     # on a CPU (bench/run.py times whole steps against a plain loop that uses the default).
@@ -130,10 +131,14 @@ def check_free_space(run_dir: Path, n_params: int) -> None:
                             f"{needed / 2**20:,.0f} MiB; free some space or choose another --out")
 
 
-def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
+def _check_same_config(run_dir: Path, cfg: Any) -> None:
     """Refuse to resume a run with other settings than it was started with."""
+    saved_data = load_yaml(run_dir / "config.yaml")
+    if saved_data.get("objective", NextChar.name) != cfg.objective:
+        raise HotStartError(f"cannot resume {run_dir}: it is a {saved_data.get('objective', NextChar.name)} run, not "
+                            f"{cfg.objective}; pass the --objective it was started with, or another --out")
     # through the dataclasses and back, so a setting added since the run started counts at its default
-    saved = to_dict(from_dict(RunConfig, load_yaml(run_dir / "config.yaml")))
+    saved = to_dict(from_dict(type(cfg), saved_data))
     now = to_dict(cfg)
     differ = [f"{section}.{key}" for section in ("model", "train") for key in set(saved.get(section, {})) | set(now[section])
               if saved.get(section, {}).get(key) != now[section].get(key)]
@@ -224,9 +229,10 @@ def _resumed_precision(run_dir: Path, asked: str) -> str:
     return saved
 
 
-def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False,
+def train(cfg: Any, out_dir: str | Path, progress: bool = True, overwrite: bool = False,
           resume: bool = False) -> dict[str, Any]:
-    """Train one run into `out_dir` and return its summary (also written to summary.json).
+    """Train one run into `out_dir` and return its summary (also written to summary.json). `cfg` is
+    the run config of an objective (RunConfig for next-char, MAERunConfig for mae).
 
     With `resume`, a run killed at any point continues from its last evaluation and ends with the
     metrics an uninterrupted run would have had (timings aside); a run that never reached its first
@@ -234,12 +240,12 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     """
     tc = cfg.train
     tc.validate()
-    cfg.model.input.validate()
+    if cfg.objective not in OBJECTIVES:
+        raise HotStartError(f"unknown objective '{cfg.objective}'; choose one of {', '.join(OBJECTIVES)}")
     corpus = PreparedCorpus.load(cfg.data)
     cfg.data = str(Path(cfg.data).resolve())
-    cfg.model.vocab_size = len(corpus.vocab)
-    if cfg.model.decoder.n_positions < corpus.seq_len:
-        raise HotStartError(f"decoder n_positions {cfg.model.decoder.n_positions} < corpus seq_len {corpus.seq_len}")
+    objective = OBJECTIVES[cfg.objective](cfg, corpus)
+    objective.check()
     asked = _resumed_precision(Path(out_dir), tc.precision) if resume else tc.precision
     prec = resolve(tc.device, asked)
     if asked != tc.precision:
@@ -247,14 +253,15 @@ def train(cfg: RunConfig, out_dir: str | Path, progress: bool = True, overwrite:
     group, device = distributed.join(prec.device, tc.batch_size)
     prec = Precision(prec.name, device, prec.reason)
     try:
-        return _train(cfg, corpus, prec, group, Path(out_dir), progress, overwrite, resume)
+        return _train(objective, prec, group, Path(out_dir), progress, overwrite, resume)
     finally:
         distributed.leave(group)
 
 
-def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distributed.Group, run_dir: Path,
+def _train(objective: Objective, prec: Precision, group: distributed.Group, run_dir: Path,
            progress: bool, overwrite: bool, resume: bool) -> dict[str, Any]:
-    """The body of `train` once the corpus, precision and process group are settled."""
+    """The body of `train` once the objective, precision and process group are settled."""
+    cfg, corpus = objective.config, objective.corpus
     tc = cfg.train
     state_path = run_dir / "checkpoints" / "state.safetensors"
     if resume and (run_dir / "summary.json").exists():
@@ -269,19 +276,14 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
     group.barrier()
     progress = progress and group.is_main
     torch.manual_seed(tc.seed)
-    model = build_model(cfg.model, corpus.vocab, progress).to(prec.device)
-    if tc.freeze_decoder:
-        model.decoder.requires_grad_(False)
-    if tc.compile:
-        model.decoder.compile()  # in place: parameter names, and so checkpoints, stay the same
-    counts = model.parameter_counts()
+    model = objective.build_model(progress).to(prec.device)
+    counts = objective.parameter_counts(model)
     if group.is_main:
         check_free_space(run_dir, sum(p.numel() for p in model.parameters()))
-        write_run_files(run_dir, cfg, corpus.vocab)
-        print(f"parameters ({cfg.model.input.kind}):\n{format_parameter_counts(counts)}", file=sys.stderr)
+        objective.write_run_files(run_dir)
+        print(f"parameters ({objective.describe()}):\n{format_parameter_counts(counts)}", file=sys.stderr)
         print(f"device {prec.device}, precision {prec.describe()}, processes {group.world}", file=sys.stderr)
 
-    val = corpus.sequences(corpus.val_index[: tc.eval_sequences] if tc.eval_sequences else corpus.val_index)
     order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum, tc.curriculum_order)
     optimizer, scaler = make_optimizer(model, tc), prec.grad_scaler()
     schedule_samples = tc.schedule_samples or 1_000_000
@@ -309,11 +311,11 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
         # which is what the error at the end points the user to.
         if not weights_finite(model):
             return group.agree("non_finite_weights")
-        row = _evaluation_row(model, val, prec, tc, state, lr_at(state.step, tc, total_steps), start)
+        row = _evaluation_row(objective, model, prec, state, lr_at(state.step, tc, total_steps), start)
         if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
             return group.agree("non_finite_weights")  # finite but overflowing weights: still diverged
         state.rows.append(row)
-        bar.set_postfix(loss=row["train_loss"], val_acc=f"{row['val_acc']:.4f}")
+        bar.set_postfix({"loss": row["train_loss"], objective.progress_metric: f"{row[objective.progress_metric]:.4f}"})
         if row["val_loss"] < state.best_val_loss:
             state.best_val_loss, state.evals_since_best = row["val_loss"], 0
             save_weights(model, run_dir / "checkpoints" / "best.safetensors")
@@ -327,19 +329,20 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
         with metrics_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         board.log(row)
+        objective.after_evaluation(model, run_dir, row)
         return group.agree(None if state.evals_since_best < tc.patience else "early_stopping")
 
     trainer = distributed.wrap(model, group, prec.device)
-    stop_reason = _loop(trainer, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group)
+    stop_reason = _loop(trainer, objective, order, optimizer, scaler, prec, total_steps, state, bar, log_eval, group)
     bar.close()
     board.close()
     if not group.is_main:
-        return _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
+        return _summary(objective, counts, prec, state, stop_reason, time.perf_counter() - start)
     if stop_reason not in DIVERGED and not weights_finite(model):  # say a max_epochs stop between evaluations
         stop_reason = "non_finite_weights"
     if stop_reason not in DIVERGED:  # diverged weights are not a checkpoint worth keeping
         save_weights(model, run_dir / "checkpoints" / "last.safetensors")
-    summary = _summary(cfg, counts, prec, state, stop_reason, time.perf_counter() - start)
+    summary = _summary(objective, counts, prec, state, stop_reason, time.perf_counter() - start)
     write_json(run_dir / "summary.json", summary)
     if state.bad_steps and stop_reason not in DIVERGED:
         print(f"warning: {state.bad_steps} of {state.step} steps were skipped for a non-finite loss or gradient; "
@@ -356,12 +359,13 @@ def _train(cfg: RunConfig, corpus: PreparedCorpus, prec: Precision, group: distr
     return summary
 
 
-def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state, bar, log_eval, group) -> str:
+def _loop(model, objective, order, optimizer, scaler, prec, total_steps, state, bar, log_eval, group) -> str:
     """Step until max_samples, max_epochs or early stopping; return why it stopped.
 
     With several processes each one trains on its slice of the same global batch, and the loss
     that is logged and checked for NaN is the mean over all of them, so every rank decides alike.
     """
+    tc = objective.config.train
     model.train()
     if not state.rows and (stop := log_eval()):  # samples = 0: the untrained model, the left end of every curve
         return stop
@@ -372,11 +376,11 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
         if tc.max_epochs is not None and epoch >= tc.max_epochs:
             return "max_epochs"
         t0 = time.perf_counter()
-        batch = corpus.sequences(group.shard(index)).to(prec.device, non_blocking=True)  # (B / world, L)
+        batch = _to_device(objective.batch(group.shard(index), state.step), prec.device)  # this process's slice
         lr = lr_at(state.step, tc, total_steps)
         for param_group in optimizer.param_groups:
             param_group["lr"] = lr
-        mean_loss, stepped = train_step(model, batch, optimizer, scaler, prec, tc.grad_clip, group.mean)
+        mean_loss, stepped = train_step(model, batch, optimizer, scaler, prec, tc.grad_clip, group.mean, objective.loss)
         if stepped:
             state.loss_sum += mean_loss.item()
             state.loss_steps += 1
@@ -398,11 +402,19 @@ def _loop(model, corpus, order, optimizer, scaler, prec, tc, total_steps, state,
             return stop
 
 
-def train_step(model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.optim.Optimizer,
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    """An objective's batch (a tensor or a tuple of them) on `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def train_step(model: torch.nn.Module, batch: Batch, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, prec: Precision, grad_clip: float,
-               reduce: Callable[[torch.Tensor], torch.Tensor] = lambda loss: loss) -> tuple[torch.Tensor, bool]:
-    """One optimiser step on a batch of sequences; returns the loss (averaged over processes by `reduce`)
-    and whether the step was taken.
+               reduce: Callable[[torch.Tensor], torch.Tensor] = lambda loss: loss,
+               loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor] = next_char_loss) -> tuple[torch.Tensor, bool]:
+    """One optimiser step on a batch; returns the loss `loss_fn` computes (an objective's loss;
+    next-character by default), averaged over processes by `reduce`, and whether the step was taken.
 
     A non-finite loss, or a finite loss whose gradient is not finite (an overflow in the backward pass,
     which clipping would spread into every weight as NaN), leaves the weights and the optimiser's
@@ -411,7 +423,7 @@ def train_step(model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.opt
     same function.
     """
     with prec.autocast():
-        _, loss = model(batch[:, :-1], batch[:, 1:], return_logits=False)
+        loss = loss_fn(model, batch)
     optimizer.zero_grad(set_to_none=True)
     mean_loss = reduce(loss.detach())
     if not torch.isfinite(mean_loss):
@@ -435,23 +447,16 @@ def weights_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
-def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:
-    """Evaluate on `val` and build one metrics.jsonl row; resets the running train-loss average."""
-    metrics = evaluate(model, val, prec, tc.batch_size)
-    # how distinct the characters' input vectors are now (a collapsed encoder keeps a model on the
-    # most-frequent-character plateau); a fraction of a second next to the evaluation itself
-    spread = embedding_spread(input_table(model))
+def _evaluation_row(objective: Objective, model: torch.nn.Module, prec: Precision, state: _Progress, lr: float,
+                    start: float) -> dict[str, Any]:
+    """Evaluate with the objective and build one metrics.jsonl row; resets the running train-loss average."""
     row = {
         "samples": state.samples,
         "step": state.step,
         "epoch": state.epoch,
         "lr": lr,
         "train_loss": state.loss_sum / state.loss_steps if state.loss_steps else None,
-        "val_loss": metrics["val_loss"],
-        "val_acc": metrics["val_acc"],
-        "val_ppl": metrics["val_ppl"],
-        "input_mean_cosine": spread["mean_cosine"],
-        "input_near_duplicates": spread["near_duplicate_share"],
+        **objective.evaluate(model, prec),
         "samples_per_s": state.samples_since_eval / state.train_time if state.train_time > 0 else None,
         "wall_s": time.perf_counter() - start,
     }
@@ -459,18 +464,15 @@ def _evaluation_row(model, val, prec, tc, state, lr, start) -> dict[str, Any]:
     return row
 
 
-def _summary(cfg: RunConfig, counts: dict[str, int], prec: Precision, state: _Progress, stop_reason: str, wall_s: float) -> dict[str, Any]:
+def _summary(objective: Objective, counts: dict[str, int], prec: Precision, state: _Progress, stop_reason: str,
+             wall_s: float) -> dict[str, Any]:
     """summary.json: what a sweep or a report reads instead of parsing logs."""
     rows = state.rows
     best = min(rows, key=lambda r: r["val_loss"]) if rows else None
     speeds = [r["samples_per_s"] for r in rows if r["samples_per_s"]]
     return {
-        "input": cfg.model.input.kind,
-        "encoder": cfg.model.input.encoder.name if cfg.model.input.kind == "vision" else None,
-        "res": cfg.model.input.render.res if cfg.model.input.kind == "vision" else None,
-        "crop": cfg.model.input.render.crop if cfg.model.input.kind == "vision" else None,
-        "decoder": to_dict(cfg.model.decoder),
-        "seed": cfg.train.seed,
+        **objective.summary_fields(),
+        "seed": objective.config.train.seed,
         "parameters": counts,
         "samples": state.samples,
         "steps": state.step,

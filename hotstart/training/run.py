@@ -136,6 +136,8 @@ class RunConfig:
     """Folder written by `hotstart prepare`."""
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
+    objective: str = "next-char"
+    """What the run learns (training/objective.py); next-char: HotStart's next-character prediction."""
 
 
 def build_model(cfg: ModelConfig, vocab: Vocab, progress: bool = True) -> HotStartLM:
@@ -181,7 +183,11 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
-    cfg = from_dict(RunConfig, load_yaml(run_dir / "config.yaml"))
+    saved = load_yaml(run_dir / "config.yaml")
+    if saved.get("objective", "next-char") != "next-char":
+        raise HotStartError(f"{run_dir} is an {saved['objective']} run; this command reads next-char runs "
+                            "(HotStart's index and vision LMs)")
+    cfg = from_dict(RunConfig, saved)
     corpus = PreparedCorpus.load(cfg.data)
     if (run_dir / "vocab.json").is_file():
         vocab = Vocab.load(run_dir / "vocab.json")

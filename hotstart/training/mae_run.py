@@ -1,0 +1,201 @@
+"""PIXEL-M4's objective: reconstruct the masked patches of rendered lines (shared/papers/pixel-m4.md).
+
+What it hands the shared loop (objective.py):
+
+    batch      one line per corpus sequence (a prepared corpus of seq_len ~ max_patches characters),
+               rendered by render/line.py, and its span mask, drawn from (seed, step, sequence): a
+               resumed run masks exactly what the uninterrupted run would have
+    loss       ViTMAE's MSE on the masked patches' normalised pixels (models/mae.py)
+    evaluate   val_loss on the first eval_sequences validation lines under fixed masks, so the
+               curve moves only with the weights
+    plot       reconstructions/SAMPLES.png at every evaluation: the input, what the encoder saw,
+               and the reconstruction, for the first validation lines
+
+Our reading where the paper is silent: a line is one sequence of a prepared corpus (its <sep>
+between documents and <unk> drawn as spaces), not sentences packed until the line is full; a line
+longer than max_patches is cut at a whole character (the run's summary says how many were).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from ..config import save_yaml, to_dict
+from ..data.prepared import SPECIALS
+from ..errors import HotStartError
+from ..models.mae import MAEConfig, PixelMAE, span_mask
+from ..render.line import LineRenderer, has_visible, line_image
+from .checkpoint import write_json
+from .objective import Objective
+from .precision import Precision
+from .run import TrainConfig
+
+PLOTTED_LINES = 2
+"""Validation lines drawn in each reconstruction plot."""
+
+
+@dataclass
+class MAERunConfig:
+    """A masked-autoencoder run: which prepared corpus, which model, how to train it."""
+
+    data: str
+    """Folder written by `hotstart prepare`; each sequence becomes one line (--seq-len 528 fills 529 CJK patches)."""
+    model: MAEConfig = field(default_factory=MAEConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    objective: str = "mae"
+    """What the run learns (training/objective.py)."""
+
+
+def mae_train_defaults() -> TrainConfig:
+    """Training settings of an mae run unless given: our CPU-scale reading. PIXEL-M4 trains 1M steps of
+    256 lines; the paper summary gives no learning rate or schedule, so we use MAE's usual shape (linear
+    warm-up, cosine decay) with a peak that learns within a CPU budget, no curriculum (HotStart's is
+    about sequences of characters), and a small fixed validation set evaluated every 512 lines."""
+    return TrainConfig(batch_size=32, lr_max=5e-4, schedule="cosine", warmup_samples=1024, curriculum=False,
+                       eval_every=512, dense_until=4096, eval_every_late=2048, eval_sequences=64)
+
+
+class MaskedPatches(Objective):
+    """Masked-patch reconstruction with a PixelMAE over rendered lines."""
+
+    name = "mae"
+    progress_metric = "val_loss"
+    config: MAERunConfig
+
+    def check(self) -> None:
+        """Settings the MAE cannot train with; the renderer and the validation lines, drawn once."""
+        cfg, tc = self.config.model, self.config.train
+        cfg.validate()
+        if tc.freeze_decoder:
+            raise HotStartError("--freeze-decoder freezes a next-char run's GPT-2 decoder; an mae run has none to freeze")
+        self.renderer = LineRenderer(cfg.line)
+        self._text = np.array([" " if token in SPECIALS else token for token in self.corpus.vocab.tokens], dtype=object)
+        val = self.corpus.val_index
+        self._val = val[: tc.eval_sequences] if tc.eval_sequences else val
+        rendered = [self.renderer.render_batch(self._lines(self._val[s : s + 64])) for s in range(0, len(self._val), 64)]
+        self._val_masks = self._masks(self._val, np.concatenate([r.lengths for r in rendered]), stream=1)
+        self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
+
+    def _lines(self, index: np.ndarray) -> list[str]:
+        """The text of sequences `index`, one line each."""
+        lines = []
+        for row in self.corpus.sequences(index).numpy():
+            text = "".join(self._text[row])
+            lines.append(text if has_visible(text) else self.corpus.vocab.decode(row))  # only specials: draw their names
+        return lines
+
+    def _masks(self, index: np.ndarray, lengths: np.ndarray, stream: int, step: int = 0) -> np.ndarray:
+        """(B, N) span masks, each line's drawn from (seed, stream, step, its sequence index): training
+        (stream 0) and validation (stream 1) never share masks, and sharding a batch changes none."""
+        cfg = self.config.model
+        rows = [span_mask(lengths[b : b + 1], cfg.max_patches, cfg.n_masked, cfg.max_span,
+                          np.random.default_rng([self.config.train.seed, stream, step, int(i)]))
+                for b, i in enumerate(np.asarray(index).tolist())]
+        return np.concatenate(rows)
+
+    def build_model(self, progress: bool) -> PixelMAE:
+        """ViTMAE for the configured size and line geometry; compiled if asked."""
+        model = PixelMAE(self.config.model)
+        if self.config.train.compile:
+            model.mae.compile()  # in place: parameter names, and so checkpoints, stay the same
+        return model
+
+    def write_run_files(self, run_dir: Path) -> None:
+        """config.yaml, vocab.json (the lines' characters) and render.json (the line renderer with its fonts)."""
+        save_yaml(to_dict(self.config), run_dir / "config.yaml")
+        self.corpus.vocab.save(run_dir / "vocab.json")
+        write_json(run_dir / "render.json", self.renderer.settings())
+
+    def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, P, P[, C]) line patches and their (B, N) span mask at `step`."""
+        lines = self.renderer.render_batch(self._lines(index))
+        mask = self._masks(index, lines.lengths, 0, step)
+        return torch.from_numpy(lines.patches), torch.from_numpy(mask)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """ViTMAE's loss on the masked patches."""
+        patches, mask = batch
+        loss, _ = model(patches, mask)
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, precision: Precision) -> dict[str, float]:
+        """Mean loss over the validation lines under their fixed masks (every line masks the same count)."""
+        was_training = model.training
+        model.eval()
+        total, size = 0.0, self.config.train.batch_size
+        for start in range(0, len(self._val), size):
+            index = self._val[start : start + size]
+            patches = torch.from_numpy(self.renderer.render_batch(self._lines(index)).patches)
+            mask = torch.from_numpy(self._val_masks[start : start + size])
+            with precision.autocast():
+                loss, _ = model(patches.to(precision.device), mask.to(precision.device))
+            total += loss.float().item() * len(index)
+        model.train(was_training)
+        return {"val_loss": total / max(len(self._val), 1)}
+
+    def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
+        """reconstructions/SAMPLES.png: input, masked input and reconstruction of the first validation lines."""
+        index = self._val[:PLOTTED_LINES]
+        patches = torch.from_numpy(self.renderer.render_batch(self._lines(index)).patches)
+        mask = torch.from_numpy(self._val_masks[: len(index)])
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            shown = model.reconstruct(patches.to(next(model.parameters()).device), mask).float().cpu()
+        model.train(was_training)
+        out = run_dir / "reconstructions"
+        out.mkdir(exist_ok=True)
+        reconstruction_plot(patches, mask, shown, self.config.model, f"{row['samples']:,} samples, "
+                            f"val_loss {row['val_loss']:.4f}").save(out / f"{row['samples']:09d}.png")
+
+    def summary_fields(self) -> dict[str, Any]:
+        """Model size, line geometry, masking, and how many validation lines were cut at max_patches."""
+        cfg = self.config.model
+        return {"objective": self.name, "size": cfg.size, "line": to_dict(cfg.line), "mask_ratio": cfg.mask_ratio,
+                "max_span": cfg.max_span, "val_lines": len(self._val), "val_lines_truncated": self.truncated_lines}
+
+    def describe(self) -> str:
+        """mae and its size."""
+        return f"mae {self.config.model.size}"
+
+    def parameter_counts(self, model: nn.Module) -> dict[str, int]:
+        """Encoder (ViT), decoder (the light MAE decoder), total: trainable parameters."""
+        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
+        return {"encoder": count(model.mae.vit), "decoder": count(model.mae.decoder), "total": count(model)}
+
+
+def reconstruction_plot(patches: torch.Tensor, mask: torch.Tensor, shown: torch.Tensor, cfg: MAEConfig,
+                        title: str) -> Image.Image:
+    """One row per line: the input, what the encoder saw (masked patches grey), the reconstruction;
+    each as the square grid ViTMAE reads (row by row)."""
+    grids = []
+    for b in range(patches.shape[0]):
+        seen = patches[b].clone()
+        seen[mask[b]] = 0.5
+        grids.append([_grid(x, cfg) for x in (patches[b], seen, shown[b])])
+    side, pad, top = grids[0][0].width, 8, 24
+    image = Image.new("L", (3 * side + 4 * pad, len(grids) * (side + pad) + pad + top), 255)
+    draw = ImageDraw.Draw(image)
+    draw.text((pad, 6), f"input | masked ({cfg.mask_ratio:.0%}, spans <= {cfg.max_span}) | reconstruction   {title}", fill=0)
+    for r, row in enumerate(grids):
+        for c, grid in enumerate(row):
+            image.paste(grid, (pad + c * (side + pad), top + r * (side + pad)))
+    return image
+
+
+def _grid(patches: torch.Tensor, cfg: MAEConfig) -> Image.Image:
+    """(N, P, P[, C]) patches -> the G x G grid image, black ink on white."""
+    g, p = cfg.grid, cfg.patch
+    rows = [line_image(patches[r * g : (r + 1) * g].numpy()) for r in range(g)]
+    image = Image.new(rows[0].mode, (g * p, g * p))
+    for r, row in enumerate(rows):
+        image.paste(row, (0, r * p))
+    return image.convert("L")
