@@ -3,18 +3,23 @@
     python bench/run.py            # the full benchmark (about 25 minutes on 2 CPU cores)
     python bench/run.py --quick    # the same keys in under 10 minutes
     python bench/run.py --only render   # one of the data benchmarks alone (prepare, bank, render): seconds
+    python bench/run.py --only mae      # the masked-autoencoder step against plain transformers alone: minutes
 
 Prints a table with each target and, as its last line, one JSON object:
     train_ratio_simp_index / train_ratio_orig_index   training samples/s, vision (8x8) over index
     eval_ratio_vision_index                           evaluation tokens/s, vision over index
     ratio_ours_plain      our training samples/s over a plain transformers GPT2LMHeadModel loop
     ratio_chunked_plain_head  index training samples/s, the step's chunked head loss over the plain one
+    train_ratio_mae_plain  our MAE training samples/s (train_step, PixelMAE small-cpu, MaskedPatches loss)
+                          over a plain transformers ViTMAEForPreTraining loop, same weights and batches
     mfu                   achieved training FLOP/s (index) over this machine's measured matmul peak
     prepare_chars_per_s   `prepare` on the built-in corpus
     bank_render_s_20k     rendering a 20,000-glyph bank at 8x8, no cache
     render_lines_per_s    lines of 529 grey 16x16 patches (free cells, iNews text), warm glyph cache, one core
 All training variants use the small-cpu decoder (4 x 256), batch 128, 128-character sequences,
-the built-in corpus's vocabulary and the precision `auto` picks (or --precision).
+the built-in corpus's vocabulary and the precision `auto` picks (or --precision). The MAE pair instead
+trains the small-cpu ViTMAE on batches of MAE_LINES (8) lines of 529 patches: the built-in corpus prepared again
+with 528-character sequences, one line each, rendered and masked before timing.
 """
 
 from __future__ import annotations
@@ -42,10 +47,12 @@ from hotstart.experiments.throughput import (
     training_flops,
 )
 from hotstart.models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from hotstart.models.mae import MAEConfig, PixelMAE, mask_noise
 from hotstart.render.glyph import GlyphRenderer, RenderConfig
 from hotstart.render.line import LineRenderConfig, LineRenderer
 from hotstart.training.evaluate import evaluate
 from hotstart.training.loop import cpu_name, make_optimizer, train_step
+from hotstart.training.mae_run import MAERunConfig, MaskedPatches, mae_train_defaults
 from hotstart.training.precision import Precision, resolve
 from hotstart.training.run import TrainConfig, build_model
 
@@ -54,6 +61,7 @@ TARGETS = {  # key: (target, higher is better)
     "train_ratio_orig_index": (0.90, True),
     "eval_ratio_vision_index": (0.99, True),
     "ratio_ours_plain": (1.0, True),
+    "train_ratio_mae_plain": (1.0, True),
     "mfu": (0.25, True),
     "prepare_chars_per_s": (2e6, True),
     "bank_render_s_20k": (5.0, False),
@@ -157,6 +165,54 @@ def ours_step(inp: InputConfig, corpus, batches: list[torch.Tensor], prec: Preci
     return (lambda i: train_step(stepped, batches[i % len(batches)], optimizer, scaler, prec, 1.0)), model
 
 
+MAE_LINES = 8
+"""Lines per timed MAE step: an mae run's default batch is 32, but a step of 32 lines of the small-cpu
+ViTMAE takes ~9 s on 2 cores, and what the ratio measures (the step around the model) does not need it."""
+
+
+def mae_steps(prec: Precision, n_batches: int = 3) -> tuple[dict, int]:
+    """Our MAE training step and a plain transformers ViTMAE loop, from the same initial weights, on
+    the same few batches (rendered and masked here, untimed); also returns the lines per batch."""
+    cfg = MAERunConfig(data="", model=MAEConfig(size="small-cpu"), train=mae_train_defaults())
+    cfg.train.batch_size = MAE_LINES
+    with tempfile.TemporaryDirectory() as tmp:  # a line is one sequence: 528 characters fill 529 patches
+        corpus = prepare(PrepareConfig(corpus="inews", seq_len=528, val_sequences=cfg.train.eval_sequences),
+                         Path(tmp) / "data", progress=False)
+        cfg.data = str(corpus.path)
+        objective = MaskedPatches(cfg, corpus)
+        objective.check()
+        order = SampleOrder(corpus.train_index, seed=0, batch_size=cfg.train.batch_size)
+        batches = [tuple(t.to(prec.device) for t in objective.batch(order.batch(i)[0], i)) for i in range(n_batches)]
+    torch.manual_seed(0)
+    ours = PixelMAE(cfg.model).to(prec.device)
+    optimizer, scaler = make_optimizer(ours, cfg.train), prec.grad_scaler()
+    plain = transformers.ViTMAEForPreTraining(cfg.model.vit_config()).to(prec.device)
+    plain.load_state_dict(ours.mae.state_dict())
+    plain_opt = torch.optim.AdamW(plain.parameters(), lr=cfg.train.lr_max)
+    # the plain loop gets ViTMAE's own inputs ready-made, so only the step itself is compared
+    with torch.no_grad():
+        plain_inputs = [(ours.to_image(patches), mask_noise(mask)) for patches, mask in batches]
+
+    def plain_step(i: int) -> None:
+        """As the LM's plain_step: forward, backward, default AdamW; no clipping, no scaler."""
+        image, noise = plain_inputs[i % n_batches]
+        with prec.autocast():
+            loss = plain(pixel_values=image, noise=noise).loss
+        plain_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        plain_opt.step()
+
+    ours_step = lambda i: train_step(ours, batches[i % n_batches], optimizer, scaler, prec, cfg.train.grad_clip,
+                                     loss_fn=objective.loss)
+    return {"mae (ours)": ours_step, "mae plain transformers": plain_step}, cfg.train.batch_size
+
+
+def bench_mae(prec: Precision, rounds: int, warmup: int) -> dict[str, float]:
+    """Samples/s (lines) of our MAE step and of the plain ViTMAE loop, taking turns (median of rounds)."""
+    steps, lines = mae_steps(prec)
+    return {name: median_rate(secs, lines) for name, secs in alternate(steps, rounds, per_round=2, warmup=warmup).items()}
+
+
 def matmul_peak(prec: Precision, repeats: int) -> float:
     """The best median FLOP/s of square matmuls in this precision (the MFU denominator)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec.name, torch.float32)
@@ -201,13 +257,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     parser.add_argument("--profile", action="store_true", help="also print where a step's time goes (index, vision-orig)")
-    parser.add_argument("--only", choices=("prepare", "bank", "render"), help="run one data benchmark alone")
+    parser.add_argument("--only", choices=("prepare", "bank", "render", "mae"), help="run one benchmark alone")
     args = parser.parse_args()
-    if args.only:
-        run_only(args.only, 1 if args.quick else 3)
-        return
     transformers.logging.set_verbosity_error()  # the plain model's config notices are not results
     rounds, repeats = (5, 1) if args.quick else (11, 3)
+    if args.only:
+        run_only(args, rounds, repeats)
+        return
     started = time.perf_counter()
     prec = resolve(args.device, args.precision)
     log = lambda msg: print(f"[{time.perf_counter() - started:6.0f} s] {msg}", file=sys.stderr, flush=True)
@@ -254,6 +310,9 @@ def main() -> None:
         log("precision: the index step in fp32 and in bf16, taking turns")
     achieved = flops_index * train_rate["index"] / 128
     precisions = compare_precisions(corpus, batches, prec, rounds) if prec.device.type == "cpu" else {}
+    log("MAE training: ours vs plain transformers ViTMAE, taking turns")
+    mae_rate = bench_mae(prec, rounds, warmup=1 if args.quick else 2)
+    train_rate.update({f"{name} ({MAE_LINES} lines of 529 patches)": rate for name, rate in mae_rate.items()})
     log("done")
     result = {
         "train_ratio_simp_index": train_rate["vision-simp"] / train_rate["index"],
@@ -261,6 +320,7 @@ def main() -> None:
         "eval_ratio_vision_index": eval_rate["vision-simp"] / eval_rate["index"],
         "ratio_ours_plain": train_rate["index"] / train_rate["plain transformers"],
         "ratio_chunked_plain_head": train_rate["index"] / train_rate["index, plain head loss"],
+        "train_ratio_mae_plain": mae_rate["mae (ours)"] / mae_rate["mae plain transformers"],
         "mfu": achieved / peak,
         "prepare_chars_per_s": prepare_rate,
         "bank_render_s_20k": bank_s,
@@ -278,14 +338,26 @@ def main() -> None:
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
-def run_only(name: str, repeats: int) -> None:
-    """One data benchmark on its own: the command, the machine, and its keys as one JSON line."""
-    torch.set_num_threads(1)  # these run on one core (numpy and Pillow are single-threaded here anyway)
-    result = {"prepare": lambda: {"prepare_chars_per_s": bench_prepare(repeats)},
-              "bank": lambda: {"bank_render_s_20k": bench_bank(repeats)},
-              "render": lambda: dict(zip(("render_lines_per_s", "render_first_batch_s"), bench_lines(repeats)))}[name]()
+def run_only(args, rounds: int, repeats: int) -> None:
+    """One benchmark on its own: the command, the machine, and its keys as one JSON line."""
+    if args.only == "mae":  # a training step: every thread and the chosen precision, as in the full run
+        prec = resolve(args.device, args.precision)
+        rate = bench_mae(prec, rounds, warmup=1 if args.quick else 2)
+        result = {"train_ratio_mae_plain": rate["mae (ours)"] / rate["mae plain transformers"]}
+        notes = [f"{name}: {r:.1f} lines/s, {MAE_LINES / r:.2f} s per step (median)"
+                 for name, r in rate.items()]
+        machine = f"{torch.get_num_threads()} threads, device {prec.device}, precision {prec.describe()}"
+    else:
+        torch.set_num_threads(1)  # these run on one core (numpy and Pillow are single-threaded here anyway)
+        result = {"prepare": lambda: {"prepare_chars_per_s": bench_prepare(repeats)},
+                  "bank": lambda: {"bank_render_s_20k": bench_bank(repeats)},
+                  "render": lambda: dict(zip(("render_lines_per_s", "render_first_batch_s"),
+                                             bench_lines(repeats)))}[args.only]()
+        machine, notes = "1 core", []
     print(" ".join(["python bench/run.py", *sys.argv[1:]]))
-    print(f"{cpu_name()}, 1 core, python {platform.python_version()}, numpy {np.__version__}")
+    print(f"{cpu_name()}, {machine}, python {platform.python_version()}, numpy {np.__version__}")
+    for note in notes:
+        print(note)
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
 
 
