@@ -194,7 +194,7 @@ def test_the_explain_grid_varies_one_candidate_per_run_and_the_report_keeps_them
 
     specs = grid_runs("explain", SCALES["cpu"])
     names = [s.name for s in specs]
-    assert len(names) == len(set(names)) == 21 and names[:2] == ["hot-index-s0", "hot-simp-8x8-s0"]
+    assert len(names) == len(set(names)) == 24 and names[:2] == ["hot-index-s0", "hot-simp-8x8-s0"]
     reference = {kind: to_dict(spec.run_config(SCALES["cpu"], "D")) for kind, spec in zip(("index", "vision"), specs)}
     runs = []
     for spec in specs:
@@ -207,6 +207,13 @@ def test_the_explain_grid_varies_one_candidate_per_run_and_the_report_keeps_them
     assert [r.name for r in select("hot", "vision", curriculum="prefix")] == ["hot-simp-8x8-prefix-s0"]
     assert [r.name for r in select("hot", "index", onecycle_div=7.5, span=2_000_000)] == ["hot-index-div7.5-span2M-s0"]
     assert [r.name for r in select("hot", "vision", res=40, pool=0, patch=1)] == ["hot-simp-40x40-pool0-patch1-s0"]
+    # 8. the paper's decoder: the last three runs, gpt2-small to the paper's 10,248 samples (80 steps of 128)
+    assert names[-3:] == ["hot-index-gpt2-small-s0", "hot-orig-8x8-gpt2-small-s0", "hot-orig-8x8-nonorm-gpt2-small-s0"]
+    for spec in specs[-3:]:
+        cfg = spec.run_config(SCALES["cpu"], "D")
+        assert cfg.model.decoder.n_layer == 12 and cfg.model.decoder.n_embd == 768 and cfg.train.max_samples == 10_240
+    assert [r.name for r in select("hot", "index", size="gpt2-small")] == ["hot-index-gpt2-small-s0"]
+    assert not any(s.size for s in grid_runs("explain", SCALES["smoke"]))  # a smoke sweep stays seconds per run
 
 
 def _window_run(kind: str, accs: tuple[float, float, float], seed: int = 0, **axes) -> Run:
@@ -235,11 +242,11 @@ def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produc
     assert [r["lead_8192"] for r in measured] == [6.5, -0.2, -1.0]
     assert measured[0]["verdict"] == "hot start at 6,152, 8,200, 10,248" and measured[1]["verdict"] == "no hot start"
     assert measured[0]["index_runs"] == runs[3].name  # the prefix vision run is compared with the prefix index run
-    assert len(rows) == 16 and rows[-1]["verdict"] == "not run yet"
+    assert len(rows) == 18 and rows[-1]["verdict"] == "not run yet"
     text, _ = explain_section(Selector(runs), tmp_path)
-    assert "The hot start appears with: 5. prefix curriculum (3 of 16 rows run so far)." in text and (tmp_path / "explain.png").stat().st_size > 10_000
+    assert "The hot start appears with: 5. prefix curriculum (3 of 18 rows run so far)." in text and (tmp_path / "explain.png").stat().st_size > 10_000
     text, _ = explain_section(Selector(runs[:3]), tmp_path)
-    assert "No candidate produced a hot start (2 of 16 rows run so far). Closest: 1. orig encoder (ResNet) (-0.20 pp" in text
+    assert "No candidate produced a hot start (2 of 18 rows run so far). Closest: 1. orig encoder (ResNet) (-0.20 pp" in text
 
 
 def test_a_candidate_whose_run_is_still_training_is_in_progress_not_unmeasured() -> None:

@@ -44,6 +44,10 @@ CANDIDATES: list[tuple[str, dict[str, Any] | None, dict[str, Any], str]] = [
     ("7. inputs at the index table's length", None, {"input_scale": "index-init"}, PAPER_8),
     ("7. each pixel position standardised", None, {"pixel_norm": "position"}, PAPER_8),
     ("7. inputs centred over the vocabulary", None, {"center": True}, PAPER_8),
+    ("8. orig at the paper's decoder (gpt2-small)", {"size": "gpt2-small"}, {"encoder": "orig", "size": "gpt2-small"},
+     PAPER_ORIG),
+    ("8. orig without the output LayerNorm at gpt2-small", {"size": "gpt2-small"},
+     {"encoder": "orig", "output_norm": "none", "size": "gpt2-small"}, PAPER_ORIG),
 ]
 
 

@@ -68,6 +68,8 @@ class Scale:
     ablation_sizes: tuple[str, ...]
     """Decoder sizes the decoder-size ablation compares with `size`."""
     about: str
+    paper_decoder_samples: int | None = None
+    """explain grid, scales below the paper's decoder: the length of its gpt2-small runs (None: none)."""
 
 
 SCALES: dict[str, Scale] = {
@@ -76,7 +78,10 @@ SCALES: dict[str, Scale] = {
                    about="checks the machinery: every run for seconds; the numbers mean nothing"),
     "cpu": Scale("cpu", size="small-cpu", seq_len=128, batch_size=128, hot_samples=16384, eval_every=2048,
                  final_samples=24576, eval_sequences=512, hot_seeds=(0, 1, 2), ablation_sizes=("tiny", "medium-cpu"),
-                 about="small-cpu decoder (4x256), hours on 2 CPU cores"),
+                 about="small-cpu decoder (4x256), hours on 2 CPU cores",
+                 # the paper's 10,248 samples, rounded to the evaluation point 80 steps of 128 reach: a
+                 # gpt2-small step takes ~55 s on 2 cores, so each such run costs over an hour
+                 paper_decoder_samples=10_240),
     "paper": Scale("paper", size="gpt2-small", seq_len=128, batch_size=128, hot_samples=16384, eval_every=2048,
                    final_samples=None, eval_sequences=None, hot_seeds=(0, 1, 2), ablation_sizes=("small-cpu",),
                    about="the paper's protocol: GPT-2 small, early stopping, full validation set; for a GPU"),
@@ -109,6 +114,7 @@ class RunSpec:
     onecycle_div: float = 25.0  # paper schedule: start lr = 1.5e-3 / div
     span: int | None = None  # paper schedule: samples the OneCycle spans (None: our reading, 1,000,000)
     curriculum: str = "fresh"
+    samples: int | None = None  # hot protocol: a shorter window than the scale's (explain's gpt2-small runs)
 
     @property
     def name(self) -> str:
@@ -145,10 +151,10 @@ class RunSpec:
                               pixel_norm=self.pixel_norm, output_norm=self.output_norm, input_scale=self.input_scale,
                               center=self.center)
         tc = TrainConfig(batch_size=scale.batch_size, eval_sequences=scale.eval_sequences, seed=self.seed,
-                         eval_every=scale.eval_every, dense_until=scale.hot_samples, onecycle_div=self.onecycle_div,
+                         eval_every=scale.eval_every, dense_until=self.samples or scale.hot_samples, onecycle_div=self.onecycle_div,
                          schedule_samples=self.span, curriculum_order=self.curriculum)
         if self.protocol == "hot":
-            tc.max_samples = scale.hot_samples
+            tc.max_samples = self.samples or scale.hot_samples
         elif scale.final_samples is not None:  # a fixed budget: the schedule anneals within it
             tc.max_samples = tc.schedule_samples = scale.final_samples
         if self.schedule == "warmup":
@@ -224,6 +230,12 @@ def grid_explain(scale: Scale) -> list[RunSpec]:
     # 7. scale and spread of what the decoder receives
     runs += [_vision("hot", 8, input_scale="index-init"), _vision("hot", 8, pixel_norm="position"),
              _vision("hot", 8, center=True)]
+    # 8. the paper's decoder, where the scale's is smaller: index, orig, and the closest of 1-7 at cpu
+    # scale (orig without the output LayerNorm: report.md, the explain table), last as they cost the most
+    if scale.paper_decoder_samples:
+        big = {"size": "gpt2-small", "samples": scale.paper_decoder_samples}
+        runs += [_index("hot", **big), _vision("hot", 8, encoder="orig", **big),
+                 _vision("hot", 8, encoder="orig", output_norm="none", **big)]
     return runs
 
 
