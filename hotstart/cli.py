@@ -99,7 +99,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     """Clean, count and encode a corpus into a prepared folder (vocabulary, memmap, splits)."""
     from .data.prepared import PrepareConfig, prepare
 
-    cfg = PrepareConfig(corpus=args.corpus, format=args.format, encoding=args.encoding,
+    cfg = PrepareConfig(corpus=args.corpus[0], extra_corpora=args.corpus[1:], format=args.format, encoding=args.encoding,
                         normalization=args.normalization, min_freq=args.min_freq, seq_len=args.seq_len,
                         val_sequences=args.val_sequences, seed=args.seed, split_lines=args.split_lines)
     prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
@@ -118,6 +118,7 @@ _OPTION_PATHS = {
         "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
         "onecycle_div",
         "eval_every", "dense_until", "eval_every_late", "eval_sequences", "patience", "precision", "device", "seed",
+        "balance_languages",
         "freeze_decoder", "tensorboard", "compile")},
 }
 
@@ -351,6 +352,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="fresh (default: each epoch the first n(e) of a new permutation) | prefix (the first n(e) "
                         "of one fixed order, so each epoch re-sees the earlier ones)")
     g.add_argument("--freeze-decoder", action="store_true", default=None, help="train only the input path and head (ablation)")
+    g.add_argument("--balance-languages", action=argparse.BooleanOptionalAction, default=None,
+                   help="sample a corpus prepared from several languages equally, as PIXEL-M4 (default: on for mae, "
+                        "off for next-char; needs --no-curriculum)")
     g.add_argument("--seed", type=int, help="seed for weights and sample order (default 0)")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-every", type=int, help="evaluate every N samples up to --dense-until")
@@ -403,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render_text)
 
     p = sub.add_parser("prepare", help=cmd_prepare.__doc__, description=cmd_prepare.__doc__)
-    p.add_argument("--corpus", required=True, help="'inews' (built in) or a file/folder")
+    p.add_argument("--corpus", required=True, action="append",
+                   help="'inews' (built in), another built-in name, or a file/folder; repeat it to prepare several "
+                        "sources into one folder (validation drawn equally from each language)")
     p.add_argument("--format", default="auto", help="auto | thucnews | text | jsonl (default auto)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default utf-8)")
     p.add_argument("--normalization", default="NFKC", help="NFKC (default) | NFC | NFKD | NFD | none")

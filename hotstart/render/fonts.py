@@ -178,11 +178,17 @@ def load_face(path: str, face: int, em_px: float, shaped: bool = False, em_box: 
 
 
 def script_fonts() -> list[str]:
-    """Installed fonts for the scripts the default font (Han, Latin, Cyrillic) lacks, as "path" specs:
-    a Devanagari font where one is installed (`pip install devanagari-fonts` bundles Shobhika;
-    Debian's fonts-noto-core has Noto Sans Devanagari), then DejaVu Sans, which matplotlib ships
-    (Hebrew, Arabic, Greek, Armenian, Georgian and more)."""
+    """Installed fonts for the characters the default font lacks, as "path" specs, in the order they
+    are tried: DejaVu Sans, which matplotlib ships (the Cyrillic letters Noto Sans CJK SC lacks, such as
+    Ukrainian і ї є ґ, and Hebrew, Arabic, Greek, Armenian, Georgian), then a Devanagari font where one
+    is installed (`pip install devanagari-fonts` bundles Shobhika; Debian's fonts-noto-core has Noto
+    Sans Devanagari). DejaVu comes first so that Cyrillic never falls to a Devanagari font's own."""
+    import matplotlib
+
     found = []
+    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if dejavu.is_file():
+        found.append(str(dejavu))
     try:
         from importlib.resources import files
 
@@ -193,11 +199,6 @@ def script_fonts() -> list[str]:
     debian = Path("/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf")
     if debian.is_file():
         found.append(str(debian))
-    import matplotlib
-
-    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    if dejavu.is_file():
-        found.append(str(dejavu))
     return found
 
 

@@ -284,7 +284,8 @@ def _train(objective: Objective, prec: Precision, group: distributed.Group, run_
         print(f"parameters ({objective.describe()}):\n{format_parameter_counts(counts)}", file=sys.stderr)
         print(f"device {prec.device}, precision {prec.describe()}, processes {group.world}", file=sys.stderr)
 
-    order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum, tc.curriculum_order)
+    groups = corpus.sequence_languages[corpus.train_index] if tc.balance_languages else None
+    order = SampleOrder(corpus.train_index, tc.seed, tc.batch_size, tc.curriculum, tc.curriculum_order, groups)
     optimizer, scaler = make_optimizer(model, tc), prec.grad_scaler()
     schedule_samples = tc.schedule_samples or 1_000_000
     total_steps = math.ceil(schedule_samples / tc.batch_size)

@@ -18,6 +18,7 @@ longer than max_patches is cut at a whole character (the run's summary says how 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..config import save_yaml, to_dict
-from ..data.prepared import SPECIALS
+from ..data.prepared import SPECIALS, PreparedCorpus
 from ..errors import HotStartError
 from ..models.mae import MAEConfig, PixelMAE, span_mask
 from ..render.line import LineRenderer, has_visible, line_image
@@ -57,9 +58,20 @@ def mae_train_defaults() -> TrainConfig:
     """Training settings of an mae run unless given: our CPU-scale reading. PIXEL-M4 trains 1M steps of
     256 lines; the paper summary gives no learning rate or schedule, so we use MAE's usual shape (linear
     warm-up, cosine decay) with a peak that learns within a CPU budget, no curriculum (HotStart's is
-    about sequences of characters), and a small fixed validation set evaluated every 512 lines."""
+    about sequences of characters), the corpus's languages sampled equally (PIXEL-M4's), and a small fixed
+    validation set evaluated every 512 lines."""
     return TrainConfig(batch_size=32, lr_max=5e-4, schedule="cosine", warmup_samples=1024, curriculum=False,
-                       eval_every=512, dense_until=4096, eval_every_late=2048, eval_sequences=64)
+                       balance_languages=True, eval_every=512, dense_until=4096, eval_every_late=2048, eval_sequences=64)
+
+
+def _validation_lines(corpus: PreparedCorpus, n: int | None) -> np.ndarray:
+    """The first `n` validation sequences (all for None); from a corpus of several languages, the
+    first n / languages of each, so every language weighs alike in val_loss."""
+    val, languages = corpus.val_index, corpus.sequence_languages[corpus.val_index]
+    names = np.unique(languages)
+    if n is None or len(names) < 2:
+        return val[:n] if n else val
+    return np.sort(np.concatenate([val[languages == name][: max(1, n // len(names))] for name in names]))
 
 
 class MaskedPatches(Objective):
@@ -77,11 +89,14 @@ class MaskedPatches(Objective):
             raise HotStartError("--freeze-decoder freezes a next-char run's GPT-2 decoder; an mae run has none to freeze")
         self.renderer = LineRenderer(cfg.line)
         self._text = np.array([" " if token in SPECIALS else token for token in self.corpus.vocab.tokens], dtype=object)
-        val = self.corpus.val_index
-        self._val = val[: tc.eval_sequences] if tc.eval_sequences else val
+        self._val = _validation_lines(self.corpus, tc.eval_sequences)
         rendered = [self.renderer.render_batch(self._lines(self._val[s : s + 64])) for s in range(0, len(self._val), 64)]
-        self._val_masks = self._masks(self._val, np.concatenate([r.lengths for r in rendered]), stream=1)
+        lengths = np.concatenate([r.lengths for r in rendered])
+        self._val_masks = self._masks(self._val, lengths, stream=1)
         self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
+        languages = self.corpus.sequence_languages[self._val]
+        # how full a line is (PIXEL packs text until it is full; one sequence per line does not)
+        self.line_patches = {str(name) or "all": float(np.median(lengths[languages == name])) for name in np.unique(languages)}
 
     def _lines(self, index: np.ndarray) -> list[str]:
         """The text of sequences `index`, one line each."""
@@ -127,19 +142,23 @@ class MaskedPatches(Objective):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, precision: Precision) -> dict[str, float]:
-        """Mean loss over the validation lines under their fixed masks (every line masks the same count)."""
+        """Mean loss over the validation lines under their fixed masks (every line masks the same
+        count), and per language where the corpus has several (val_loss_en, ...)."""
         was_training = model.training
         model.eval()
-        total, size = 0.0, self.config.train.batch_size
+        losses, size = [], self.config.train.batch_size
         for start in range(0, len(self._val), size):
             index = self._val[start : start + size]
             patches = torch.from_numpy(self.renderer.render_batch(self._lines(index)).patches)
             mask = torch.from_numpy(self._val_masks[start : start + size])
             with precision.autocast():
-                loss, _ = model(patches.to(precision.device), mask.to(precision.device))
-            total += loss.float().item() * len(index)
+                losses.extend(model.line_losses(patches.to(precision.device), mask.to(precision.device)).tolist())
         model.train(was_training)
-        return {"val_loss": total / max(len(self._val), 1)}
+        losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
+        metrics = {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan}
+        if len(np.unique(languages)) > 1:
+            metrics.update({f"val_loss_{name}": float(losses_arr[languages == name].mean()) for name in np.unique(languages)})
+        return metrics
 
     def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
         """reconstructions/SAMPLES.png: input, masked input and reconstruction of the first validation lines."""
@@ -160,7 +179,8 @@ class MaskedPatches(Objective):
         """Model size, line geometry, masking, and how many validation lines were cut at max_patches."""
         cfg = self.config.model
         return {"objective": self.name, "size": cfg.size, "line": to_dict(cfg.line), "mask_ratio": cfg.mask_ratio,
-                "max_span": cfg.max_span, "val_lines": len(self._val), "val_lines_truncated": self.truncated_lines}
+                "max_span": cfg.max_span, "val_lines": len(self._val), "val_lines_truncated": self.truncated_lines,
+                "val_line_patches_median": self.line_patches}
 
     def describe(self) -> str:
         """mae and its size."""

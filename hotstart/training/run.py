@@ -76,6 +76,9 @@ class TrainConfig:
     """Which sequences a curriculum epoch takes: fresh (the first n(e) of a new permutation each epoch)
     or prefix (the first n(e) of one fixed order, reshuffled each epoch, so epoch e re-sees every
     sequence of the epochs before it; our reading of the paper's sample counts)."""
+    balance_languages: bool = False
+    """Sample the corpus's languages equally (a corpus prepared from several, PIXEL-M4's); needs
+    curriculum off. One language: no effect."""
     eval_every: int = 2048
     """Evaluate every this many samples up to dense_until (the hot-start window)."""
     dense_until: int = 16384
