@@ -151,3 +151,14 @@ def test_the_optimizer_does_not_decay_the_character_table(tiny_corpus: PreparedC
     named = dict(model.named_parameters())
     assert id(named["bert.bert.embeddings.word_embeddings.weight"]) not in decayed
     assert id(named["bert.bert.encoder.layer.0.attention.self.query.weight"]) in decayed
+
+
+def test_the_loss_on_labelled_positions_alone_is_bertformaskedlms_own(tiny_corpus: PreparedCorpus) -> None:
+    made = objective(tiny_corpus)
+    torch.manual_seed(0)
+    model = made.build_model(progress=False).eval()
+    ids, labels = made.batch(tiny_corpus.train_index[:4], step=0)
+    loss, logits = model(ids, labels)
+    own = model.bert(input_ids=ids, attention_mask=(ids != PAD_ID).long(), labels=labels)
+    torch.testing.assert_close(loss, own.loss)
+    torch.testing.assert_close(logits, own.logits[labels != IGNORE])

@@ -95,11 +95,11 @@ class MaskedChars(Objective):
         for start in range(0, len(ids), size):
             x, y = ids[start : start + size].to(precision.device), labels[start : start + size].to(precision.device)
             with precision.autocast():
-                _, logits = model(x, y)
-            chosen = y != IGNORE
-            loss_sum += nn.functional.cross_entropy(logits[chosen].float(), y[chosen], reduction="sum").item()
-            correct += int((logits[chosen].argmax(-1) == y[chosen]).sum())
-            count += int(chosen.sum())
+                _, logits = model(x, y)  # the labelled positions', in order
+            target = y[y != IGNORE]
+            loss_sum += nn.functional.cross_entropy(logits.float(), target, reduction="sum").item()
+            correct += int((logits.argmax(-1) == target).sum())
+            count += len(target)
         model.train(was_training)
         return {"val_loss": loss_sum / max(count, 1), "val_acc": correct / max(count, 1)}
 
