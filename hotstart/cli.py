@@ -223,7 +223,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     cfg = FinetuneConfig(task=args.task, seeds=_int_list(args.seeds, "--seeds"),
                          train_examples=_int_list(args.train_examples or "", "--train-examples"), max_chars=args.max_chars,
-                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, checkpoint=args.checkpoint,
+                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, mode=args.mode, checkpoint=args.checkpoint,
                          precision=args.precision, device=args.device)
     if not cfg.seeds:
         raise HotStartError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
@@ -519,9 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(a seeded random subset; default: all of them)")
     p.add_argument("--max-chars", type=int, default=0, help="characters of each document read (default: the "
                                                             "pretraining sequence length)")
-    p.add_argument("--epochs", type=int, default=4, help="epochs; the one with the best dev macro-F1 is tested (default 4)")
+    p.add_argument("--mode", default="full", help="full (default): fine-tune the whole model | probe: only a linear "
+                                                  "layer on the frozen encoder's vectors, computed once (far cheaper)")
+    p.add_argument("--epochs", type=int, default=0, help="epochs; the one with the best dev macro-F1 is tested "
+                                                         "(default: 4 full, 30 probe)")
     p.add_argument("--batch-size", type=int, default=32, help="documents per step (default 32)")
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate: a tenth warm-up, cosine decay (default 1e-4)")
+    p.add_argument("--lr", type=float, default=0.0, help="peak learning rate: a tenth warm-up, cosine decay "
+                                                         "(default: 1e-4 full, 1e-3 probe)")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32 (default auto)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", required=True, help="folder for finetune.json (a rerun with the same settings resumes)")

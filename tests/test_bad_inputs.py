@@ -160,6 +160,7 @@ CASES = [
              ("dev", '{"text": "好", "label": "pos"}\n'), ("test", '{"text": "还行", "label": "neutral"}\n'))]),
     Case("finetune-task-missing-split", "a task folder without dev.jsonl", "finetune {run} --task {tmp}/task --out {tmp}/ft",
          "has no dev.jsonl", _write("task/train.jsonl", '{"text": "好", "label": 1}\n')),
+    Case("finetune-mode-unknown", "unknown --mode", "finetune {run} --mode lora --out {tmp}/ft", "unknown fine-tuning mode"),
     Case("finetune-seeds-bad", "--seeds that are not integers", "finetune {run} --seeds a,b --out {tmp}/ft", "--seeds"),
     Case("input-unknown", "unknown input path", TRAIN + " --input pixels", "unknown input"),
     Case("size-unknown", "unknown decoder size", "train --data {data} --input index --size huge --out {tmp}/r", "huge"),

@@ -118,6 +118,22 @@ def test_fine_tuning_learns_a_separable_task_from_every_kind_of_run(runs: dict[s
         assert result["curve"][0]["test_acc"] >= 0.9, kind  # chance is 0.5
 
 
+def test_a_linear_probe_trains_only_the_layer_on_fixed_vectors_and_learns(runs: dict[str, Path],
+                                                                          tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from hotstart.tasks import classification
+
+    task = separable_task(tmp_path / "task", tiny_corpus)
+    calls = []
+    real = classification.pooled_features
+    monkeypatch.setattr(classification, "pooled_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = FinetuneConfig(task=str(task), seeds=[0, 1], mode="probe", batch_size=8, precision="fp32", device="cpu")
+    result = finetune(runs["mlm"], cfg, tmp_path / "probe", progress=False)
+    assert len(calls) == 3  # each split's vectors once, not once per seed or epoch
+    assert result["mode"] == "probe" and result["epochs"] == 30
+    assert result["curve"][0]["test_acc"] >= 0.9
+
+
 def test_seeds_and_a_learning_curve_come_from_one_command_and_a_rerun_resumes(runs: dict[str, Path],
                                                                                tiny_corpus: PreparedCorpus,
                                                                                tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 Every kind of pretrained run becomes a pooled encoder: the mean of its last hidden states over the
 document's characters (HotStart's index and vision LMs, the character BERT) or over the patches its
-text covers (the pixel MAE, read without masking). A dropout and a linear layer on top, and the whole
-model is fine-tuned (PIXEL's protocol) for a few epochs; the epoch with the best macro-F1 on the dev
-documents gives the test figures. Each (seed, number of labelled examples) is one fine-tuning, so the
-learning curve and the spread over seeds come from one command.
+text covers (the pixel MAE, read without masking). A dropout and a linear layer go on top, and either
+the whole model is fine-tuned (`full`, PIXEL's protocol) or only the linear layer on the frozen
+encoder's vectors, computed once and standardised (`probe`: a fraction of the cost, so it affords
+every point of a learning curve on a CPU). The epoch with the best macro-F1 on the dev documents gives
+the test figures. Each (seed, number of labelled examples) is one fine-tuning, so the learning curve
+and the spread over seeds come from one command.
 
 Every model sees the same characters of a document: its cleaned text (the corpus's NFKC cleaning)
 encoded with the run's vocabulary and cut to the first `max_chars`, characters outside the vocabulary
@@ -36,6 +38,9 @@ from ..training.loop import lr_at, make_optimizer
 from ..training.precision import Precision, resolve
 from ..training.run import TrainConfig
 
+MODE_DEFAULTS = {"full": {"epochs": 4, "lr": 1e-4}, "probe": {"epochs": 30, "lr": 1e-3}}
+"""Epochs and peak learning rate of each fine-tuning mode unless given (our choices for a CPU budget:
+a few epochs for a whole pretrained model, many for a linear layer on fixed vectors)."""
 BUILTIN_TASKS = {"inews-sentiment": "the built-in corpus's 3 sentiment classes (labels 0, 1, 2 as packaged)"}
 SPLITS = ("train", "dev", "test")
 
@@ -183,6 +188,33 @@ class MAEEncoder(PooledEncoder):
         return masked_mean(h, covered)
 
 
+class FrozenFeatures(PooledEncoder):
+    """A linear probe's input: each document's vector, computed once by the frozen encoder."""
+
+    kind = "frozen"
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+
+    def inputs(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
+        return (torch.from_numpy(np.stack(rows)),)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+@torch.no_grad()
+def pooled_features(encoder: PooledEncoder, docs: list[np.ndarray], batch_size: int, precision: Precision) -> np.ndarray:
+    """(n, width) float32: every document's vector from the encoder in evaluation mode."""
+    encoder.eval()
+    out = []
+    for start in range(0, len(docs), batch_size):
+        with precision.autocast():
+            out.append(encoder(*_to(encoder.inputs(docs[start : start + batch_size]), precision.device)).float().cpu())
+    return torch.cat(out).numpy()
+
+
 @dataclass
 class Pretrained:
     """A run folder read for fine-tuning: its encoder, vocabulary and sequence length."""
@@ -243,12 +275,16 @@ class FinetuneConfig:
     empty: all of them only."""
     max_chars: int = 0
     """Characters of each document the model reads; 0: the pretraining sequence length."""
-    epochs: int = 4
+    epochs: int = 0
+    """0: the mode's default (MODE_DEFAULTS)."""
     batch_size: int = 32
-    lr: float = 1e-4
-    """Peak learning rate (linear warm-up over the first tenth, cosine decay), AdamW, weight decay 0.01."""
+    lr: float = 0.0
+    """Peak learning rate (linear warm-up over the first tenth, cosine decay), AdamW, weight decay 0.01;
+    0: the mode's default (MODE_DEFAULTS)."""
     dropout: float = 0.1
     """Dropout on the pooled vector before the linear layer."""
+    mode: str = "full"
+    """full: fine-tune the whole model | probe: train only the linear layer on the frozen encoder's vectors."""
     checkpoint: str = "best"
     precision: str = "auto"
     device: str = "auto"
@@ -299,32 +335,34 @@ def predict(model: Classifier, ids: list[np.ndarray], batch_size: int, precision
     return torch.cat(out).numpy()
 
 
-def finetune_once(encoder: PooledEncoder, task: Task, ids: dict[str, list[np.ndarray]], n_train: int, seed: int,
+def finetune_once(encoder: PooledEncoder, task: Task, docs: dict[str, list[np.ndarray]], n_train: int, seed: int,
                   cfg: FinetuneConfig, precision: Precision, progress: bool = False) -> dict[str, Any]:
     """Fine-tune a copy of `encoder` on `n_train` training documents (a subset drawn from `seed`) and
-    return dev and test accuracy and macro-F1 at the epoch with the best dev macro-F1."""
+    return dev and test accuracy and macro-F1 at the epoch with the best dev macro-F1. `docs` are what
+    the encoder's `inputs` takes: character IDs, or a probe's precomputed vectors."""
     start = time.perf_counter()
+    epochs, lr = cfg.epochs or MODE_DEFAULTS[cfg.mode]["epochs"], cfg.lr or MODE_DEFAULTS[cfg.mode]["lr"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    subset = rng.permutation(len(ids["train"]))[:n_train]
+    subset = rng.permutation(len(docs["train"]))[:n_train]
     model = Classifier(copy.deepcopy(encoder), len(task.labels), cfg.dropout).to(precision.device)
     steps_per_epoch = -(-len(subset) // cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    schedule = TrainConfig(batch_size=cfg.batch_size, lr_max=cfg.lr, schedule="cosine", weight_decay=0.01,
+    total = epochs * steps_per_epoch
+    schedule = TrainConfig(batch_size=cfg.batch_size, lr_max=lr, schedule="cosine", weight_decay=0.01,
                            warmup_samples=max(1, total * cfg.batch_size // 10))
     optimizer, scaler = make_optimizer(model, schedule), precision.grad_scaler()
     targets = torch.from_numpy(task.targets["train"])
     best: dict[str, Any] = {"dev_macro_f1": -1.0}
     step = 0
     model.train()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         order = rng.permutation(subset)
         for first in tqdm(range(0, len(order), cfg.batch_size), disable=not progress, leave=False,
                           desc=f"seed {seed}, {n_train} examples, epoch {epoch}"):
             batch = order[first : first + cfg.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, schedule, total)
-            inputs = _to(encoder.inputs([ids["train"][i] for i in batch]), precision.device)
+            inputs = _to(encoder.inputs([docs["train"][i] for i in batch]), precision.device)
             with precision.autocast():
                 logits = model(*inputs)
             loss = nn.functional.cross_entropy(logits.float(), targets[batch].to(precision.device))
@@ -333,10 +371,10 @@ def finetune_once(encoder: PooledEncoder, task: Task, ids: dict[str, list[np.nda
             scaler.step(optimizer)
             scaler.update()
             step += 1
-        dev = predict(model, ids["dev"], cfg.batch_size, precision)
+        dev = predict(model, docs["dev"], cfg.batch_size, precision)
         dev_f1 = macro_f1(dev, task.targets["dev"], len(task.labels))
         if dev_f1 > best["dev_macro_f1"]:
-            test = predict(model, ids["test"], cfg.batch_size, precision)
+            test = predict(model, docs["test"], cfg.batch_size, precision)
             best = {"epoch": epoch, "dev_acc": float((dev == task.targets["dev"]).mean()), "dev_macro_f1": dev_f1,
                     "test_acc": float((test == task.targets["test"]).mean()),
                     "test_macro_f1": macro_f1(test, task.targets["test"], len(task.labels))}
@@ -350,6 +388,8 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
     Each finished fine-tuning is appended to OUT/results.jsonl as it ends, so a rerun with the same
     settings skips what is done (a killed command loses at most the fine-tuning in progress);
     finetune.json, with the mean and sd per training-set size, is written when all are done."""
+    if cfg.mode not in MODE_DEFAULTS:
+        raise HotStartError(f"unknown fine-tuning mode '{cfg.mode}'; choose full or probe")
     out = Path(out)
     settings = {"run": str(Path(run_dir).resolve()), **asdict(cfg)}
     done: list[dict[str, Any]] = []
@@ -366,13 +406,25 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
     if min(sizes) < 1:
         raise HotStartError(f"--train-examples must be at least 1, got {min(cfg.train_examples)}")
     precision = resolve(cfg.device, cfg.precision)
+    encoder, docs = pretrained.encoder.to(precision.device), ids
+    if isinstance(encoder, MAEEncoder):  # how many documents the line cut at max_patches, counted once
+        encoder.truncated = 0
+        for split in SPLITS:
+            for start in range(0, len(ids[split]), 256):
+                encoder.inputs(ids[split][start : start + 256])
+    truncated = encoder.truncated if isinstance(encoder, MAEEncoder) else None
+    if cfg.mode == "probe":
+        vectors = {split: pooled_features(encoder, ids[split], cfg.batch_size, precision) for split in SPLITS}
+        mean, sd = vectors["train"].mean(0), vectors["train"].std(0) + 1e-6  # standardised by the training documents
+        docs = {split: list((vectors[split] - mean) / sd) for split in SPLITS}
+        encoder = FrozenFeatures(pretrained.encoder.width)
     out.mkdir(parents=True, exist_ok=True)
     if overwrite or not (out / "settings.json").is_file():
         (out / "results.jsonl").unlink(missing_ok=True)
         (out / "finetune.json").unlink(missing_ok=True)
         write_json(out / "settings.json", settings)
     if progress:
-        print(f"fine-tuning {pretrained.encoder.kind} ({pretrained.objective} run {run_dir}) on {task.name}: "
+        print(f"fine-tuning ({cfg.mode}) {pretrained.encoder.kind} ({pretrained.objective} run {run_dir}) on {task.name}: "
               f"{len(task.labels)} labels, {', '.join(f'{len(ids[s]):,} {s}' for s in SPLITS)} documents, "
               f"first {max_chars} characters each; precision {precision.describe()}", file=sys.stderr)
     results = list(done)
@@ -380,7 +432,7 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
         for seed in cfg.seeds:
             if any(r["train_examples"] == n and r["seed"] == seed for r in done):
                 continue
-            result = finetune_once(pretrained.encoder, task, ids, n, seed, cfg, precision, progress)
+            result = finetune_once(encoder, task, docs, n, seed, cfg, precision, progress)
             results.append(result)
             with open(out / "results.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(result) + "\n")
@@ -391,12 +443,13 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
         "run": settings["run"], "objective": pretrained.objective, "encoder": pretrained.encoder.kind,
         "parameters": sum(p.numel() for p in pretrained.encoder.parameters()), "task": task.name,
         "labels": task.labels, "documents": {s: len(ids[s]) for s in SPLITS}, "empty_documents_skipped": task.skipped_empty,
-        "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg),
+        "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg), "mode": cfg.mode,
+        "epochs": cfg.epochs or MODE_DEFAULTS[cfg.mode]["epochs"], "lr": cfg.lr or MODE_DEFAULTS[cfg.mode]["lr"],
         "curve": [_mean_sd(n, [r for r in results if r["train_examples"] == n]) for n in sizes],
         "results": sorted(results, key=lambda r: (r["train_examples"], r["seed"])),
     }
-    if isinstance(pretrained.encoder, MAEEncoder):
-        summary["lines_truncated"] = pretrained.encoder.truncated
+    if truncated is not None:
+        summary["documents_cut_at_max_patches"] = truncated
     write_json(out / "finetune.json", summary)
     return summary
 
