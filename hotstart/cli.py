@@ -208,25 +208,16 @@ def cmd_train(args: argparse.Namespace) -> None:
                       **accuracy, "val_loss": final["val_loss"], "precision": summary["environment"]["precision"]}))
 
 
-def _int_list(text: str, option: str) -> list[int]:
-    """"0,1,2" -> [0, 1, 2], or a one-line error naming the option."""
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise HotStartError(f"{option} takes comma-separated integers, e.g. {option} 0,1,2; got '{text}'") from None
-
-
 def cmd_finetune(args: argparse.Namespace) -> None:
     """Fine-tune a pretrained run (next-char, mae or mlm) as a document classifier: accuracy and
     macro-F1 on the task's test documents per seed and training-set size; writes OUT/finetune.json."""
     from .tasks.classification import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(task=args.task, seeds=_int_list(args.seeds, "--seeds"),
-                         train_examples=_int_list(args.train_examples or "", "--train-examples"), max_chars=args.max_chars,
+    cfg = FinetuneConfig(task=args.task, seeds=list(_seed_list(args.seeds)),
+                         train_examples=list(_int_list(args.train_examples, "--train-examples", "64,256,1024"))
+                         if args.train_examples else [], max_chars=args.max_chars,
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, mode=args.mode, checkpoint=args.checkpoint,
                          precision=args.precision, device=args.device)
-    if not cfg.seeds:
-        raise HotStartError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
     result = finetune(args.run, cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
     for point in result["curve"]:
         print(f"{result['encoder']} {point['train_examples']:>6,} examples: test accuracy {point['test_acc']:.4f} "
@@ -321,9 +312,21 @@ def cmd_params(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Prepare the built-in corpus, train index and 8x8 vision models, print the hot-start table."""
+    """Prepare the built-in corpus, train index and 8x8 vision models, print the hot-start table; with
+    --family, pretrain a tiny pixel MAE and its character BERT, fine-tune both on iNews sentiment, print
+    their table."""
     from .experiments.demo import DemoConfig, run_demo
 
+    if args.family:
+        from .experiments.family import run_family
+        from .experiments.family_report import family_section
+
+        folder = Path(args.out) / "family"
+        run_family(folder, "demo", progress=not args.quiet, command=f"hotstart demo --family --out {args.out}")
+        text, _, _ = family_section(folder, folder)
+        (folder / "family.md").write_text(text + "\n", encoding="utf-8")
+        print(f"\n{text}\n\nwrote {folder / 'family.md'} and its plots in {folder}")
+        return
     run_demo(DemoConfig(out=args.out, max_samples=args.max_samples, size=args.size, encoder=args.encoder,
                         res=args.res, eval_sequences=args.eval_sequences, seed=args.seed, fresh=args.fresh),
              progress=not args.quiet)
@@ -331,19 +334,27 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def _seed_list(text: str) -> tuple[int, ...]:
     """'0,1,2' -> (0, 1, 2), with a clear error for anything else."""
+    return _int_list(text, "--seeds", "0,1,2")
+
+
+def _int_list(text: str, option: str, example: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2); anything else, or nothing, is a one-line error naming `option`."""
     try:
-        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+        values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise HotStartError(f"--seeds takes comma-separated integers like 0,1,2, got '{text}'") from None
-    if not seeds:
-        raise HotStartError("--seeds is empty; pass comma-separated integers like 0,1,2")
-    return seeds
+        raise HotStartError(f"{option} takes comma-separated integers like {example}, got '{text}'") from None
+    if not values:
+        raise HotStartError(f"{option} is empty; pass comma-separated integers like {example}")
+    return values
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     """Train a named grid of runs (rq1-rq4, efficiency, ablations, paper) at a scale; rerun to resume."""
     from .experiments.sweep import SweepConfig, list_runs, run_sweep
 
+    if args.grid == "family":
+        _family(args)
+        return
     seeds = _seed_list(args.seeds) if args.seeds else None
     if args.list:
         print(list_runs(args.grid, args.scale, args.out, seeds))
@@ -359,6 +370,23 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     failed = [s["run"] for s in statuses if s["status"].startswith("failed")]
     if failed:  # the other runs finished; a script must still see that the grid is incomplete
         raise HotStartError(f"{len(failed)} of {len(statuses)} runs failed ({', '.join(failed)}); see the lines above")
+
+
+def _family(args: argparse.Namespace) -> None:
+    """`hotstart sweep family`: pretrain every member on the same text and budget, then fine-tune each."""
+    from .experiments.family import run_family
+
+    for option, given in (("--seeds", args.seeds), ("--list", args.list)):
+        if given:
+            raise HotStartError(f"{option} is not an option of the family grid (its scale sets the fine-tuning seeds); drop it")
+    if not args.out:
+        raise HotStartError("hotstart sweep family needs --out DIR (the family folder; rerunning with it resumes)")
+    command = " ".join(["hotstart", "sweep", "family", "--scale", args.scale, "--out", args.out]
+                       + (["--data", args.data] if args.data else []))
+    statuses = run_family(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
+                          device=args.device, progress=not args.quiet, command=command)
+    for status in statuses:
+        print(f"{status['member']}: {status['status']}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -583,14 +611,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help=cmd_sweep.__doc__, description=cmd_sweep.__doc__ + (
         " Grids: rq1 (index vs vision 8x8), rq2 (hot start: index, 8x8, 40x40, several seeds), rq3 "
         "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
-        "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all). "
-        "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU)."))
-    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper")
+        "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all), explain "
+        "(what the hot start needs), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
+        "pretrained alike, then fine-tuned on iNews sentiment). "
+        "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
+        "family: smoke | demo | cpu."))
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
     p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
-    p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings")
+    p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
+                                             "(family: members index, vision, mae, mlm)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
     p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -611,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-sequences", type=int, default=512, help="validation sequences per evaluation (default 512)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="retrain runs that already finished in --out")
+    p.add_argument("--family", action="store_true", help="instead: a tiny pixel MAE and its character BERT, pretrained "
+                                                         "alike and fine-tuned on iNews sentiment (OUT/family)")
     p.set_defaults(func=cmd_demo)
 
     for action in sub.choices.values():

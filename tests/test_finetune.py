@@ -163,3 +163,15 @@ def test_a_folder_that_is_not_a_pretraining_run_is_refused(runs: dict[str, Path]
                  "--out", str(tmp_path / "ft"), "--quiet"]) == 0
     assert main(["finetune", str(tmp_path / "ft"), "--task", str(task), "--out", str(tmp_path / "y")]) == 2
     assert "is a fine-tuning folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["index", "vision", "mae", "mlm"])
+def test_the_classifier_keeps_pretrainings_weight_decay_exemptions(runs: dict[str, Path], kind: str) -> None:
+    from hotstart.tasks.classification import Classifier
+
+    model = Classifier(load_pretrained(runs[kind]).encoder, 3, 0.1)
+    names = dict(model.named_parameters())
+    exempt = model.no_weight_decay()
+    assert exempt and exempt <= set(names)  # every name is a real parameter
+    if kind == "mae":
+        assert "encoder.vit.embeddings.cls_token" in exempt and not any("decoder" in n for n in names)  # MAE decoder left behind

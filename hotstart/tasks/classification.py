@@ -33,6 +33,7 @@ from ..config import from_dict, load_yaml
 from ..data.corpus import clean_text, jsonl_documents, read_text
 from ..data.prepared import PAD_ID, SPECIALS, Vocab
 from ..errors import HotStartError
+from ..models.mae import grid_image
 from ..training.checkpoint import load_weights, read_json, write_json
 from ..training.loop import lr_at, make_optimizer
 from ..training.precision import Precision, resolve
@@ -124,6 +125,10 @@ class PooledEncoder(nn.Module):
         """The model's input tensors for documents given as character IDs (CPU work, outside autograd)."""
         return (_padded(ids),)
 
+    def no_weight_decay(self) -> set[str]:
+        """Parameters AdamW leaves undecayed besides biases and norms (as in pretraining)."""
+        return set()
+
 
 def _padded(ids: list[np.ndarray]) -> torch.Tensor:
     """(B, T) IDs right-padded with <pad> to the longest."""
@@ -140,6 +145,9 @@ class LMEncoder(PooledEncoder):
         super().__init__()
         self.model, self.kind, self.width = model, model.config.input.kind, model.config.decoder.n_embd
 
+    def no_weight_decay(self) -> set[str]:
+        return {f"model.{name}" for name in self.model.no_weight_decay()}
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         h = self.model.decoder(inputs_embeds=self.model.input(ids), use_cache=False).last_hidden_state
         return masked_mean(h, ids != PAD_ID)  # right padding: a causal decoder's states before it are unchanged
@@ -154,6 +162,9 @@ class BertEncoder(PooledEncoder):
         super().__init__()
         self.bert, self.width = model.bert.bert, model.bert.config.hidden_size
 
+    def no_weight_decay(self) -> set[str]:
+        return {f"bert.{name}.weight" for name, module in self.bert.named_modules() if isinstance(module, nn.Embedding)}
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         keep = ids != PAD_ID
         return masked_mean(self.bert(input_ids=ids, attention_mask=keep.long()).last_hidden_state, keep)
@@ -161,7 +172,7 @@ class BertEncoder(PooledEncoder):
 
 class MAEEncoder(PooledEncoder):
     """The pixel MAE's ViT encoder over the whole line (no patch masked), averaged over the patches the
-    text covers; the light decoder is not used."""
+    text covers; the light decoder is left behind."""
 
     kind = "pixel-mae"
 
@@ -169,8 +180,8 @@ class MAEEncoder(PooledEncoder):
         from ..render.line import LineRenderer
 
         super().__init__()
-        self.mae, self.width = model, model.config.vit_config().hidden_size
-        model.mae.config.mask_ratio = 0.0  # ViTMAE keeps int(N * (1 - ratio)) patches: all of them
+        self.vit, self.config, self.width = model.mae.vit, model.config, model.config.vit_config().hidden_size
+        self.vit.config.mask_ratio = 0.0  # ViTMAE keeps int(N * (1 - ratio)) patches: all of them
         self.renderer = LineRenderer(model.config.line)
         self._text = np.array([" " if token in SPECIALS else token for token in vocab.tokens], dtype=object)
         self.truncated = 0
@@ -183,9 +194,12 @@ class MAEEncoder(PooledEncoder):
     def forward(self, patches: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         n = patches.shape[1]
         in_order = torch.arange(n, dtype=torch.float32, device=patches.device).expand(len(patches), n)  # no shuffle
-        h = self.mae.mae.vit(pixel_values=self.mae.to_image(patches), noise=in_order).last_hidden_state[:, 1:]
+        h = self.vit(pixel_values=grid_image(patches, self.config), noise=in_order).last_hidden_state[:, 1:]
         covered = torch.arange(n, device=patches.device)[None, :] < lengths.clamp(min=1)[:, None]
         return masked_mean(h, covered)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"vit.embeddings.cls_token"}
 
 
 class FrozenFeatures(PooledEncoder):
@@ -223,6 +237,8 @@ class Pretrained:
     vocab: Vocab
     seq_len: int
     objective: str
+    positions: int | None = None
+    """The longest input the model was built for (None: the MAE, whose line the renderer cuts)."""
 
 
 def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained:
@@ -239,7 +255,8 @@ def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained
         from ..training.run import load_run
 
         loaded = load_run(run_dir, checkpoint, progress=False)
-        return Pretrained(LMEncoder(loaded.model), loaded.corpus.vocab, loaded.corpus.seq_len, objective)
+        return Pretrained(LMEncoder(loaded.model), loaded.corpus.vocab, loaded.corpus.seq_len, objective,
+                          loaded.config.model.decoder.n_positions)
     if objective not in ("mae", "mlm"):
         raise HotStartError(f"{run_dir} is an {objective} run; fine-tuning reads next-char, mae and mlm runs")
     if checkpoint not in ("best", "last"):
@@ -259,8 +276,9 @@ def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained
     load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
     vocab = Vocab.load(run_dir / "vocab.json")
     seq_len = PreparedCorpus.load(cfg.data).seq_len  # as load_run, the corpus the run was trained on must be there
-    encoder = MAEEncoder(model, vocab) if objective == "mae" else BertEncoder(model)
-    return Pretrained(encoder, vocab, seq_len, objective)
+    if objective == "mae":
+        return Pretrained(MAEEncoder(model, vocab), vocab, seq_len, objective)
+    return Pretrained(BertEncoder(model), vocab, seq_len, objective, cfg.model.max_positions)
 
 
 @dataclass
@@ -302,10 +320,7 @@ class Classifier(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """The encoder's own exemptions (embedding tables, tokens)."""
-        inner = self.encoder.mae if isinstance(self.encoder, MAEEncoder) else getattr(self.encoder, "model", None)
-        names = inner.no_weight_decay() if hasattr(inner, "no_weight_decay") else set()
-        prefix = "encoder.mae." if isinstance(self.encoder, MAEEncoder) else "encoder.model."
-        return {prefix + name for name in names}
+        return {f"encoder.{name}" for name in self.encoder.no_weight_decay()}
 
 
 def macro_f1(predicted: np.ndarray, target: np.ndarray, n_labels: int) -> float:
@@ -362,7 +377,7 @@ def finetune_once(encoder: PooledEncoder, task: Task, docs: dict[str, list[np.nd
             batch = order[first : first + cfg.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, schedule, total)
-            inputs = _to(encoder.inputs([docs["train"][i] for i in batch]), precision.device)
+            inputs = _to(model.encoder.inputs([docs["train"][i] for i in batch]), precision.device)
             with precision.autocast():
                 logits = model(*inputs)
             loss = nn.functional.cross_entropy(logits.float(), targets[batch].to(precision.device))
@@ -374,10 +389,12 @@ def finetune_once(encoder: PooledEncoder, task: Task, docs: dict[str, list[np.nd
         dev = predict(model, docs["dev"], cfg.batch_size, precision)
         dev_f1 = macro_f1(dev, task.targets["dev"], len(task.labels))
         if dev_f1 > best["dev_macro_f1"]:
-            test = predict(model, docs["test"], cfg.batch_size, precision)
-            best = {"epoch": epoch, "dev_acc": float((dev == task.targets["dev"]).mean()), "dev_macro_f1": dev_f1,
-                    "test_acc": float((test == task.targets["test"]).mean()),
-                    "test_macro_f1": macro_f1(test, task.targets["test"], len(task.labels))}
+            best = {"epoch": epoch, "dev_acc": float((dev == task.targets["dev"]).mean()), "dev_macro_f1": dev_f1}
+            best_weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    model.load_state_dict(best_weights)  # the test documents are read once, by the epoch dev chose
+    test = predict(model, docs["test"], cfg.batch_size, precision)
+    best.update(test_acc=float((test == task.targets["test"]).mean()),
+                test_macro_f1=macro_f1(test, task.targets["test"], len(task.labels)))
     return {"train_examples": len(subset), "seed": seed, **best, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -391,16 +408,20 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
     if cfg.mode not in MODE_DEFAULTS:
         raise HotStartError(f"unknown fine-tuning mode '{cfg.mode}'; choose full or probe")
     out = Path(out)
-    settings = {"run": str(Path(run_dir).resolve()), **asdict(cfg)}
+    # the run as given: a committed result folder moves with its repository, so only the settings must match
+    settings = {"run": str(run_dir), "config": asdict(cfg)}
     done: list[dict[str, Any]] = []
     if (out / "settings.json").is_file() and not overwrite:
-        if read_json(out / "settings.json", "fine-tuning settings") != settings:
+        if read_json(out / "settings.json", "fine-tuning settings").get("config") != settings["config"]:
             raise HotStartError(f"{out} holds a fine-tuning with other settings; choose another --out or pass --overwrite")
         if (out / "results.jsonl").is_file():
             done = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     task = load_task(cfg.task)
     pretrained = load_pretrained(run_dir, cfg.checkpoint)
     max_chars = cfg.max_chars or pretrained.seq_len
+    if pretrained.positions is not None and max_chars > pretrained.positions:
+        raise HotStartError(f"--max-chars {max_chars} is longer than the {pretrained.positions} positions run {run_dir} was "
+                            f"built with; pass --max-chars {pretrained.positions} or less")
     ids = {split: [pretrained.vocab.encode(text)[:max_chars] for text in task.texts[split]] for split in SPLITS}
     sizes = sorted({min(n, len(ids["train"])) for n in cfg.train_examples}) or [len(ids["train"])]
     if min(sizes) < 1:
@@ -443,7 +464,7 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
         "run": settings["run"], "objective": pretrained.objective, "encoder": pretrained.encoder.kind,
         "parameters": sum(p.numel() for p in pretrained.encoder.parameters()), "task": task.name,
         "labels": task.labels, "documents": {s: len(ids[s]) for s in SPLITS}, "empty_documents_skipped": task.skipped_empty,
-        "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg), "mode": cfg.mode,
+        "majority": _majority(task), "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg), "mode": cfg.mode,
         "epochs": cfg.epochs or MODE_DEFAULTS[cfg.mode]["epochs"], "lr": cfg.lr or MODE_DEFAULTS[cfg.mode]["lr"],
         "curve": [_mean_sd(n, [r for r in results if r["train_examples"] == n]) for n in sizes],
         "results": sorted(results, key=lambda r: (r["train_examples"], r["seed"])),
@@ -452,6 +473,14 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
         summary["documents_cut_at_max_patches"] = truncated
     write_json(out / "finetune.json", summary)
     return summary
+
+
+def _majority(task: Task) -> dict[str, Any]:
+    """The reference a classifier must beat: always the most frequent training label, scored on test."""
+    label = int(np.bincount(task.targets["train"]).argmax())
+    guess = np.full_like(task.targets["test"], label)
+    return {"label": task.labels[label], "test_acc": float((guess == task.targets["test"]).mean()),
+            "test_macro_f1": macro_f1(guess, task.targets["test"], len(task.labels))}
 
 
 def _mean_sd(n: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
