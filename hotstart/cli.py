@@ -20,6 +20,7 @@ from .errors import HotStartError
 if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a command runs
     from .render.glyph import RenderConfig
     from .training.mae_run import MAERunConfig
+    from .training.mlm_run import MLMRunConfig
     from .training.run import RunConfig
 
 
@@ -132,28 +133,40 @@ _MAE_OPTION_PATHS = {
 }
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig:
+# `hotstart train --objective mlm` option -> where it goes in an MLMRunConfig
+_MLM_OPTION_PATHS = {
+    "data": ("data",), "size": ("model", "size"), "mask_prob": ("model", "mask_prob"), "dropout": ("model", "dropout"),
+    **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
+}
+
+_OBJECTIVE_OPTIONS = {"next-char": _OPTION_PATHS, "mae": _MAE_OPTION_PATHS, "mlm": _MLM_OPTION_PATHS}
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig:
     """The run config from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
     from .models.hotstart_lm import decoder_size
     from .presets import PRESETS, deep_merge
     from .training.mae_run import MAERunConfig, mae_train_defaults
+    from .training.mlm_run import MLMRunConfig
     from .training.run import RunConfig, TrainConfig
 
     loaded = load_yaml(args.config) if args.config is not None else {}
     objective = args.objective or loaded.get("objective") or "next-char"
-    if objective not in ("next-char", "mae"):
-        raise HotStartError(f"unknown objective '{objective}'; choose next-char or mae")
-    mae = objective == "mae"
-    paths, other = (_MAE_OPTION_PATHS, _OPTION_PATHS) if mae else (_OPTION_PATHS, _MAE_OPTION_PATHS)
-    for dest in sorted(set(other) - set(paths) - {"size"}):  # --size names a decoder or an MAE size
+    if objective not in _OBJECTIVE_OPTIONS:
+        raise HotStartError(f"unknown objective '{objective}'; choose one of {', '.join(_OBJECTIVE_OPTIONS)}")
+    next_char = objective == "next-char"
+    paths = _OBJECTIVE_OPTIONS[objective]
+    others = set().union(*_OBJECTIVE_OPTIONS.values()) - set(paths) - {"size"}  # a decoder, MAE or BERT size
+    for dest in sorted(others):
         if getattr(args, dest, None) is not None:
             raise HotStartError(f"--{dest.replace('_', '-')} is not an option of --objective {objective} runs; "
                                 "drop it, or choose the objective it belongs to")
-    if mae:
-        data: dict = {"data": None, "objective": "mae", "model": {}, "train": to_dict(mae_train_defaults())}
+    if not next_char:
+        # the same training settings for both encoders, so "the same text and budget" holds by default
+        data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(mae_train_defaults())}
         if args.preset is not None:
-            raise HotStartError("--preset names a next-char experiment of the HotStart paper; drop it for --objective mae")
+            raise HotStartError(f"--preset names a next-char experiment of the HotStart paper; drop it for --objective {objective}")
     else:
         data = {"data": None, "model": {"vocab_size": 0, "decoder": to_dict(decoder_size("small-cpu"))},
                 "train": to_dict(TrainConfig())}
@@ -162,7 +175,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig:
             raise HotStartError(f"unknown preset '{args.preset}'; choose one of {', '.join(PRESETS)}")
         data = deep_merge(data, PRESETS[args.preset])
     data = deep_merge(data, loaded)
-    if args.size is not None and not mae:
+    if args.size is not None and next_char:
         data["model"]["decoder"] = to_dict(decoder_size(args.size))
     if args.no_curriculum:
         data["train"]["curriculum"] = False
@@ -174,14 +187,15 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig:
             node[path[-1]] = getattr(args, dest)
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
-    cfg = from_dict(MAERunConfig if mae else RunConfig, data)
-    cfg.model.validate() if mae else cfg.model.input.validate()
+    cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig}[objective], data)
+    cfg.model.input.validate() if next_char else cfg.model.validate()
     return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a prepared corpus: HotStart's index or vision LM (next-char, the default) or
-    PIXEL-M4's masked autoencoder over rendered lines (--objective mae); writes a run folder."""
+    PIXEL-M4's masked autoencoder over rendered lines (--objective mae) or its index baseline, a
+    character BERT (--objective mlm); writes a run folder."""
     from .training.loop import train
 
     summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
@@ -192,6 +206,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     accuracy = {"val_acc": final["val_acc"]} if "val_acc" in final else {}
     print(json.dumps({"run": args.out, "samples": summary["samples"], "stop_reason": summary["stop_reason"],
                       **accuracy, "val_loss": final["val_loss"], "precision": summary["environment"]["precision"]}))
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    """Fine-tune a pretrained run (next-char, mae or mlm) as a document classifier: accuracy and
+    macro-F1 on the task's test documents per seed and training-set size; writes OUT/finetune.json."""
+    from .tasks.classification import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(task=args.task, seeds=list(_seed_list(args.seeds)),
+                         train_examples=list(_int_list(args.train_examples, "--train-examples", "64,256,1024"))
+                         if args.train_examples else [], max_chars=args.max_chars,
+                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, mode=args.mode, checkpoint=args.checkpoint,
+                         precision=args.precision, device=args.device)
+    result = finetune(args.run, cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
+    for point in result["curve"]:
+        print(f"{result['encoder']} {point['train_examples']:>6,} examples: test accuracy {point['test_acc']:.4f} "
+              f"+/- {point['test_acc_sd']:.4f}, macro-F1 {point['test_macro_f1']:.4f} +/- {point['test_macro_f1_sd']:.4f} "
+              f"({point['seeds']} seeds)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -281,9 +312,21 @@ def cmd_params(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Prepare the built-in corpus, train index and 8x8 vision models, print the hot-start table."""
+    """Prepare the built-in corpus, train index and 8x8 vision models, print the hot-start table; with
+    --family, pretrain a tiny pixel MAE and its character BERT, fine-tune both on iNews sentiment, print
+    their table."""
     from .experiments.demo import DemoConfig, run_demo
 
+    if args.family:
+        from .experiments.family import run_family
+        from .experiments.family_report import family_section
+
+        folder = Path(args.out) / "family"
+        run_family(folder, "demo", progress=not args.quiet, command=f"hotstart demo --family --out {args.out}")
+        text, _, _ = family_section(folder, folder)
+        (folder / "family.md").write_text(text + "\n", encoding="utf-8")
+        print(f"\n{text}\n\nwrote {folder / 'family.md'} and its plots in {folder}")
+        return
     run_demo(DemoConfig(out=args.out, max_samples=args.max_samples, size=args.size, encoder=args.encoder,
                         res=args.res, eval_sequences=args.eval_sequences, seed=args.seed, fresh=args.fresh),
              progress=not args.quiet)
@@ -291,19 +334,27 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def _seed_list(text: str) -> tuple[int, ...]:
     """'0,1,2' -> (0, 1, 2), with a clear error for anything else."""
+    return _int_list(text, "--seeds", "0,1,2")
+
+
+def _int_list(text: str, option: str, example: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2); anything else, or nothing, is a one-line error naming `option`."""
     try:
-        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+        values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise HotStartError(f"--seeds takes comma-separated integers like 0,1,2, got '{text}'") from None
-    if not seeds:
-        raise HotStartError("--seeds is empty; pass comma-separated integers like 0,1,2")
-    return seeds
+        raise HotStartError(f"{option} takes comma-separated integers like {example}, got '{text}'") from None
+    if not values:
+        raise HotStartError(f"{option} is empty; pass comma-separated integers like {example}")
+    return values
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     """Train a named grid of runs (rq1-rq4, efficiency, ablations, paper) at a scale; rerun to resume."""
     from .experiments.sweep import SweepConfig, list_runs, run_sweep
 
+    if args.grid == "family":
+        _family(args)
+        return
     seeds = _seed_list(args.seeds) if args.seeds else None
     if args.list:
         print(list_runs(args.grid, args.scale, args.out, seeds))
@@ -321,6 +372,23 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise HotStartError(f"{len(failed)} of {len(statuses)} runs failed ({', '.join(failed)}); see the lines above")
 
 
+def _family(args: argparse.Namespace) -> None:
+    """`hotstart sweep family`: pretrain every member on the same text and budget, then fine-tune each."""
+    from .experiments.family import run_family
+
+    for option, given in (("--seeds", args.seeds), ("--list", args.list)):
+        if given:
+            raise HotStartError(f"{option} is not an option of the family grid (its scale sets the fine-tuning seeds); drop it")
+    if not args.out:
+        raise HotStartError("hotstart sweep family needs --out DIR (the family folder; rerunning with it resumes)")
+    command = " ".join(["hotstart", "sweep", "family", "--scale", args.scale, "--out", args.out]
+                       + (["--data", args.data] if args.data else []))
+    statuses = run_family(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
+                          device=args.device, progress=not args.quiet, command=command)
+    for status in statuses:
+        print(f"{status['member']}: {status['status']}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     """Write report.md (the paper's tables with its numbers beside ours), CSVs and plots from run/sweep folders."""
     from .experiments.report import write_report
@@ -334,7 +402,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     """`hotstart train` options beyond the input path: decoder, schedule, evaluation, hardware."""
     g = p.add_argument_group("decoder")
     g.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768); "
-                                  "mae: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
+                                  "mae, mlm: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
     for name, typ in (("n_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float)):
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
     g = p.add_argument_group("training")
@@ -426,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
         " Settings come from the defaults, then --preset, then --config, then the options given here."))
     p.add_argument("--data", help="folder written by `hotstart prepare`")
     p.add_argument("--objective", help="next-char (default): HotStart's LM | mae: PIXEL-M4's masked autoencoder "
-                                       "over rendered lines, one line per corpus sequence")
+                                       "over rendered lines, one line per corpus sequence | mlm: a character BERT "
+                                       "the size of the MAE's encoder, by masked-language modelling")
     p.add_argument("--input", help="index (default) | vision")
     p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
@@ -459,11 +528,37 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--line-mode", help="grey (default) | binary | rgb")
     g.add_argument("--cell", help="free (default: running text) | char | bigram")
     g.add_argument("--max-patches", type=int, help="patches per line, a square number (default 529 = 23 x 23)")
+    g = p.add_argument_group("character BERT (--objective mlm; --size tiny|small-cpu|base as the MAE's encoder)")
+    g.add_argument("--mask-prob", type=float, help="share of positions predicted (default 0.15, BERT's: 80%% [MASK], "
+                                                   "10%% random, 10%% kept)")
     _add_train_options(p)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out from its last evaluation")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("finetune", help=cmd_finetune.__doc__, description=cmd_finetune.__doc__)
+    p.add_argument("run", help="pretraining run folder (hotstart train: next-char, mae or mlm)")
+    p.add_argument("--checkpoint", default="best", help="best (default) | last")
+    p.add_argument("--task", default="inews-sentiment", help="inews-sentiment (default: the built-in corpus's 3 classes, "
+                   "its packaged train/dev/test) | a folder of train.jsonl, dev.jsonl, test.jsonl with text and label")
+    p.add_argument("--seeds", default="0,1,2", help="one fine-tuning per seed (default 0,1,2)")
+    p.add_argument("--train-examples", help="learning curve: training documents per point, e.g. 64,256,1024 "
+                                            "(a seeded random subset; default: all of them)")
+    p.add_argument("--max-chars", type=int, default=0, help="characters of each document read (default: the "
+                                                            "pretraining sequence length)")
+    p.add_argument("--mode", default="full", help="full (default): fine-tune the whole model | probe: only a linear "
+                                                  "layer on the frozen encoder's vectors, computed once (far cheaper)")
+    p.add_argument("--epochs", type=int, default=0, help="epochs; the one with the best dev macro-F1 is tested "
+                                                         "(default: 4 full, 30 probe)")
+    p.add_argument("--batch-size", type=int, default=32, help="documents per step (default 32)")
+    p.add_argument("--lr", type=float, default=0.0, help="peak learning rate: a tenth warm-up, cosine decay "
+                                                         "(default: 1e-4 full, 1e-3 probe)")
+    p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32 (default auto)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--out", required=True, help="folder for finetune.json (a rerun with the same settings resumes)")
+    p.add_argument("--overwrite", action="store_true", help="start again in an --out that holds other settings")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     _add_run_argument(p)
@@ -516,14 +611,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help=cmd_sweep.__doc__, description=cmd_sweep.__doc__ + (
         " Grids: rq1 (index vs vision 8x8), rq2 (hot start: index, 8x8, 40x40, several seeds), rq3 "
         "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
-        "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all). "
-        "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU)."))
-    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper")
+        "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all), explain "
+        "(what the hot start needs), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
+        "pretrained alike, then fine-tuned on iNews sentiment). "
+        "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
+        "family: smoke | demo | cpu."))
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
     p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
-    p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings")
+    p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
+                                             "(family: members index, vision, mae, mlm)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
     p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -544,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-sequences", type=int, default=512, help="validation sequences per evaluation (default 512)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="retrain runs that already finished in --out")
+    p.add_argument("--family", action="store_true", help="instead: a tiny pixel MAE and its character BERT, pretrained "
+                                                         "alike and fine-tuned on iNews sentiment (OUT/family)")
     p.set_defaults(func=cmd_demo)
 
     for action in sub.choices.values():

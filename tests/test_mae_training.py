@@ -157,7 +157,7 @@ def test_a_bad_objective_in_a_config_file_is_refused(tiny_corpus: PreparedCorpus
                                                      capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "run.yaml").write_text(f"data: {tiny_corpus.path}\nobjective: next-patch\n")
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r")]) == 2
-    assert "unknown objective 'next-patch'; choose next-char or mae" in capsys.readouterr().err
+    assert "unknown objective 'next-patch'; choose one of next-char, mae, mlm" in capsys.readouterr().err
     with pytest.raises(HotStartError, match="unknown objective"):
         from hotstart.training.loop import train
 

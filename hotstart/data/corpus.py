@@ -109,7 +109,7 @@ def read_documents(corpus: str, fmt: str = "auto", encoding: str = "utf-8", spli
         raise HotStartError(f"split_lines does not apply to JSONL corpus {path} (one document per line already); "
                             "drop --split-lines")
     files = _thucnews_files(path) if fmt == "thucnews" else [(f, None) for f in _list_files(path)]
-    reader = _jsonl_documents if fmt == "jsonl" else functools.partial(_text_documents, split_lines=split_lines)
+    reader = jsonl_documents if fmt == "jsonl" else functools.partial(_text_documents, split_lines=split_lines)
     return _read_files(reader, files, encoding, progress)
 
 
@@ -184,8 +184,9 @@ def _text_documents(path: Path, text: str, label: str | None, split_lines: bool)
             yield Document(line, label, f"{path}:{number}")
 
 
-def _jsonl_documents(path: Path, text: str, label: str | None) -> Iterator[Document]:
-    """One document per JSON line's "text" field; blank lines are skipped."""
+def jsonl_documents(path: Path, text: str, label: str | None, labelled: bool = False) -> Iterator[Document]:
+    """One document per JSON line's "text" field; blank lines are skipped. `labelled` (a fine-tuning
+    task's file) also requires each line's "label" (a string or a number), which becomes the label."""
     # split on "\n" only: JSON strings may hold a raw U+2028, which str.splitlines would cut.
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -197,6 +198,11 @@ def _jsonl_documents(path: Path, text: str, label: str | None) -> Iterator[Docum
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise HotStartError(f'{path} line {number} has no string "text" field; '
                                 'each line must be an object like {"text": "..."}')
+        if labelled:
+            if not isinstance(record.get("label"), (str, int)) or isinstance(record.get("label"), bool):
+                raise HotStartError(f'{path} line {number} has no "label" field (a string or an integer); '
+                                    'each line must be an object like {"text": "...", "label": "..."}')
+            label = str(record["label"])
         yield Document(record["text"], label, f"{path}:{number}")
 
 

@@ -17,6 +17,7 @@ from ..errors import HotStartError
 from ..models.hotstart_lm import DECODER_SIZES
 from ..plot import plot_panels, plot_series
 from .explain import explain_section
+from .family_report import family_section, is_family_folder
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
 from .runs import Run, Selector, acc_at, acc_stats, final_metrics, load_runs
 from .sweep import CROPS, RESOLUTIONS
@@ -399,9 +400,23 @@ def completeness(runs: list[Run], sweeps: list[dict[str, Any]]) -> str | None:
 def write_report(paths: list[str | Path], out: str | Path, command: str = "") -> Path:
     """Read the runs under `paths` and write report.md, the CSVs and the plots into `out`."""
     start = time.perf_counter()
-    runs, sweeps, throughput = load_runs(paths)
+    families = [Path(p) for p in paths if is_family_folder(Path(p))]
+    others = [p for p in paths if not is_family_folder(Path(p))]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    family_parts = []
+    for folder in families:  # members of several families would share plot names: the last one's plots stand
+        text, pre_rows, tune_rows = family_section(folder, out)
+        family_parts.append(text)
+        write_csv(out / "family_pretraining.csv", pre_rows)
+        write_csv(out / "family_finetuning.csv", tune_rows)
+    if not others:  # a family folder alone: its section is the report
+        path = out / "report.md"
+        path.write_text("\n\n".join(["# HotStart: the model families side by side", *family_parts,
+                                      (f"Made by `{command or 'hotstart report'}`; the numbers are in family_pretraining.csv "
+                                      "and family_finetuning.csv.")]) + "\n", encoding="utf-8")
+        return path
+    runs, sweeps, throughput = load_runs(others)
     select = Selector(runs)
     reference = most_frequent_reference(runs)
     hot_end = max((r["samples"] for run in runs if run.axes["protocol"] == "hot" for r in run.rows), default=16384)
@@ -452,8 +467,11 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## What the hot start needs\n\n" + explain_text,
         "## Input vectors: how distinct are the characters?\n\n" + emb_text,
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
+        *(["## The family: pixel and index encoders, pretrained alike, fine-tuned on one task\n\n" + "\n\n".join(family_parts)]
+          if family_parts else []),
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
-         "ablations.csv, verdicts.csv, embeddings.csv, explain.csv; runs.csv has one row per run and curves.csv every evaluation of every run."),
+         "ablations.csv, verdicts.csv, embeddings.csv, explain.csv" + (", family_pretraining.csv, family_finetuning.csv" if family_parts else "")
+         + "; runs.csv has one row per run and curves.csv every evaluation of every run."),
         "## How this was made\n\n" + _environment_section(runs, sweeps, command or "hotstart report", time.perf_counter() - start),
     ]
     path = out / "report.md"

@@ -290,19 +290,19 @@ class SweepConfig:
     precision: str = "auto"
 
 
-def _prepared_data(cfg: SweepConfig, scale: Scale, progress: bool) -> Path:
-    """The corpus every run trains on: --data, or the built-in corpus prepared once into OUT/data."""
-    if cfg.data:
-        PreparedCorpus.load(cfg.data)  # a clear error now rather than in the first run
-        return Path(cfg.data).resolve()
-    data = Path(cfg.out) / "data"
+def prepared_corpus(given: str | None, out: str | Path, seq_len: int, scale_name: str, progress: bool) -> Path:
+    """The corpus every run trains on: `given` (--data), or the built-in corpus prepared once into OUT/data."""
+    if given:
+        PreparedCorpus.load(given)  # a clear error now rather than in the first run
+        return Path(given).resolve()
+    data = Path(out) / "data"
     if not (data / "meta.json").exists():
-        print(f"preparing the built-in corpus into {data} (seq_len {scale.seq_len})", file=sys.stderr)
-        prepare(PrepareConfig(corpus="inews", seq_len=scale.seq_len), data, progress=progress, overwrite=True)
+        print(f"preparing the built-in corpus into {data} (seq_len {seq_len})", file=sys.stderr)
+        prepare(PrepareConfig(corpus="inews", seq_len=seq_len), data, progress=progress, overwrite=True)
     meta = read_json(data / "meta.json", "prepared corpus")
-    if meta["config"]["seq_len"] != scale.seq_len:
-        raise HotStartError(f"{data} was prepared with seq_len {meta['config']['seq_len']}, scale {scale.name} "
-                            f"uses {scale.seq_len}; use another --out for this scale")
+    if meta["config"]["seq_len"] != seq_len:
+        raise HotStartError(f"{data} was prepared with seq_len {meta['config']['seq_len']}, scale {scale_name} "
+                            f"uses {seq_len}; use another --out for this scale")
     return data.resolve()
 
 
@@ -377,7 +377,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     precision = sweep_precision(out, cfg.precision, cfg.device)
-    data = _prepared_data(cfg, scale, progress)
+    data = prepared_corpus(cfg.data, cfg.out, scale.seq_len, scale.name, progress)
     _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}", specs,
             precision)
     print(f"sweep precision {precision} (every run of {out} trains in it)", file=sys.stderr)

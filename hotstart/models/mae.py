@@ -148,6 +148,16 @@ def mask_noise(mask: torch.Tensor) -> torch.Tensor:
     return torch.arange(mask.shape[1], dtype=torch.float32, device=mask.device) / mask.shape[1] + mask.float()
 
 
+def grid_image(patches: torch.Tensor, cfg: MAEConfig) -> torch.Tensor:
+    """(B, N, P, P) or (B, N, P, P, C) line patches -> the (B, C, G*P, G*P) square image ViTMAE reads:
+    patch k at grid row k // G, column k % G."""
+    if patches.dim() == 4:
+        patches = patches.unsqueeze(-1)  # (B, N, P, P, 1)
+    b = patches.shape[0]
+    grid = patches.reshape(b, cfg.grid, cfg.grid, cfg.patch, cfg.patch, cfg.channels)  # (B, G, G, P, P, C)
+    return grid.permute(0, 5, 1, 3, 2, 4).reshape(b, cfg.channels, cfg.grid * cfg.patch, cfg.grid * cfg.patch)
+
+
 class PixelMAE(nn.Module):
     """`transformers` ViTMAE fed with rendered lines: (B, N, P, P[, C]) patches in, loss and pixels out."""
 
@@ -164,12 +174,7 @@ class PixelMAE(nn.Module):
 
     def to_image(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, N, P, P) or (B, N, P, P, C) -> (B, C, G*P, G*P): patch k at grid row k // G, column k % G."""
-        cfg = self.config
-        if patches.dim() == 4:
-            patches = patches.unsqueeze(-1)  # (B, N, P, P, 1)
-        b = patches.shape[0]
-        grid = patches.reshape(b, cfg.grid, cfg.grid, cfg.patch, cfg.patch, cfg.channels)  # (B, G, G, P, P, C)
-        return grid.permute(0, 5, 1, 3, 2, 4).reshape(b, cfg.channels, cfg.grid * cfg.patch, cfg.grid * cfg.patch)
+        return grid_image(patches, self.config)
 
     def forward(self, patches: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss on the masked patches (normalised pixels where norm_pix_loss) and the (B, N, P*P*C)

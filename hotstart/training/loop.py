@@ -48,12 +48,13 @@ from .checkpoint import (
     write_json,
 )
 from .mae_run import MaskedPatches
+from .mlm_run import MaskedChars
 from .next_char import NextChar, next_char_loss
 from .objective import Batch, Objective
 from .precision import Precision, resolve
 from .run import TrainConfig
 
-OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches)}
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars)}
 """Every kind of run the loop trains, by the `objective` of its config."""
 
 DIVERGED = ("non_finite_loss", "non_finite_weights")

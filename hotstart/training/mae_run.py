@@ -29,12 +29,12 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..config import save_yaml, to_dict
-from ..data.prepared import SPECIALS, PreparedCorpus
+from ..data.prepared import SPECIALS
 from ..errors import HotStartError
 from ..models.mae import MAEConfig, PixelMAE, span_mask
 from ..render.line import LineRenderer, has_visible, line_image
 from .checkpoint import write_json
-from .objective import Objective
+from .objective import Objective, validation_sample
 from .precision import Precision
 from .run import TrainConfig
 
@@ -64,16 +64,6 @@ def mae_train_defaults() -> TrainConfig:
                        balance_languages=True, eval_every=512, dense_until=4096, eval_every_late=2048, eval_sequences=64)
 
 
-def _validation_lines(corpus: PreparedCorpus, n: int | None) -> np.ndarray:
-    """The first `n` validation sequences (all for None); from a corpus of several languages, the
-    first n / languages of each, so every language weighs alike in val_loss."""
-    val, languages = corpus.val_index, corpus.sequence_languages[corpus.val_index]
-    names = np.unique(languages)
-    if n is None or len(names) < 2:
-        return val[:n] if n else val
-    return np.sort(np.concatenate([val[languages == name][: max(1, n // len(names))] for name in names]))
-
-
 class MaskedPatches(Objective):
     """Masked-patch reconstruction with a PixelMAE over rendered lines."""
 
@@ -89,7 +79,7 @@ class MaskedPatches(Objective):
             raise HotStartError("--freeze-decoder freezes a next-char run's GPT-2 decoder; an mae run has none to freeze")
         self.renderer = LineRenderer(cfg.line)
         self._text = np.array([" " if token in SPECIALS else token for token in self.corpus.vocab.tokens], dtype=object)
-        self._val = _validation_lines(self.corpus, tc.eval_sequences)
+        self._val = validation_sample(self.corpus, tc.eval_sequences)
         rendered = [self.renderer.render_batch(self._lines(self._val[s : s + 64])) for s in range(0, len(self._val), 64)]
         lengths = np.concatenate([r.lengths for r in rendered])
         self._val_masks = self._masks(self._val, lengths, stream=1)

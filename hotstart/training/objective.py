@@ -6,6 +6,7 @@ summary. An objective owns only what differs between model families:
 
     next-char   HotStart's index and vision LMs (run.py): sequences of character IDs, cross-entropy
     mae         PIXEL-M4's masked autoencoder (mae_run.py): rendered lines, masked-patch pixel loss
+    mlm         a character BERT (mlm_run.py), the MAE's index baseline: masked-character cross-entropy
 
 so the loop has no branch on the kind of model it trains.
 """
@@ -80,3 +81,13 @@ class Objective(ABC):
     def parameter_counts(self, model: nn.Module) -> dict[str, int]:
         """Parameters by part, `total` last; the whole model by default."""
         return {"total": sum(p.numel() for p in model.parameters())}
+
+
+def validation_sample(corpus: PreparedCorpus, n: int | None) -> np.ndarray:
+    """The first `n` validation sequences (all for None); from a corpus of several languages, the
+    first n / languages of each, so every language weighs alike in val_loss (the mae and mlm objectives)."""
+    val, languages = corpus.val_index, corpus.sequence_languages[corpus.val_index]
+    names = np.unique(languages)
+    if n is None or len(names) < 2:
+        return val[:n] if n else val
+    return np.sort(np.concatenate([val[languages == name][: max(1, n // len(names))] for name in names]))

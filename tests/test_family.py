@@ -1,0 +1,83 @@
+"""`hotstart sweep family`: four members pretrained on the same sequences, budget and settings, each
+fine-tuned (probe and full); rerunning skips what is done; the report's family section reads the folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from test_finetune import separable_task
+
+from hotstart.cli import main
+from hotstart.data.prepared import PreparedCorpus
+from hotstart.experiments.family import (
+    FAMILY_SCALES,
+    MEMBERS,
+    member_config,
+    run_family,
+)
+
+
+def test_every_member_pretrains_on_the_same_data_budget_and_settings() -> None:
+    scale = FAMILY_SCALES["cpu"]
+    configs = {m: member_config(m, scale, "data") for m in MEMBERS}
+    trains = {m: vars(c.train) for m, c in configs.items()}
+    assert all(t == trains["mae"] for t in trains.values())
+    assert trains["mae"]["max_samples"] == trains["mae"]["schedule_samples"] == 16384 and not trains["mae"]["curriculum"]
+    assert {c.data for c in configs.values()} == {"data"}
+    assert configs["mae"].model.line.max_patches == 144  # 128 characters and the end patch on a 12 x 12 grid
+    assert configs["mae"].model.size == configs["mlm"].model.size == "small-cpu"
+    assert configs["index"].model.decoder.n_layer == 4 and configs["vision"].model.input.kind == "vision"
+
+
+@pytest.fixture(scope="module")
+def family(tiny_corpus: PreparedCorpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("family")
+    task = separable_task(tmp / "task", tiny_corpus)
+    run_family(tmp / "fam", "smoke", data=str(tiny_corpus.path), task=str(task), precision="fp32", device="cpu",
+               progress=False, command="test")
+    return tmp / "fam"
+
+
+def test_each_member_is_pretrained_costed_and_fine_tuned_both_ways(family: Path, tiny_corpus: PreparedCorpus) -> None:
+    for member in MEMBERS:
+        run = family / "runs" / f"family-{member}"
+        assert json.loads((run / "summary.json").read_text())["samples"] == 256
+        assert yaml.safe_load((run / "config.yaml").read_text())["objective"] == {"index": "next-char",
+                                                                               "vision": "next-char"}.get(member, member)
+        cost = json.loads((run / "cost.json").read_text())
+        assert cost["train_flops_per_sample"] > 0 and cost["parameters"]["total"] > 0
+        for mode in ("probe", "full"):
+            result = json.loads((run / mode / "finetune.json").read_text())
+            assert result["mode"] == mode and result["max_chars"] == tiny_corpus.seq_len
+            assert [p["train_examples"] for p in result["curve"]] == [64]
+    assert json.loads((family / "family.json").read_text())["precision"] == "fp32"
+
+
+def test_a_rerun_skips_every_finished_member(family: Path, tiny_corpus: PreparedCorpus) -> None:
+    before = {p: p.stat().st_mtime for p in family.glob("runs/*/metrics.jsonl")}
+    statuses = run_family(family, "smoke", data=str(tiny_corpus.path), task=str(family.parent / "task"),
+                          precision="fp32", device="cpu", progress=False)
+    assert [s["status"] for s in statuses] == ["done before"] * 4
+    assert before == {p: p.stat().st_mtime for p in family.glob("runs/*/metrics.jsonl")}
+
+
+def test_the_report_has_a_family_section_with_every_member(family: Path, tmp_path: Path) -> None:
+    assert main(["report", str(family), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    for member in MEMBERS:
+        assert f"| {member} | probe |" in text and f"| {member} | full |" in text
+    assert "Always answering the most frequent training label" in text
+    assert (tmp_path / "rep" / "family_finetuning.png").is_file() and (tmp_path / "rep" / "family_pretraining.png").is_file()
+    rows = (tmp_path / "rep" / "family_finetuning.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * len(MEMBERS)
+
+
+def test_a_family_at_an_unknown_scale_or_with_an_unknown_member_is_refused(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    assert main(["sweep", "family", "--scale", "paper", "--out", str(tmp_path / "f")]) == 2
+    assert "the family grid has no scale 'paper'" in capsys.readouterr().err
+    assert main(["sweep", "family", "--scale", "smoke", "--only", "pixelgpt", "--out", str(tmp_path / "f")]) == 2
+    assert "unknown family member 'pixelgpt'" in capsys.readouterr().err
