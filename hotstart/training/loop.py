@@ -50,11 +50,12 @@ from .checkpoint import (
 from .mae_run import MaskedPatches
 from .mlm_run import MaskedChars
 from .next_char import NextChar, next_char_loss
+from .next_patch_run import NextPatch
 from .objective import Batch, Objective
 from .precision import Precision, resolve
 from .run import TrainConfig
 
-OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars)}
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars, NextPatch)}
 """Every kind of run the loop trains, by the `objective` of its config."""
 
 DIVERGED = ("non_finite_loss", "non_finite_weights")
