@@ -137,8 +137,8 @@ def _check_same_config(run_dir: Path, cfg: Any) -> None:
     """Refuse to resume a run with other settings than it was started with."""
     saved_data = load_yaml(run_dir / "config.yaml")
     if saved_data.get("objective", NextChar.name) != cfg.objective:
-        raise HotStartError(f"cannot resume {run_dir}: it is a {saved_data.get('objective', NextChar.name)} run, not "
-                            f"{cfg.objective}; pass the --objective it was started with, or another --out")
+        raise HotStartError(f"cannot resume {run_dir}: it is a run of --objective "
+                            f"{saved_data.get('objective', NextChar.name)}, not {cfg.objective}; pass the --objective it was started with, or another --out")
     # through the dataclasses and back, so a setting added since the run started counts at its default
     saved = to_dict(from_dict(type(cfg), saved_data))
     now = to_dict(cfg)
