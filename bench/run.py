@@ -46,7 +46,8 @@ from hotstart.experiments.throughput import (
     median_rate,
     training_flops,
 )
-from hotstart.models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from hotstart.models.decoder import decoder_size
+from hotstart.models.hotstart_lm import InputConfig, ModelConfig
 from hotstart.models.mae import MAEConfig, PixelMAE, mask_noise
 from hotstart.render.glyph import GlyphRenderer, RenderConfig
 from hotstart.render.line import LineRenderConfig, LineRenderer

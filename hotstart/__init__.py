@@ -23,15 +23,9 @@ from .data.prepared import (
 )
 from .errors import HotStartError
 from .export import export_run, generate, to_transformers
+from .models.decoder import DECODER_SIZES, DecoderConfig, decoder_size
 from .models.encoders import EncoderConfig, GlyphEncoder
-from .models.hotstart_lm import (
-    DECODER_SIZES,
-    DecoderConfig,
-    HotStartLM,
-    InputConfig,
-    ModelConfig,
-    decoder_size,
-)
+from .models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
 from .render.glyph import GlyphBank, GlyphRenderer, RenderConfig, render_grid
 from .training.evaluate import evaluate, evaluate_run
 from .training.loop import train

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a comm
     from .render.glyph import RenderConfig
     from .training.mae_run import MAERunConfig
     from .training.mlm_run import MLMRunConfig
+    from .training.next_patch_run import NextPatchRunConfig
     from .training.run import RunConfig
 
 
@@ -114,7 +115,8 @@ _OPTION_PATHS = {
     **{k: ("model", "input", k) for k in ("pixel_norm", "output_norm", "input_scale", "center")},
     "tie_head": ("model", "tie_head"), "curriculum_order": ("train", "curriculum_order"),
     **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "font", "face", "missing", "fallback_fonts")},
-    **{k: ("model", "decoder", k) for k in ("n_layer", "n_head", "n_embd", "dropout")},
+    **{k: ("model", "decoder", k) for k in ("n_layer", "n_head", "n_embd", "dropout", "n_kv_head")},
+    "decoder": ("model", "decoder", "kind"),
     **{k: ("train", k) for k in (
         "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
         "onecycle_div",
@@ -139,16 +141,26 @@ _MLM_OPTION_PATHS = {
     **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
 }
 
-_OBJECTIVE_OPTIONS = {"next-char": _OPTION_PATHS, "mae": _MAE_OPTION_PATHS, "mlm": _MLM_OPTION_PATHS}
+# `hotstart train --objective next-patch` option -> where it goes in a NextPatchRunConfig
+_NEXT_PATCH_OPTION_PATHS = {
+    "data": ("data",), "line_mode": ("model", "line", "mode"),
+    **{k: ("model", k) for k in ("size", "decoder", "head", "norm_target", "patch_len", "dropout")},
+    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts")},
+    **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
+}
+
+_OBJECTIVE_OPTIONS = {"next-char": _OPTION_PATHS, "mae": _MAE_OPTION_PATHS, "mlm": _MLM_OPTION_PATHS,
+                      "next-patch": _NEXT_PATCH_OPTION_PATHS}
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig:
+def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig:
     """The run config from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
-    from .models.hotstart_lm import decoder_size
+    from .models.decoder import decoder_size
     from .presets import PRESETS, deep_merge
     from .training.mae_run import MAERunConfig, mae_train_defaults
     from .training.mlm_run import MLMRunConfig
+    from .training.next_patch_run import NextPatchRunConfig
     from .training.run import RunConfig, TrainConfig
 
     loaded = load_yaml(args.config) if args.config is not None else {}
@@ -176,7 +188,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
         data = deep_merge(data, PRESETS[args.preset])
     data = deep_merge(data, loaded)
     if args.size is not None and next_char:
-        data["model"]["decoder"] = to_dict(decoder_size(args.size))
+        data["model"]["decoder"] = to_dict(decoder_size(args.size, data["model"]["decoder"].get("kind", "gpt2")))
     if args.no_curriculum:
         data["train"]["curriculum"] = False
     for dest, path in paths.items():
@@ -187,15 +199,21 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
             node[path[-1]] = getattr(args, dest)
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
-    cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig}[objective], data)
-    cfg.model.input.validate() if next_char else cfg.model.validate()
+    cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig,
+                     "next-patch": NextPatchRunConfig}[objective], data)
+    if next_char:
+        cfg.model.input.validate()
+        cfg.model.decoder.validate()
+    else:
+        cfg.model.validate()
     return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a prepared corpus: HotStart's index or vision LM (next-char, the default) or
     PIXEL-M4's masked autoencoder over rendered lines (--objective mae) or its index baseline, a
-    character BERT (--objective mlm); writes a run folder."""
+    character BERT (--objective mlm) or PixelGPT's next-patch decoder (--objective next-patch); writes a
+    run folder."""
     from .training.loop import train
 
     summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
@@ -403,8 +421,11 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("decoder")
     g.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768); "
                                   "mae, mlm: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
+    g.add_argument("--decoder", help="gpt2 (HotStart's, default) | llama: RMSNorm, SwiGLU, rotary positions, grouped-query "
+                        "attention (the pixel LMs' block), the same sizes")
     for name, typ in (("n_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float)):
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
+    g.add_argument("--n-kv-head", type=int, help="llama: key/value heads of grouped-query attention (default: half the heads)")
     g = p.add_argument_group("training")
     g.add_argument("--max-samples", type=int, help="stop after N training sequences (default: early stopping)")
     g.add_argument("--max-epochs", type=int, help="stop after N curriculum epochs")
@@ -495,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="folder written by `hotstart prepare`")
     p.add_argument("--objective", help="next-char (default): HotStart's LM | mae: PIXEL-M4's masked autoencoder "
                                        "over rendered lines, one line per corpus sequence | mlm: a character BERT "
-                                       "the size of the MAE's encoder, by masked-language modelling")
+                                       "the size of the MAE's encoder, by masked-language modelling | next-patch: PixelGPT, a decoder "
+                                       "that predicts each next patch of a rendered line")
     p.add_argument("--input", help="index (default) | vision")
     p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
@@ -527,7 +549,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--patch", type=int, help="line height and patch side in pixels (default 16)")
     g.add_argument("--line-mode", help="grey (default) | binary | rgb")
     g.add_argument("--cell", help="free (default: running text) | char | bigram")
-    g.add_argument("--max-patches", type=int, help="patches per line, a square number (default 529 = 23 x 23)")
+    g.add_argument("--max-patches", type=int, help="patches per line: mae, a square number (default 529 = 23 x 23); "
+                                                   "next-patch, the decoder's context (default 256)")
+    g = p.add_argument_group("pixel LM (--objective next-patch: PixelGPT; --size and --decoder as a decoder's, "
+                             "default llama; the line options above)")
+    g.add_argument("--head", help="mse (default): regress the next patch's pixels | bernoulli: each pixel's ink "
+                                  "probability (PIXAR's likelihood)")
+    g.add_argument("--norm-target", action="store_true", default=None,
+                   help="mse: regress each patch's pixels standardised by their own mean and variance")
+    g.add_argument("--patch-len", type=int, help="patches per decoder position (default 1; PIXAR's L = 2)")
     g = p.add_argument_group("character BERT (--objective mlm; --size tiny|small-cpu|base as the MAE's encoder)")
     g.add_argument("--mask-prob", type=float, help="share of positions predicted (default 0.15, BERT's: 80%% [MASK], "
                                                    "10%% random, 10%% kept)")

@@ -1,9 +1,10 @@
 """Export a run to a plain `transformers` folder, and generate text from a run.
 
-A trained HotStart model *is* a GPT-2 language model once its input path is written down as an
-embedding table: the index path already is one, and a vision model's glyph encoder gives every
-vocabulary character one fixed vector, so encoding each glyph once bakes the encoder into `wte`.
-The export is therefore a `GPT2LMHeadModel` (untied head) plus a character-level fast tokenizer,
+A trained HotStart model *is* a GPT-2 (or, with `--decoder llama`, a Llama) language model once its
+input path is written down as an embedding table: the index path already is one, and a vision model's
+glyph encoder gives every vocabulary character one fixed vector, so encoding each glyph once bakes the
+encoder into the token table. The export is therefore a `GPT2LMHeadModel` or `LlamaForCausalLM`
+(untied head) plus a character-level fast tokenizer,
 loadable with `AutoModelForCausalLM` / `AutoTokenizer` by code that never imports hotstart. The
 encoder weights and render settings are kept beside it in `hotstart/`, so the table can be rebuilt
 or extended to characters outside the vocabulary.
@@ -17,7 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
 
 from .data.prepared import PAD_ID, SEP_ID, SPECIALS, UNK_ID, Vocab
 from .errors import HotStartError
@@ -32,22 +39,22 @@ def input_table(model: HotStartLM) -> torch.Tensor:
     return model.input(ids.unsqueeze(0)).squeeze(0).float().cpu()
 
 
-def to_transformers(model: HotStartLM) -> GPT2LMHeadModel:
-    """The same network as a `GPT2LMHeadModel`: decoder weights copied, input path baked into wte."""
-    d = model.config.decoder
-    config = GPT2Config(
-        vocab_size=model.config.vocab_size, n_positions=d.n_positions, n_embd=d.n_embd, n_layer=d.n_layer,
-        n_head=d.n_head, resid_pdrop=d.dropout, embd_pdrop=d.dropout, attn_pdrop=d.dropout,
-        activation_function=model.decoder.config.activation_function, tie_word_embeddings=False,
-        bos_token_id=SEP_ID, eos_token_id=SEP_ID, pad_token_id=PAD_ID,
-    )
-    hf = GPT2LMHeadModel(config)
-    decoder_state = {k: v for k, v in model.decoder.state_dict().items() if not k.startswith("wte.")}
-    missing, unexpected = hf.transformer.load_state_dict(decoder_state, strict=False)
-    if unexpected or set(missing) - {"wte.weight"}:
-        raise RuntimeError(f"decoder layout differs from GPT2LMHeadModel: {missing} {unexpected}")
+def to_transformers(model: HotStartLM) -> GPT2LMHeadModel | LlamaForCausalLM:
+    """The same network as a `transformers` causal LM (GPT2LMHeadModel or LlamaForCausalLM, as its
+    decoder): decoder weights copied, input path baked into the token table."""
+    config = model.decoder.config.to_dict()
+    config.update(vocab_size=model.config.vocab_size, tie_word_embeddings=False, bos_token_id=SEP_ID,
+                  eos_token_id=SEP_ID, pad_token_id=PAD_ID, use_cache=True)
+    llama = model.config.decoder.kind == "llama"
+    hf = LlamaForCausalLM(LlamaConfig.from_dict(config)) if llama else GPT2LMHeadModel(GPT2Config.from_dict(config))
+    body = hf.model if llama else hf.transformer
+    table = "embed_tokens.weight" if llama else "wte.weight"
+    decoder_state = {k: v for k, v in model.decoder.state_dict().items() if k != table}
+    missing, unexpected = body.load_state_dict(decoder_state, strict=False)
+    if unexpected or set(missing) - {table}:
+        raise RuntimeError(f"decoder layout differs from {type(hf).__name__}: {missing} {unexpected}")
     with torch.no_grad():
-        hf.transformer.wte.weight.copy_(input_table(model))
+        body.get_input_embeddings().weight.copy_(input_table(model))
         hf.lm_head.weight.copy_(model.lm_head.weight.float().cpu())
     return hf.eval()
 

@@ -7,13 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from hotstart.data.prepared import PAD_ID
+from hotstart.models.decoder import DecoderConfig
 from hotstart.models.fused_loss import chunk_rows, head_cross_entropy
-from hotstart.models.hotstart_lm import (
-    DecoderConfig,
-    HotStartLM,
-    InputConfig,
-    ModelConfig,
-)
+from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
 
 
 def _plain_and_fused(dtype: torch.dtype | None, rows: int, targets: torch.Tensor):

@@ -12,6 +12,7 @@ from hotstart.cli import _run_config, build_parser
 from hotstart.data.prepared import PreparedCorpus, SampleOrder, curriculum_size
 from hotstart.errors import HotStartError
 from hotstart.experiments.runs import Run
+from hotstart.models.decoder import DECODER_SIZES, decoder_parameters, decoder_size
 from hotstart.models.encoders import (
     PAPER_INPUT_PARAMS,
     EncoderConfig,
@@ -19,14 +20,7 @@ from hotstart.models.encoders import (
     MinimalEncoder,
     encoder_parameters,
 )
-from hotstart.models.hotstart_lm import (
-    DECODER_SIZES,
-    HotStartLM,
-    InputConfig,
-    ModelConfig,
-    _decoder_parameters,
-    decoder_size,
-)
+from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
 from hotstart.render.glyph import RenderConfig
 from hotstart.training.loop import lr_at, make_optimizer
 from hotstart.training.run import TrainConfig
@@ -128,10 +122,10 @@ def test_encoder_norm_batch_depends_on_the_batch_in_training_and_not_in_evaluati
 def test_paper_sized_encoders_have_the_papers_counts_at_gpt2_small_and_its_share_at_small_cpu(name: str) -> None:
     from hotstart.models.encoders import paper_width
 
-    gpt2_small = _decoder_parameters(DECODER_SIZES["gpt2-small"])
+    gpt2_small = decoder_parameters(DECODER_SIZES["gpt2-small"])
     for size in ("gpt2-small", "small-cpu"):
         d = DECODER_SIZES[size]
-        decoder = _decoder_parameters(d)
+        decoder = decoder_parameters(d)
         cfg = EncoderConfig(name=name, size="paper")
         count = encoder_parameters(cfg, d.n_embd, 8, paper_width(cfg, d.n_embd, 8, decoder, gpt2_small))
         assert count == pytest.approx(PAPER_INPUT_PARAMS[name] * decoder / gpt2_small, rel=0.05), size
@@ -141,7 +135,7 @@ def test_paper_sized_encoders_have_the_papers_counts_at_gpt2_small_and_its_share
 def test_the_model_builds_the_paper_sized_encoder(tiny_corpus: PreparedCorpus) -> None:
     ours = vision_model(tiny_corpus, "small-cpu").parameter_counts()
     paper = vision_model(tiny_corpus, "small-cpu", encoder=EncoderConfig(size="paper")).parameter_counts()
-    target = PAPER_INPUT_PARAMS["simp"] * paper["decoder"] / _decoder_parameters(DECODER_SIZES["gpt2-small"])
+    target = PAPER_INPUT_PARAMS["simp"] * paper["decoder"] / decoder_parameters(DECODER_SIZES["gpt2-small"])
     encoder_and_adapter = paper["input.encoder"] + paper["input.adapter"] - 2 * 256  # less the output LayerNorm
     assert encoder_and_adapter == pytest.approx(target, rel=0.05) and paper["input"] > ours["input"]
 

@@ -117,10 +117,10 @@ def test_resuming_a_run_as_another_objective_is_refused(tiny_corpus: PreparedCor
     capsys.readouterr()
     assert main(["train", "--data", str(tiny_corpus.path), "--size", "tiny", "--max-samples", "16", "--out", str(run),
                  "--resume", "--quiet"]) == 2
-    assert "it is a mae run, not next-char" in capsys.readouterr().err
+    assert "it is a run of --objective mae, not next-char" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["eval", str(run), "--quiet"]) == 2
-    assert "is an mae run; this command reads next-char runs" in capsys.readouterr().err
+    assert "is a run of --objective mae; this command reads next-char runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, words", [(["--encoder", "orig"], "--encoder is not an option of --objective mae"),
@@ -155,10 +155,10 @@ def test_the_optimizer_does_not_decay_the_mae_tokens(tiny_corpus: PreparedCorpus
 
 def test_a_bad_objective_in_a_config_file_is_refused(tiny_corpus: PreparedCorpus, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture) -> None:
-    (tmp_path / "run.yaml").write_text(f"data: {tiny_corpus.path}\nobjective: next-patch\n")
+    (tmp_path / "run.yaml").write_text(f"data: {tiny_corpus.path}\nobjective: diffusion\n")
     assert main(["train", "--config", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "r")]) == 2
-    assert "unknown objective 'next-patch'; choose one of next-char, mae, mlm" in capsys.readouterr().err
+    assert "unknown objective 'diffusion'; choose one of next-char, mae, mlm, next-patch" in capsys.readouterr().err
     with pytest.raises(HotStartError, match="unknown objective"):
         from hotstart.training.loop import train
 
-        train(MAERunConfig(data=str(tiny_corpus.path), objective="next-patch"), tmp_path / "r2")
+        train(MAERunConfig(data=str(tiny_corpus.path), objective="diffusion"), tmp_path / "r2")

@@ -7,14 +7,9 @@ import torch
 
 from hotstart.data.prepared import SPECIALS
 from hotstart.errors import HotStartError
+from hotstart.models.decoder import decoder_size
 from hotstart.models.encoders import EncoderConfig, GlyphEncoder
-from hotstart.models.hotstart_lm import (
-    HotStartLM,
-    InputConfig,
-    ModelConfig,
-    decoder_size,
-    glyph_bank,
-)
+from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig, glyph_bank
 from hotstart.render.glyph import RenderConfig
 
 TOKENS = list(SPECIALS) + list("的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年山水火木")

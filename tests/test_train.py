@@ -13,8 +13,9 @@ import torch
 
 from hotstart.data.prepared import PreparedCorpus
 from hotstart.errors import HotStartError
+from hotstart.models.decoder import decoder_size
 from hotstart.models.encoders import EncoderConfig
-from hotstart.models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from hotstart.models.hotstart_lm import InputConfig, ModelConfig
 from hotstart.render.glyph import RenderConfig
 from hotstart.training.evaluate import evaluate, evaluate_run
 from hotstart.training.loop import eval_due, lr_at, train

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..data.prepared import PrepareConfig, PreparedCorpus, prepare
+from ..models.decoder import decoder_size
 from ..models.encoders import EncoderConfig
-from ..models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from ..models.hotstart_lm import InputConfig, ModelConfig
 from ..plot import plot_curves, read_metrics
 from ..render.glyph import RenderConfig, render_grid
 from ..training.evaluate import most_frequent_accuracy

@@ -33,7 +33,8 @@ from typing import Any
 from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
 from ..models.char_bert import CharBertConfig
-from ..models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from ..models.decoder import decoder_size
+from ..models.hotstart_lm import InputConfig, ModelConfig
 from ..models.mae import MAEConfig
 from ..render.line import LineRenderConfig
 from ..tasks.classification import FinetuneConfig, finetune

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HotStartError
-from ..models.hotstart_lm import DECODER_SIZES
+from ..models.decoder import DECODER_SIZES
 from ..plot import plot_panels, plot_series
 from .explain import explain_section
 from .family_report import family_section, is_family_folder

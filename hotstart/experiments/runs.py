@@ -15,7 +15,7 @@ from typing import Any
 
 from ..config import load_yaml
 from ..errors import HotStartError
-from ..models.hotstart_lm import DECODER_SIZES
+from ..models.decoder import DECODER_SIZES
 from ..plot import read_metrics
 from ..training.checkpoint import read_json
 from .embeddings import read_embeddings

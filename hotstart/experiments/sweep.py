@@ -32,8 +32,9 @@ from typing import Any
 from ..config import load_yaml
 from ..data.prepared import PrepareConfig, PreparedCorpus, prepare
 from ..errors import HotStartError
+from ..models.decoder import decoder_size
 from ..models.encoders import EncoderConfig
-from ..models.hotstart_lm import InputConfig, ModelConfig, decoder_size
+from ..models.hotstart_lm import InputConfig, ModelConfig
 from ..render.glyph import RenderConfig
 from ..training.checkpoint import read_json, write_json
 from ..training.loop import DIVERGED, train

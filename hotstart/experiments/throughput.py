@@ -20,8 +20,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from ..data.prepared import PreparedCorpus, SampleOrder
+from ..models.decoder import decoder_size
 from ..models.encoders import EncoderConfig
-from ..models.hotstart_lm import HotStartLM, InputConfig, ModelConfig, decoder_size
+from ..models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
 from ..render.glyph import RenderConfig
 from ..training.precision import Precision, resolve
 

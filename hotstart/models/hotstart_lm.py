@@ -21,11 +21,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GPT2Config, GPT2Model
 
 from ..data.prepared import PAD_ID
 from ..errors import HotStartError
 from ..render.glyph import GlyphRenderer, RenderConfig
+from .decoder import (
+    DECODER_SIZES,
+    DecoderConfig,
+    build_decoder,
+    decoder_parameters,
+    decoder_size,
+)
 from .encoders import EncoderConfig, GlyphEncoder, paper_width
 from .fused_loss import head_cross_entropy
 
@@ -33,36 +39,6 @@ INPUT_KINDS = ("index", "vision")
 PIXEL_NORMS = ("standardize", "position", "raw")
 OUTPUT_NORMS = ("layernorm", "none")
 INPUT_SCALES = ("none", "index-init")
-
-
-@dataclass
-class DecoderConfig:
-    """GPT-2 decoder shape, in GPT-2's own names."""
-
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 256
-    n_positions: int = 1024
-    """Longest sequence the position table covers (>= the corpus seq_len)."""
-    dropout: float = 0.0
-    """Residual, embedding and attention dropout (GPT-2 uses 0.1)."""
-
-
-# Named sizes. Dropout is off below GPT-2 small: those sizes train for short budgets where the
-# model underfits, and dropout only slows the hot-start window down.
-DECODER_SIZES: dict[str, DecoderConfig] = {
-    "tiny": DecoderConfig(n_layer=2, n_head=2, n_embd=64),  # tests: seconds
-    "small-cpu": DecoderConfig(n_layer=4, n_head=4, n_embd=256),  # hot-start window in minutes on 2 cores
-    "medium-cpu": DecoderConfig(n_layer=6, n_head=6, n_embd=384),  # the decoder-size ablation's larger step
-    "gpt2-small": DecoderConfig(n_layer=12, n_head=12, n_embd=768, dropout=0.1),  # the paper's decoder
-}
-
-
-def decoder_size(name: str) -> DecoderConfig:
-    """The named decoder size, or a HotStartError listing the names."""
-    if name not in DECODER_SIZES:
-        raise HotStartError(f"unknown decoder size '{name}'; choose one of {', '.join(DECODER_SIZES)}")
-    return DecoderConfig(**vars(DECODER_SIZES[name]))
 
 
 @dataclass
@@ -233,27 +209,9 @@ class HotStartLM(nn.Module):
         cfg.input.validate()
         self.config = cfg
         d = cfg.decoder
-        gpt2 = GPT2Config(
-            vocab_size=1,  # GPT2Model's own wte is never used (we pass inputs_embeds): keep it 1 x n_embd
-            n_positions=d.n_positions,
-            n_embd=d.n_embd,
-            n_layer=d.n_layer,
-            n_head=d.n_head,
-            resid_pdrop=d.dropout,
-            embd_pdrop=d.dropout,
-            attn_pdrop=d.dropout,
-            use_cache=False,
-            # GPT-2's tanh-approximated GELU (gelu_new), computed by PyTorch's fused kernel instead of
-            # five separate elementwise ops: same function, about a tenth less time per step on CPU
-            activation_function="gelu_pytorch_tanh",
-            bos_token_id=None,  # no GPT-2 BPE specials: our vocabulary has its own
-            eos_token_id=None,
-        )
-        gpt2._attn_implementation = "sdpa"
         # Decoder and head are built before the input path, so index and vision runs with the
         # same seed start from identical decoder and head weights: only the input differs.
-        self.decoder = GPT2Model(gpt2)
-        self.decoder.wte.weight.requires_grad_(False)
+        self.decoder = build_decoder(d)
         self.lm_head = nn.Linear(d.n_embd, cfg.vocab_size, bias=False)
         nn.init.normal_(self.lm_head.weight, std=0.02)
         if cfg.input.kind == "index":
@@ -272,7 +230,7 @@ class HotStartLM(nn.Module):
             return enc.width
         decoder_params = sum(p.numel() for p in self.decoder.parameters() if p.requires_grad)
         return paper_width(enc, self.config.decoder.n_embd, self.config.input.render.res, decoder_params,
-                           _decoder_parameters(DECODER_SIZES["gpt2-small"]))
+                           decoder_parameters(DECODER_SIZES["gpt2-small"]))
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None,
                 return_logits: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -312,14 +270,6 @@ class HotStartLM(nn.Module):
         counts["lm_head"] = count(self.lm_head)
         counts["total"] = count(self)
         return counts
-
-
-def _decoder_parameters(d: DecoderConfig) -> int:
-    """Trainable parameters of a decoder of shape `d` (our GPT2Model: its 1 x n_embd wte is frozen)."""
-    with torch.device("meta"):
-        gpt2 = GPT2Model(GPT2Config(vocab_size=1, n_positions=d.n_positions, n_embd=d.n_embd, n_layer=d.n_layer,
-                                    n_head=d.n_head, bos_token_id=None, eos_token_id=None))
-    return sum(p.numel() for p in gpt2.parameters()) - d.n_embd
 
 
 def glyph_bank(tokens: list[str], specials: tuple[str, ...], render: RenderConfig, progress: bool = True) -> torch.Tensor:

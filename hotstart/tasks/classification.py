@@ -258,7 +258,7 @@ def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained
         return Pretrained(LMEncoder(loaded.model), loaded.corpus.vocab, loaded.corpus.seq_len, objective,
                           loaded.config.model.decoder.n_positions)
     if objective not in ("mae", "mlm"):
-        raise HotStartError(f"{run_dir} is an {objective} run; fine-tuning reads next-char, mae and mlm runs")
+        raise HotStartError(f"{run_dir} is a run of --objective {objective}; fine-tuning reads next-char, mae and mlm runs")
     if checkpoint not in ("best", "last"):
         raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
     if objective == "mae":

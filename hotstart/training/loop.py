@@ -50,11 +50,12 @@ from .checkpoint import (
 from .mae_run import MaskedPatches
 from .mlm_run import MaskedChars
 from .next_char import NextChar, next_char_loss
+from .next_patch_run import NextPatch
 from .objective import Batch, Objective
 from .precision import Precision, resolve
 from .run import TrainConfig
 
-OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars)}
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars, NextPatch)}
 """Every kind of run the loop trains, by the `objective` of its config."""
 
 DIVERGED = ("non_finite_loss", "non_finite_weights")
@@ -136,8 +137,8 @@ def _check_same_config(run_dir: Path, cfg: Any) -> None:
     """Refuse to resume a run with other settings than it was started with."""
     saved_data = load_yaml(run_dir / "config.yaml")
     if saved_data.get("objective", NextChar.name) != cfg.objective:
-        raise HotStartError(f"cannot resume {run_dir}: it is a {saved_data.get('objective', NextChar.name)} run, not "
-                            f"{cfg.objective}; pass the --objective it was started with, or another --out")
+        raise HotStartError(f"cannot resume {run_dir}: it is a run of --objective "
+                            f"{saved_data.get('objective', NextChar.name)}, not {cfg.objective}; pass the --objective it was started with, or another --out")
     # through the dataclasses and back, so a setting added since the run started counts at its default
     saved = to_dict(from_dict(type(cfg), saved_data))
     now = to_dict(cfg)

@@ -29,11 +29,11 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..config import save_yaml, to_dict
-from ..data.prepared import SPECIALS
 from ..errors import HotStartError
 from ..models.mae import MAEConfig, PixelMAE, span_mask
-from ..render.line import LineRenderer, has_visible, line_image
+from ..render.line import line_image
 from .checkpoint import write_json
+from .lines import CorpusLines, language_means
 from .objective import Objective, validation_sample
 from .precision import Precision
 from .run import TrainConfig
@@ -77,24 +77,16 @@ class MaskedPatches(Objective):
         cfg.validate()
         if tc.freeze_decoder:
             raise HotStartError("--freeze-decoder freezes a next-char run's GPT-2 decoder; an mae run has none to freeze")
-        self.renderer = LineRenderer(cfg.line)
-        self._text = np.array([" " if token in SPECIALS else token for token in self.corpus.vocab.tokens], dtype=object)
+        self.lines = CorpusLines(self.corpus, cfg.line)
+        self.renderer = self.lines.renderer
         self._val = validation_sample(self.corpus, tc.eval_sequences)
-        rendered = [self.renderer.render_batch(self._lines(self._val[s : s + 64])) for s in range(0, len(self._val), 64)]
+        rendered = self.lines.render_all(self._val)
         lengths = np.concatenate([r.lengths for r in rendered])
         self._val_masks = self._masks(self._val, lengths, stream=1)
         self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
         languages = self.corpus.sequence_languages[self._val]
         # how full a line is (PIXEL packs text until it is full; one sequence per line does not)
         self.line_patches = {str(name) or "all": float(np.median(lengths[languages == name])) for name in np.unique(languages)}
-
-    def _lines(self, index: np.ndarray) -> list[str]:
-        """The text of sequences `index`, one line each."""
-        lines = []
-        for row in self.corpus.sequences(index).numpy():
-            text = "".join(self._text[row])
-            lines.append(text if has_visible(text) else self.corpus.vocab.decode(row))  # only specials: draw their names
-        return lines
 
     def _masks(self, index: np.ndarray, lengths: np.ndarray, stream: int, step: int = 0) -> np.ndarray:
         """(B, N) span masks, each line's drawn from (seed, stream, step, its sequence index): training
@@ -120,7 +112,7 @@ class MaskedPatches(Objective):
 
     def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, P, P[, C]) line patches and their (B, N) span mask at `step`."""
-        lines = self.renderer.render_batch(self._lines(index))
+        lines = self.lines.render(index)
         mask = self._masks(index, lines.lengths, 0, step)
         return torch.from_numpy(lines.patches), torch.from_numpy(mask)
 
@@ -139,21 +131,18 @@ class MaskedPatches(Objective):
         losses, size = [], self.config.train.batch_size
         for start in range(0, len(self._val), size):
             index = self._val[start : start + size]
-            patches = torch.from_numpy(self.renderer.render_batch(self._lines(index)).patches)
+            patches = torch.from_numpy(self.lines.render(index).patches)
             mask = torch.from_numpy(self._val_masks[start : start + size])
             with precision.autocast():
                 losses.extend(model.line_losses(patches.to(precision.device), mask.to(precision.device)).tolist())
         model.train(was_training)
         losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
-        metrics = {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan}
-        if len(np.unique(languages)) > 1:
-            metrics.update({f"val_loss_{name}": float(losses_arr[languages == name].mean()) for name in np.unique(languages)})
-        return metrics
+        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **language_means(losses_arr, languages)}
 
     def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
         """reconstructions/SAMPLES.png: input, masked input and reconstruction of the first validation lines."""
         index = self._val[:PLOTTED_LINES]
-        patches = torch.from_numpy(self.renderer.render_batch(self._lines(index)).patches)
+        patches = torch.from_numpy(self.lines.render(index).patches)
         mask = torch.from_numpy(self._val_masks[: len(index)])
         was_training = model.training
         model.eval()

@@ -7,6 +7,7 @@ summary. An objective owns only what differs between model families:
     next-char   HotStart's index and vision LMs (run.py): sequences of character IDs, cross-entropy
     mae         PIXEL-M4's masked autoencoder (mae_run.py): rendered lines, masked-patch pixel loss
     mlm         a character BERT (mlm_run.py), the MAE's index baseline: masked-character cross-entropy
+    next-patch  PixelGPT (next_patch_run.py): rendered lines, the next patch's pixels
 
 so the loop has no branch on the kind of model it trains.
 """

@@ -188,7 +188,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
         raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
     saved = load_yaml(run_dir / "config.yaml")
     if saved.get("objective", "next-char") != "next-char":
-        raise HotStartError(f"{run_dir} is an {saved['objective']} run; this command reads next-char runs "
+        raise HotStartError(f"{run_dir} is a run of --objective {saved['objective']}; this command reads next-char runs "
                             "(HotStart's index and vision LMs)")
     cfg = from_dict(RunConfig, saved)
     corpus = PreparedCorpus.load(cfg.data)

@@ -1,0 +1,176 @@
+"""PixelGPT's objective: predict the next patch of a rendered line (shared/papers/pixelgpt-dualgpt.md).
+
+What it hands the shared loop (objective.py):
+
+    batch      one line per corpus sequence (training/lines.py), cut to the batch's longest line: the
+               decoder is causal and the loss stops at each line's end, so the padding after the
+               longest line changes nothing but the time a step takes
+    loss       the pixel LM's (models/pixel_lm.py): MSE on the next position's pixels, or PIXAR's
+               per-pixel Bernoulli likelihood with --head bernoulli
+    evaluate   val_loss: the mean over the first eval_sequences validation lines of each line's
+               mean position loss (per language too, as an mae run logs it)
+    plot       generations/SAMPLES.png at every evaluation: for the first validation lines, the truth
+               and, after its first half, the model's greedy continuation, position by position
+
+Our reading where the papers are silent: as for the MAE, a line is one sequence of a prepared corpus,
+not sentences packed until the line is full.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from ..config import save_yaml, to_dict
+from ..errors import HotStartError
+from ..models.pixel_lm import PixelLM, PixelLMConfig
+from ..render.line import line_image
+from .checkpoint import write_json
+from .lines import CorpusLines, language_means
+from .mae_run import mae_train_defaults
+from .objective import Objective, validation_sample
+from .precision import Precision
+from .run import TrainConfig
+
+PLOTTED_LINES = 2
+"""Validation lines continued in each generation plot."""
+
+
+@dataclass
+class NextPatchRunConfig:
+    """A next-patch run: which prepared corpus, which model, how to train it."""
+
+    data: str
+    """Folder written by `hotstart prepare`; each sequence becomes one line (max_patches >= seq_len + 1
+    holds a Chinese sequence and its end patch)."""
+    model: PixelLMConfig = field(default_factory=PixelLMConfig)
+    train: TrainConfig = field(default_factory=mae_train_defaults)
+    """The same settings as the family's other line models unless given (mae_train_defaults)."""
+    objective: str = "next-patch"
+    """What the run learns (training/objective.py)."""
+
+
+class NextPatch(Objective):
+    """Next-patch prediction with a PixelLM over rendered lines."""
+
+    name = "next-patch"
+    progress_metric = "val_loss"
+    config: NextPatchRunConfig
+
+    def check(self) -> None:
+        """Settings the pixel LM cannot train with; the renderer and the validation lines, drawn once."""
+        cfg, tc = self.config.model, self.config.train
+        cfg.validate()
+        if tc.freeze_decoder:
+            raise HotStartError("--freeze-decoder freezes a next-char run's pretrained decoder; a next-patch run "
+                                "trains its decoder from scratch")
+        self.lines = CorpusLines(self.corpus, cfg.line)
+        self._val = validation_sample(self.corpus, tc.eval_sequences)
+        rendered = self.lines.render_all(self._val)
+        self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
+
+    def build_model(self, progress: bool) -> PixelLM:
+        """The pixel LM for the configured decoder and line geometry; the decoder compiled if asked."""
+        model = PixelLM(self.config.model)
+        if self.config.train.compile:
+            model.decoder.compile()  # in place: parameter names, and so checkpoints, stay the same
+        return model
+
+    def write_run_files(self, run_dir: Path) -> None:
+        """config.yaml, vocab.json (the lines' characters) and render.json (the line renderer with its fonts)."""
+        save_yaml(to_dict(self.config), run_dir / "config.yaml")
+        self.corpus.vocab.save(run_dir / "vocab.json")
+        write_json(run_dir / "render.json", self.lines.renderer.settings())
+
+    def _patches(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, P, P[, C]) lines cut to the longest one (whole positions), and their (B,) lengths."""
+        lines = self.lines.render(index)
+        longest = int(lines.lengths.max()) if len(index) else 1
+        keep = min(math.ceil(longest / self.config.model.patch_len) * self.config.model.patch_len, lines.patches.shape[1])
+        return torch.from_numpy(lines.patches[:, :keep]), torch.from_numpy(lines.lengths)
+
+    def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The lines of sequences `index` (nothing random: the same at every step)."""
+        return self._patches(index)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The pixel LM's mean position loss."""
+        patches, lengths = batch
+        return model(patches, lengths)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, precision: Precision) -> dict[str, float]:
+        """Mean over validation lines of each line's mean position loss, per language where several."""
+        was_training = model.training
+        model.eval()
+        losses, size = [], self.config.train.batch_size
+        for start in range(0, len(self._val), size):
+            patches, lengths = self._patches(self._val[start : start + size])
+            with precision.autocast():
+                losses.extend(model.line_losses(patches.to(precision.device), lengths.to(precision.device)).tolist())
+        model.train(was_training)
+        losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
+        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **language_means(losses_arr, languages)}
+
+    def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
+        """generations/SAMPLES.png: the first validation lines, and each continued from its first half."""
+        patches, lengths = self._patches(self._val[:PLOTTED_LINES])
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        rows = []
+        for line, length in zip(patches, lengths.tolist()):
+            prompt = max(1, length // 2)
+            new = math.ceil((length - prompt) / self.config.model.patch_len)
+            shown = model.generate(line[None, :prompt].to(device), new)[0, :length].float().cpu()
+            rows.append((line[:length], shown, prompt))
+        model.train(was_training)
+        out = run_dir / "generations"
+        out.mkdir(exist_ok=True)
+        generation_plot(rows, f"{row['samples']:,} samples, val_loss {row['val_loss']:.4f}").save(out / f"{row['samples']:09d}.png")
+
+    def summary_fields(self) -> dict[str, Any]:
+        """Decoder, head, line geometry, and how many validation lines were cut at max_patches."""
+        cfg = self.config.model
+        return {"objective": self.name, "size": cfg.size, "decoder": cfg.decoder, "head": cfg.head,
+                "norm_target": cfg.norm_target, "patch_len": cfg.patch_len, "line": to_dict(cfg.line),
+                "val_lines": len(self._val), "val_lines_truncated": self.truncated_lines}
+
+    def describe(self) -> str:
+        """next-patch, its decoder and size."""
+        cfg = self.config.model
+        return f"next-patch {cfg.decoder} {cfg.size} ({cfg.head} head)"
+
+    def parameter_counts(self, model: nn.Module) -> dict[str, int]:
+        """Patch embedding (with the start vector), decoder, head, total: trainable parameters."""
+        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
+        return {"patch_embed": count(model.patch_embed) + model.wpe_start.numel(), "decoder": count(model.decoder),
+                "head": count(model.head), "total": count(model)}
+
+
+def generation_plot(rows: list[tuple[torch.Tensor, torch.Tensor, int]], title: str) -> Image.Image:
+    """Two strips per line: the truth, then the prompt (its first `prompt` patches) and the model's
+    continuation, with a mark where the continuation starts."""
+    strips = [(line_image(truth.numpy()).convert("L"), line_image(shown.numpy()).convert("L"), prompt, truth.shape[1])
+              for truth, shown, prompt in rows]
+    pad, top = 8, 24
+    width = max(s[0].width for s in strips) + 2 * pad
+    height = top + sum(2 * s[0].height + 3 * pad for s in strips)
+    image = Image.new("L", (max(width, 420), height), 255)
+    draw = ImageDraw.Draw(image)
+    draw.text((pad, 6), f"truth | prompt + greedy continuation   {title}", fill=0)
+    y = top
+    for truth, shown, prompt, patch in strips:
+        image.paste(truth, (pad, y))
+        image.paste(shown, (pad, y + truth.height + pad))
+        x = pad + prompt * patch
+        draw.line([(x, y + truth.height + pad - 3), (x, y + 2 * truth.height + pad + 2)], fill=0)
+        y += 2 * truth.height + 3 * pad
+    return image

@@ -1,0 +1,236 @@
+"""The shared decoder (GPT-2 or Llama-style blocks from `transformers`) and PixelGPT's next-patch model
+and objective (`hotstart train --objective next-patch`): what the loss covers, causality, the heads,
+grouping of PIXAR's L patches per position, the run folder and exact resume."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
+
+from hotstart.cli import main
+from hotstart.data.prepared import PreparedCorpus
+from hotstart.errors import HotStartError
+from hotstart.export import to_transformers
+from hotstart.models.decoder import build_decoder, decoder_parameters, decoder_size
+from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
+from hotstart.models.pixel_lm import PixelLM, PixelLMConfig
+from hotstart.render.line import LineRenderConfig, LineRenderer
+
+TIMING = ("samples_per_s", "wall_s")
+TEXTS = ["今天天气很好,我们去公园散步吧。", "新华社北京电", "一二三四五六七八九十"]
+
+
+def lines(cfg: PixelLMConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    batch = LineRenderer(cfg.line).render_batch(TEXTS)
+    return torch.from_numpy(batch.patches), torch.from_numpy(batch.lengths)
+
+
+def tiny(**kw: object) -> PixelLMConfig:
+    return PixelLMConfig(**{"size": "tiny", "line": LineRenderConfig(max_patches=24), **kw})
+
+
+def test_the_llama_decoder_has_rmsnorm_swiglu_and_grouped_query_attention() -> None:
+    d = decoder_size("small-cpu", "llama")
+    decoder = build_decoder(d)
+    assert type(decoder).__name__ == "LlamaModel" and isinstance(decoder.norm, LlamaRMSNorm)
+    layer = decoder.layers[0]
+    assert isinstance(layer.mlp, LlamaMLP) and layer.mlp.gate_proj.out_features == d.intermediate == 704
+    head_dim = d.n_embd // d.n_head
+    assert layer.self_attn.q_proj.out_features == d.n_embd and layer.self_attn.k_proj.out_features == 2 * head_dim
+    assert not decoder.get_input_embeddings().weight.requires_grad  # the models bring their own inputs
+    # SwiGLU at 8/3 n_embd holds about as many weights as GPT-2's 4 n_embd MLP; GQA and no position table make it smaller
+    assert 0.8 < decoder_parameters(d) / decoder_parameters(decoder_size("small-cpu")) < 0.9
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_hotstart_lm_on_either_decoder_exports_to_the_same_logits(kind: str) -> None:
+    torch.manual_seed(0)
+    model = HotStartLM(ModelConfig(40, InputConfig(kind="index"), decoder_size("tiny", kind))).eval()
+    ids = torch.randint(0, 40, (2, 12))
+    hf = to_transformers(model)
+    assert type(hf).__name__ == ("LlamaForCausalLM" if kind == "llama" else "GPT2LMHeadModel")
+    with torch.no_grad():
+        assert torch.allclose(hf(ids).logits, model(ids)[0], atol=1e-5)
+
+
+def test_the_loss_covers_each_line_up_to_its_end_patch_and_nothing_after() -> None:
+    torch.manual_seed(0)
+    model = PixelLM(tiny()).eval()
+    patches, lengths = lines(model.config)
+    short = int(lengths.argmin())
+    assert lengths[short] < patches.shape[1]
+    with torch.no_grad():
+        base = model.line_losses(patches, lengths)
+        after = patches.clone()
+        after[short, lengths[short]:] = 1.0  # ink after the end patch: never predicted, never seen by what is
+        assert torch.allclose(model.line_losses(after, lengths), base)
+        inside = patches.clone()
+        inside[short, lengths[short] - 1] = 0.5  # the end patch itself is a target
+        assert not torch.allclose(model.line_losses(inside, lengths)[short], base[short])
+
+
+def test_a_position_is_predicted_only_from_the_patches_before_it() -> None:
+    torch.manual_seed(0)
+    model = PixelLM(tiny()).eval()
+    patches, _ = lines(model.config)
+    positions = model.group(patches)
+    changed = positions.clone()
+    changed[:, 5] = torch.rand_like(changed[:, 5])
+    with torch.no_grad():
+        before, after = model.predict(positions), model.predict(changed)
+    assert torch.equal(before[:, :6], after[:, :6])  # position 5's own prediction does not see position 5
+    assert not torch.allclose(before[:, 6:], after[:, 6:])
+
+
+def test_the_mse_loss_is_the_mean_pixel_error_over_line_positions() -> None:
+    torch.manual_seed(0)
+    model = PixelLM(tiny()).eval()
+    patches, lengths = lines(model.config)
+    with torch.no_grad():
+        out = model.predict(model.group(patches))
+        target = patches.reshape(*patches.shape[:2], -1)
+        per_position = ((out - target) ** 2).mean(-1)
+        used = torch.arange(patches.shape[1])[None, :] < lengths[:, None]
+        assert torch.allclose(model(patches, lengths), per_position[used].mean(), atol=1e-6)
+
+
+def test_norm_target_regresses_each_patchs_standardised_pixels() -> None:
+    torch.manual_seed(0)
+    model = PixelLM(tiny(norm_target=True)).eval()
+    patches, lengths = lines(model.config)
+    flat = patches.reshape(*patches.shape[:2], -1)
+    target = (flat - flat.mean(-1, keepdim=True)) / (flat.var(-1, keepdim=True) + 1e-6).sqrt()
+    with torch.no_grad():
+        out = model.predict(model.group(patches))
+        used = torch.arange(patches.shape[1])[None, :] < lengths[:, None]
+        assert torch.allclose(model(patches, lengths), ((out - target) ** 2).mean(-1)[used].mean(), atol=1e-5)
+        pixels = model.pixels(out)
+    assert pixels.min() >= 0 and pixels.max() <= 1
+
+
+def test_pixar_groups_l_patches_per_position_with_a_bernoulli_head() -> None:
+    cfg = tiny(line=LineRenderConfig(patch=8, mode="binary", max_patches=25), head="bernoulli", patch_len=2)
+    torch.manual_seed(0)
+    model = PixelLM(cfg).eval()
+    patches, lengths = lines(cfg)
+    positions = model.group(patches)
+    assert positions.shape == (3, 13, 2 * 64) and cfg.positions == 13
+    assert torch.equal(model.ungroup(positions)[:, :25], patches)  # the 26th patch is the blank padding
+    with torch.no_grad():
+        out = model.predict(positions)
+        bce = F.binary_cross_entropy_with_logits(out, positions, reduction="none").mean(-1)
+        used = torch.arange(13)[None, :] * 2 < lengths[:, None]
+        assert torch.allclose(model(patches, lengths), bce[used].mean(), atol=1e-6)
+        grown = model.generate(patches[:, :4], new_positions=3)
+    assert grown.shape[1] == 10 and set(grown[:, 4:].unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(grown[:, :4], patches[:, :4])
+
+
+def test_training_memorises_lines_and_greedy_generation_continues_them() -> None:
+    torch.manual_seed(0)
+    model = PixelLM(tiny())
+    patches, lengths = lines(model.config)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = model(patches, lengths).item()
+    for _ in range(150):
+        loss = model(patches, lengths)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < first / 20
+    model.eval()
+    grown = model.generate(patches[:1, :4], new_positions=4)
+    truth = patches[0, 4:8]
+    assert (grown[0, 4:8] - truth).abs().mean() < 0.1 * truth.mean()
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"head": "softmax"}, "unknown pixel head 'softmax'"),
+    ({"decoder": "mamba"}, "unknown decoder 'mamba'"),
+    ({"head": "bernoulli", "norm_target": True}, "--norm-target standardises regression targets"),
+    ({"patch_len": 0}, "--patch-len must be from 1 to 8"),
+    ({"size": "huge"}, "unknown decoder size 'huge'"),
+])
+def test_a_bad_pixel_lm_setting_is_refused_by_name(settings: dict, words: str) -> None:
+    with pytest.raises(HotStartError, match=words):
+        tiny(**settings).validate()
+
+
+def next_patch_args(corpus: PreparedCorpus, out: Path, *extra: str) -> list[str]:
+    """A tiny pixel LM over lines of up to 40 patches (the corpus's 32-character sequences fit)."""
+    return ["train", "--objective", "next-patch", "--data", str(corpus.path), "--size", "tiny", "--max-patches", "40",
+            "--batch-size", "8", "--max-samples", "48", "--eval-every", "16", "--dense-until", "48",
+            "--eval-sequences", "8", "--precision", "fp32", "--device", "cpu", "--out", str(out), "--quiet", *extra]
+
+
+def rows_without_timing(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def test_a_next_patch_run_writes_its_folder_and_a_generation_at_every_evaluation(tiny_corpus: PreparedCorpus,
+                                                                                 tmp_path: Path) -> None:
+    run = tmp_path / "pixelgpt"
+    assert main(next_patch_args(tiny_corpus, run)) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["objective"] == "next-patch" and config["model"]["decoder"] == "llama"
+    rows = rows_without_timing(run)
+    assert [r["samples"] for r in rows] == [0, 16, 32, 48]
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"]
+    assert sorted(p.name for p in (run / "generations").iterdir()) == [f"{r['samples']:09d}.png" for r in rows]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["objective"] == "next-patch" and summary["head"] == "mse" and summary["val_lines"] == 8
+    counts = summary["parameters"]
+    assert counts["total"] == counts["patch_embed"] + counts["decoder"] + counts["head"]
+    assert summary["val_lines_truncated"] == 0
+
+
+def test_a_killed_next_patch_run_resumes_to_the_uninterrupted_metrics(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ("--head", "bernoulli", "--line-mode", "binary", "--patch", "8", "--patch-len", "2")
+    assert main(next_patch_args(tiny_corpus, tmp_path / "reference", *args)) == 0
+    loop = importlib.import_module("hotstart.training.loop")
+    real, calls = loop.save_training_state, []
+
+    def killed_after_the_second_state(path, *a, **kw):
+        real(path, *a, **kw)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_training_state", killed_after_the_second_state)
+    assert main(next_patch_args(tiny_corpus, tmp_path / "killed", *args)) == 130
+    monkeypatch.setattr(loop, "save_training_state", real)
+    assert main([*next_patch_args(tiny_corpus, tmp_path / "killed", *args), "--resume"]) == 0
+    assert rows_without_timing(tmp_path / "killed") == rows_without_timing(tmp_path / "reference")
+
+
+def test_a_next_char_run_trains_on_the_llama_decoder(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    run = tmp_path / "llama-index"
+    assert main(["train", "--data", str(tiny_corpus.path), "--size", "tiny", "--decoder", "llama", "--batch-size", "16",
+                 "--max-samples", "32", "--eval-every", "16", "--precision", "fp32", "--device", "cpu",
+                 "--out", str(run), "--quiet"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["decoder"]["kind"] == "llama" and config["model"]["decoder"]["n_layer"] == 2
+    from hotstart.training.run import load_run
+
+    loaded = load_run(run)
+    assert type(loaded.model.decoder).__name__ == "LlamaModel"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--mask-ratio", "0.5"], "--mask-ratio is not an option of --objective next-patch"),
+    (["--head", "softmax"], "unknown pixel head 'softmax'"),
+])
+def test_bad_next_patch_options_are_refused_in_one_line(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture, extra: list, words: str) -> None:
+    assert main(next_patch_args(tiny_corpus, tmp_path / "bad", *extra)) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and not (tmp_path / "bad").exists()
