@@ -281,14 +281,45 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    """Generate text from a run, streaming characters as they are sampled."""
-    from .export import generate, stream
-    from .training.run import load_run
+    """Generate from a run: a next-char run streams the characters it samples; a pixel LM (next-patch)
+    draws the prompt and its greedy continuation as one image (--out), and with one character per patch
+    also reads the generated patches back as text."""
+    from .config import load_yaml
 
-    run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
-    print(args.prompt, end="", flush=True)
-    stream(generate(run.model, run.corpus.vocab, args.prompt, max_new=args.max_new, temperature=args.temperature,
-                    top_k=args.top_k, seed=args.seed))
+    config = Path(args.run) / "config.yaml"
+    objective = load_yaml(config).get("objective", "next-char") if config.is_file() else "next-char"
+    if objective == "next-char":
+        from .export import generate, stream
+        from .training.run import load_run
+
+        run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
+        print(args.prompt, end="", flush=True)
+        stream(generate(run.model, run.corpus.vocab, args.prompt, max_new=args.max_new, temperature=args.temperature,
+                        top_k=args.top_k, seed=args.seed))
+        if args.out:
+            print(f"(--out draws a pixel LM's generation; {args.run} writes characters, printed above)", file=sys.stderr)
+        return
+    from .render.readback import GlyphReader
+    from .training.next_patch_run import (
+        continuation_image,
+        generate_line,
+        load_pixel_run,
+        read_generation,
+    )
+
+    run = load_pixel_run(args.run, checkpoint=args.checkpoint)
+    if not args.out:
+        raise HotStartError(f"{args.run} is a pixel LM, which writes an image; pass --out FILE.png")
+    grown, prompt_len = generate_line(run, args.prompt, args.max_new)
+    result = {"run": args.run, "out": args.out, "prompt_patches": prompt_len, "generated_patches": grown.shape[0] - prompt_len}
+    if run.config.model.line.cell == "char":
+        result.update(read_generation(GlyphReader(run.config.model.line, run.vocab), grown, prompt_len, args.prompt))
+    title = f"{Path(args.run).name} ({args.checkpoint}): prompt | greedy continuation"
+    try:
+        continuation_image(grown, prompt_len, title).save(args.out)
+    except (OSError, ValueError) as exc:
+        raise HotStartError(f"cannot write {args.out}: {exc}; pass a writable --out ending in .png") from None
+    print(json.dumps(result, ensure_ascii=False))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -615,10 +646,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
     _add_run_argument(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
-    p.add_argument("--max-new", type=int, default=100, help="characters to generate (default 100)")
+    p.add_argument("--max-new", type=int, default=100, help="characters (a pixel LM: patches) to generate (default 100)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
     p.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    p.add_argument("--out", help="pixel LM runs: PNG of the prompt and its continuation (required for them)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("plot", help=cmd_plot.__doc__, description=cmd_plot.__doc__)

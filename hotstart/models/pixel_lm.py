@@ -145,9 +145,10 @@ class PixelLM(nn.Module):
         mean, var = per_patch.mean(-1, keepdim=True), per_patch.var(-1, keepdim=True)
         return ((per_patch - mean) / (var + 1e-6).sqrt()).reshape(positions.shape)
 
-    def position_losses(self, patches: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) loss of every position (mean over its pixels) and (B, T) bool: positions that hold
-        part of the line (up to and including its end-of-sequence patch)."""
+    def position_outputs(self, patches: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T) loss of every position (mean over its pixels), (B, T) bool: positions that hold part
+        of the line (up to and including its end-of-sequence patch), and (B, T, L*P*P*C) the head's
+        outputs they come from."""
         positions = self.group(patches)  # (B, T, L*P*P*C)
         out = self.predict(positions).float()
         target = self._targets(positions).float()
@@ -156,7 +157,12 @@ class PixelLM(nn.Module):
         else:
             per_pixel = F.binary_cross_entropy_with_logits(out, target, reduction="none")
         used = torch.arange(positions.shape[1], device=lengths.device)[None, :] * self.config.patch_len < lengths[:, None]
-        return per_pixel.mean(-1), used.to(per_pixel.device)
+        return per_pixel.mean(-1), used.to(per_pixel.device), out
+
+    def position_losses(self, patches: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) loss of every position and (B, T) bool: the positions that count (position_outputs)."""
+        losses, used, _ = self.position_outputs(patches, lengths)
+        return losses, used
 
     def forward(self, patches: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The mean loss over the batch's line positions."""
@@ -180,17 +186,28 @@ class PixelLM(nn.Module):
         low, high = per_patch.amin(-1, keepdim=True), per_patch.amax(-1, keepdim=True)
         return ((per_patch - low) / (high - low).clamp(min=1e-6)).reshape(out.shape)
 
+    def _binarised(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Generated pixels as the line mode holds them: binary lines get ink where it is at least 1/2."""
+        return (pixels >= 0.5).to(pixels.dtype) if self.config.line.mode == "binary" else pixels
+
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, new_positions: int) -> torch.Tensor:
         """(B, N, P, P[, C]) prompt patches -> (B, N' + new_positions * L, ...) with the prompt grouped
         into positions (a partial last group padded blank) and each new position predicted greedily
-        from all before it (binary lines: ink where its probability or value is at least 1/2)."""
+        from all before it (binary lines: ink where its probability or value is at least 1/2). The
+        decoder keeps its keys and values (a KV cache), so each new position costs one position's
+        forward pass; generation stops at the decoder's context."""
         positions = self.group(prompt)  # (B, T, L*P*P*C)
-        for _ in range(new_positions):
-            if positions.shape[1] >= self.config.positions:
-                break
-            nxt = self.pixels(self.predict(torch.cat([positions, positions[:, -1:]], dim=1))[:, -1:])
-            if self.config.line.mode == "binary":
-                nxt = (nxt >= 0.5).to(nxt.dtype)
-            positions = torch.cat([positions, nxt.to(positions.dtype)], dim=1)
-        return self.ungroup(positions)
+        new_positions = min(new_positions, self.config.positions - positions.shape[1])
+        if new_positions <= 0:
+            return self.ungroup(positions)
+        x = self.patch_embed(positions)
+        start = self.wpe_start.to(x.dtype).expand(x.shape[0], 1, -1)
+        out = self.decoder(inputs_embeds=torch.cat([start, x], dim=1), use_cache=True)
+        generated = [positions]
+        for step in range(new_positions):
+            nxt = self._binarised(self.pixels(self.head(out.last_hidden_state[:, -1:]))).to(positions.dtype)
+            generated.append(nxt)
+            if step + 1 < new_positions:
+                out = self.decoder(inputs_embeds=self.patch_embed(nxt), cache=out.cache, use_cache=True)
+        return self.ungroup(torch.cat(generated, dim=1))
