@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a comm
     from .training.mae_run import MAERunConfig
     from .training.mlm_run import MLMRunConfig
     from .training.next_patch_run import NextPatchRunConfig
+    from .training.pixar_run import PixarRunConfig
     from .training.run import RunConfig
 
 
@@ -149,11 +150,17 @@ _NEXT_PATCH_OPTION_PATHS = {
     **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
 }
 
+# `hotstart train --objective pixar` option -> where it goes in a PixarRunConfig
+_PIXAR_OPTION_PATHS = {
+    **_NEXT_PATCH_OPTION_PATHS, "stage": ("stage",), "adversarial_weight": ("adversarial", "weight"),
+    **{k: ("adversarial", k) for k in ("stage1_run", "stage1_checkpoint", "disc_width", "disc_blocks")},
+}
+
 _OBJECTIVE_OPTIONS = {"next-char": _OPTION_PATHS, "mae": _MAE_OPTION_PATHS, "mlm": _MLM_OPTION_PATHS,
-                      "next-patch": _NEXT_PATCH_OPTION_PATHS}
+                      "next-patch": _NEXT_PATCH_OPTION_PATHS, "pixar": _PIXAR_OPTION_PATHS}
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig:
+def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig | PixarRunConfig:
     """The run config from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
     from .models.decoder import decoder_size
@@ -161,6 +168,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     from .training.mae_run import MAERunConfig, mae_train_defaults
     from .training.mlm_run import MLMRunConfig
     from .training.next_patch_run import NextPatchRunConfig
+    from .training.pixar_run import PixarRunConfig, pixar_model_defaults
     from .training.run import RunConfig, TrainConfig
 
     loaded = load_yaml(args.config) if args.config is not None else {}
@@ -177,6 +185,8 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     if not next_char:
         # the same training settings for both encoders, so "the same text and budget" holds by default
         data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(mae_train_defaults())}
+        if objective == "pixar":
+            data["model"] = to_dict(pixar_model_defaults())
         if args.preset is not None:
             raise HotStartError(f"--preset names a next-char experiment of the HotStart paper; drop it for --objective {objective}")
     else:
@@ -200,7 +210,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
     cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig,
-                     "next-patch": NextPatchRunConfig}[objective], data)
+                     "next-patch": NextPatchRunConfig, "pixar": PixarRunConfig}[objective], data)
     if next_char:
         cfg.model.input.validate()
         cfg.model.decoder.validate()
@@ -299,13 +309,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
         if args.out:
             print(f"(--out draws a pixel LM's generation; {args.run} writes characters, printed above)", file=sys.stderr)
         return
-    from .render.readback import GlyphReader
-    from .training.next_patch_run import (
+    from .pixel_generation import (
         continuation_image,
         generate_line,
         load_pixel_run,
         read_generation,
     )
+    from .render.readback import GlyphReader
 
     run = load_pixel_run(args.run, checkpoint=args.checkpoint)
     if not args.out:
@@ -548,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", help="next-char (default): HotStart's LM | mae: PIXEL-M4's masked autoencoder "
                                        "over rendered lines, one line per corpus sequence | mlm: a character BERT "
                                        "the size of the MAE's encoder, by masked-language modelling | next-patch: PixelGPT, a decoder "
-                                       "that predicts each next patch of a rendered line")
+                                       "that predicts each next patch of a rendered line | pixar: PIXAR, next-patch over binary 8x8 lines, "
+                                       "by likelihood, then (--stage 2) adversarially")
     p.add_argument("--input", help="index (default) | vision")
     p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
@@ -589,6 +600,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--norm-target", action="store_true", default=None,
                    help="mse: regress each patch's pixels standardised by their own mean and variance")
     g.add_argument("--patch-len", type=int, help="patches per decoder position (default 1; PIXAR's L = 2)")
+    g = p.add_argument_group("PIXAR (--objective pixar: next-patch with binary 8x8 lines, --patch-len 2 and the "
+                             "bernoulli head by default)")
+    g.add_argument("--stage", type=int, help="1 (default): likelihood | 2: adversarial, from --stage1-run, for "
+                                             "--max-samples (PIXAR: 200 steps); its model settings come from that run")
+    g.add_argument("--stage1-run", help="stage 2: the stage-1 run folder (pixar stage 1 or next-patch) it starts from")
+    g.add_argument("--stage1-checkpoint", help="stage 2: best (default) | last weights of the stage-1 run")
+    g.add_argument("--adversarial-weight", type=float, help="stage 2: the adversarial term's weight on top of the "
+                                                            "automatic one, |grad rec| / |grad adv| at the head (default 1)")
+    g.add_argument("--disc-width", type=int, help="stage 2: width of the patch discriminator's MLP (default 256)")
+    g.add_argument("--disc-blocks", type=int, help="stage 2: its residual blocks (default 2)")
     g = p.add_argument_group("character BERT (--objective mlm; --size tiny|small-cpu|base as the MAE's encoder)")
     g.add_argument("--mask-prob", type=float, help="share of positions predicted (default 0.15, BERT's: 80%% [MASK], "
                                                    "10%% random, 10%% kept)")

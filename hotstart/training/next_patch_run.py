@@ -19,7 +19,6 @@ not sentences packed until the line is full.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,13 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from ..config import from_dict, load_yaml, save_yaml, to_dict
-from ..data.prepared import PAD_ID, Vocab
+from ..config import save_yaml, to_dict
+from ..data.prepared import PAD_ID
 from ..errors import HotStartError
 from ..models.pixel_lm import PixelLM, PixelLMConfig
-from ..render.fonts import describe_chars
-from ..render.line import LineRenderer, line_image
-from ..render.readback import GlyphReader, language_agreement
-from .checkpoint import load_weights, read_json, write_json
+from ..render.line import line_image
+from ..render.readback import GlyphReader
+from .checkpoint import write_json
 from .lines import CorpusLines, language_means
 from .mae_run import mae_train_defaults
 from .objective import Objective, validation_sample
@@ -204,91 +202,3 @@ def generation_plot(rows: list[tuple[torch.Tensor, torch.Tensor, int]], title: s
         y += 2 * truth.height + 3 * pad
     return image
 
-
-PIXEL_OBJECTIVES = ("next-patch",)
-"""Objectives whose runs write pixels, which `hotstart generate` draws and reads back."""
-
-
-@dataclass
-class LoadedPixelRun:
-    """A pixel LM rebuilt from its run folder."""
-
-    model: PixelLM
-    config: NextPatchRunConfig
-    vocab: Vocab
-    renderer: LineRenderer
-
-
-def load_pixel_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedPixelRun:
-    """A next-patch run's model (eval mode), config, vocabulary and line renderer, from its folder."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
-    saved = load_yaml(run_dir / "config.yaml")
-    objective = saved.get("objective", "next-char")
-    if objective not in PIXEL_OBJECTIVES:
-        raise HotStartError(f"{run_dir} is a run of --objective {objective}; this reads pixel LM runs "
-                            f"(--objective {' or '.join(PIXEL_OBJECTIVES)})")
-    if checkpoint not in ("best", "last"):
-        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
-    cfg = from_dict(NextPatchRunConfig, saved)
-    model = PixelLM(cfg.model)
-    load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
-    renderer = LineRenderer(cfg.model.line)
-    fonts = [f.get("sha256") for f in read_json(run_dir / "render.json", "render settings").get("fonts", [])]
-    if fonts and fonts[0] != renderer.settings()["fonts"][0]["sha256"]:
-        print(f"warning: the primary font differs from the one run {run_dir} was trained with", file=sys.stderr)
-    return LoadedPixelRun(model.eval(), cfg, Vocab.load(run_dir / "vocab.json"), renderer)
-
-
-def prompt_patches(renderer: LineRenderer, prompt: str) -> torch.Tensor:
-    """(1, n, P, P[, C]) the prompt drawn as the run draws its lines, without the end patch; n = 0 for
-    an empty prompt. A character no font draws, or a prompt that fills the line, is an error."""
-    if not prompt:
-        shape = renderer.render_batch(["0"]).patches.shape
-        return torch.zeros(1, 0, *shape[2:])
-    if "\n" in prompt or "\r" in prompt:
-        raise HotStartError("--prompt has a line break; a pixel LM continues one line: pass the prompt as one line")
-    drawn = renderer.render_batch([prompt])
-    if drawn.missing:
-        raise HotStartError(f"--prompt has character(s) no font of the run's chain draws ({describe_chars(sorted(drawn.missing))}); "
-                            "leave them out of the prompt")
-    if drawn.truncated[0] or drawn.lengths[0] >= renderer.cfg.max_patches:
-        raise HotStartError(f"--prompt fills the run's line of {renderer.cfg.max_patches} patches, leaving nothing to "
-                            "generate; shorten the prompt")
-    return torch.from_numpy(drawn.patches[:, : drawn.lengths[0] - 1])
-
-
-def generate_line(run: LoadedPixelRun, prompt: str, max_new: int) -> tuple[torch.Tensor, int]:
-    """The prompt's patches and at least `max_new` generated after them (whole positions of L patches,
-    up to the end of the decoder's context), and how many patches the prompt took."""
-    if max_new < 1:
-        raise HotStartError(f"--max-new must be at least 1 patch, got {max_new}")
-    start = prompt_patches(run.renderer, prompt)
-    grown = run.model.generate(start, math.ceil(max_new / run.config.model.patch_len))[0]
-    return grown[: start.shape[1] + max_new], start.shape[1]
-
-
-def read_generation(reader: GlyphReader, grown: torch.Tensor, prompt_len: int, prompt: str) -> dict[str, Any]:
-    """What a char-cell generation reads back as: its text, readability (the share of generated cells
-    read as a readable character) and agreement with the prompt's script (render/readback.py)."""
-    new = grown[prompt_len:]
-    ids = reader.read(new)
-    text = reader.text(ids.tolist())
-    return {"read": text, "readability": float(reader.readable(new, ids).float().mean()) if len(new) else math.nan,
-            "language_agreement": language_agreement(prompt, text)}
-
-
-def continuation_image(grown: torch.Tensor, prompt_len: int, title: str, zoom: int = 2) -> Image.Image:
-    """The prompt and its continuation as one strip, scaled by `zoom`, with a mark where generation
-    starts and a title above."""
-    strip = line_image(grown.float().numpy()).convert("L")
-    strip = strip.resize((strip.width * zoom, strip.height * zoom), Image.NEAREST)
-    pad, top = 8, 22
-    image = Image.new("L", (max(strip.width + 2 * pad, 420), strip.height + top + pad + 4), 255)
-    draw = ImageDraw.Draw(image)
-    draw.text((pad, 5), title, fill=0)
-    image.paste(strip, (pad, top))
-    x = pad + prompt_len * grown.shape[1] * zoom
-    draw.line([(x, top - 3), (x, top + strip.height + 3)], fill=0)
-    return image
