@@ -19,6 +19,7 @@ from .errors import HotStartError
 
 if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a command runs
     from .render.glyph import RenderConfig
+    from .training.dual_run import DualRunConfig
     from .training.mae_run import MAERunConfig
     from .training.mlm_run import MLMRunConfig
     from .training.next_patch_run import NextPatchRunConfig
@@ -156,15 +157,22 @@ _PIXAR_OPTION_PATHS = {
     **{k: ("adversarial", k) for k in ("stage1_run", "stage1_checkpoint", "disc_width", "disc_blocks")},
 }
 
+# `hotstart train --objective dual` option -> where it goes in a DualRunConfig: the pixel LM's under model.pixel
+_DUAL_OPTION_PATHS = {
+    **{k: (path[:1] + ("pixel",) + path[1:] if path[0] == "model" else path) for k, path in _NEXT_PATCH_OPTION_PATHS.items()},
+    "pixel_text_ratio": ("model", "pixel_text_ratio"), "pair_share": ("model", "pair_share"),
+}
+
 _OBJECTIVE_OPTIONS = {"next-char": _OPTION_PATHS, "mae": _MAE_OPTION_PATHS, "mlm": _MLM_OPTION_PATHS,
-                      "next-patch": _NEXT_PATCH_OPTION_PATHS, "pixar": _PIXAR_OPTION_PATHS}
+                      "next-patch": _NEXT_PATCH_OPTION_PATHS, "pixar": _PIXAR_OPTION_PATHS, "dual": _DUAL_OPTION_PATHS}
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig | PixarRunConfig:
+def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig | PixarRunConfig | DualRunConfig:
     """The run config from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
     from .models.decoder import decoder_size
     from .presets import PRESETS, deep_merge
+    from .training.dual_run import DualRunConfig
     from .training.mae_run import MAERunConfig, mae_train_defaults
     from .training.mlm_run import MLMRunConfig
     from .training.next_patch_run import NextPatchRunConfig
@@ -210,7 +218,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
     cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig,
-                     "next-patch": NextPatchRunConfig, "pixar": PixarRunConfig}[objective], data)
+                     "next-patch": NextPatchRunConfig, "pixar": PixarRunConfig, "dual": DualRunConfig}[objective], data)
     if next_char:
         cfg.model.input.validate()
         cfg.model.decoder.validate()
@@ -559,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "over rendered lines, one line per corpus sequence | mlm: a character BERT "
                                        "the size of the MAE's encoder, by masked-language modelling | next-patch: PixelGPT, a decoder "
                                        "that predicts each next patch of a rendered line | pixar: PIXAR, next-patch over binary 8x8 lines, "
-                                       "by likelihood, then (--stage 2) adversarially")
+                                       "by likelihood, then (--stage 2) adversarially | dual: DualGPT, one decoder "
+                                       "on character IDs, lines, and lines paired with their text")
     p.add_argument("--input", help="index (default) | vision")
     p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
@@ -600,6 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--norm-target", action="store_true", default=None,
                    help="mse: regress each patch's pixels standardised by their own mean and variance")
     g.add_argument("--patch-len", type=int, help="patches per decoder position (default 1; PIXAR's L = 2)")
+    g = p.add_argument_group("DualGPT (--objective dual: the pixel LM's options above, and a character embedding and "
+                             "head on the same decoder)")
+    g.add_argument("--pixel-text-ratio", type=float, help="pixel lines per text sequence outside the pairs (default 1: "
+                                                          "the paper's 4:4)")
+    g.add_argument("--pair-share", type=float, help="share of each batch given as a line followed by its text "
+                                                    "(default 0.2: the paper's 2 of 10)")
     g = p.add_argument_group("PIXAR (--objective pixar: next-patch with binary 8x8 lines, --patch-len 2 and the "
                              "bernoulli head by default)")
     g.add_argument("--stage", type=int, help="1 (default): likelihood | 2: adversarial, from --stage1-run, for "

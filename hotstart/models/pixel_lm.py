@@ -98,11 +98,14 @@ class PixelLMConfig:
 class PixelLM(nn.Module):
     """Patch embedding -> decoder -> a head over the next position's pixels."""
 
-    def __init__(self, cfg: PixelLMConfig) -> None:
+    def __init__(self, cfg: PixelLMConfig, extra_positions: int = 0) -> None:
+        """`extra_positions` lengthens the decoder's context past the longest line (DualGPT's pairs: a
+        line, then its text)."""
         super().__init__()
         cfg.validate()
         self.config = cfg
         d = cfg.decoder_config()
+        d.n_positions += extra_positions
         width = cfg.patch_len * cfg.patch_pixels
         self.decoder = build_decoder(d)
         self.wpe_start = nn.Parameter(torch.randn(d.n_embd) * 0.02)  # what the first patch is predicted from

@@ -47,6 +47,7 @@ from .checkpoint import (
     training_state_progress,
     write_json,
 )
+from .dual_run import Dual
 from .mae_run import MaskedPatches
 from .mlm_run import MaskedChars
 from .next_char import NextChar, next_char_loss
@@ -56,7 +57,7 @@ from .pixar_run import Pixar
 from .precision import Precision, resolve
 from .run import TrainConfig
 
-OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars, NextPatch, Pixar)}
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars, NextPatch, Pixar, Dual)}
 """Every kind of run the loop trains, by the `objective` of its config."""
 
 DIVERGED = ("non_finite_loss", "non_finite_weights")

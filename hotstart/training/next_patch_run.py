@@ -94,10 +94,7 @@ class NextPatch(Objective):
 
     def _patches(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, P, P[, C]) lines cut to the longest one (whole positions), and their (B,) lengths."""
-        lines = self.lines.render(index)
-        longest = int(lines.lengths.max()) if len(index) else 1
-        keep = min(math.ceil(longest / self.config.model.patch_len) * self.config.model.patch_len, lines.patches.shape[1])
-        return torch.from_numpy(lines.patches[:, :keep]), torch.from_numpy(lines.lengths)
+        return line_patches(self.lines, index, self.config.model.patch_len)
 
     def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The lines of sequences `index` (nothing random: the same at every step)."""
@@ -164,6 +161,19 @@ class NextPatch(Objective):
         count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
         return {"patch_embed": count(model.patch_embed) + model.wpe_start.numel(), "decoder": count(model.decoder),
                 "head": count(model.head), "total": count(model)}
+
+
+def line_patches(lines: CorpusLines, index: np.ndarray, patch_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, P, P[, C]) the lines of sequences `index` cut to the longest one (whole positions of
+    `patch_len` patches), and their (B,) lengths: the decoder is causal and the loss stops at each
+    line's end, so what lies after the longest line changes nothing but the time a step takes."""
+    if not len(index):
+        cfg = lines.renderer.cfg
+        return torch.zeros(0, patch_len, cfg.patch, cfg.patch, *((3,) if cfg.mode == "rgb" else ())), torch.zeros(0, dtype=torch.long)
+    drawn = lines.render(index)
+    longest = int(drawn.lengths.max())
+    keep = min(math.ceil(longest / patch_len) * patch_len, drawn.patches.shape[1])
+    return torch.from_numpy(drawn.patches[:, :keep]), torch.from_numpy(drawn.lengths)
 
 
 def read_back_accuracy(model: PixelLM, reader: GlyphReader, out: torch.Tensor, tokens: torch.Tensor,

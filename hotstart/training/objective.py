@@ -9,6 +9,7 @@ summary. An objective owns only what differs between model families:
     mlm         a character BERT (mlm_run.py), the MAE's index baseline: masked-character cross-entropy
     next-patch  PixelGPT (next_patch_run.py): rendered lines, the next patch's pixels
     pixar       PIXAR (pixar_run.py): binary lines by likelihood, then an adversarial stage 2
+    dual        DualGPT (dual_run.py): character IDs, lines, and lines paired with their text
 
 so the loop has no branch on the kind of model it trains.
 """
