@@ -330,8 +330,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
         raise HotStartError(f"{args.run} is a pixel LM, which writes an image; pass --out FILE.png")
     grown, prompt_len = generate_line(run, args.prompt, args.max_new)
     result = {"run": args.run, "out": args.out, "prompt_patches": prompt_len, "generated_patches": grown.shape[0] - prompt_len}
-    if run.config.model.line.cell == "char":
-        result.update(read_generation(GlyphReader(run.config.model.line, run.vocab), grown, prompt_len, args.prompt))
+    if run.pixel_config.line.cell == "char":
+        result.update(read_generation(GlyphReader(run.pixel_config.line, run.vocab), grown, prompt_len, args.prompt))
     title = f"{Path(args.run).name} ({args.checkpoint}): prompt | greedy continuation"
     try:
         continuation_image(grown, prompt_len, title).save(args.out)
@@ -422,6 +422,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.grid == "family":
         _family(args)
         return
+    if args.grid == "autoregressive":
+        _autoregressive(args)
+        return
     seeds = _seed_list(args.seeds) if args.seeds else None
     if args.list:
         print(list_runs(args.grid, args.scale, args.out, seeds))
@@ -452,6 +455,23 @@ def _family(args: argparse.Namespace) -> None:
                        + (["--data", args.data] if args.data else []))
     statuses = run_family(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
                           device=args.device, progress=not args.quiet, command=command)
+    for status in statuses:
+        print(f"{status['member']}: {status['status']}")
+
+
+def _autoregressive(args: argparse.Namespace) -> None:
+    """`hotstart sweep autoregressive`: the autoregressive LMs on one decoder and budget, and their generations read back."""
+    from .experiments.autoregressive import run_autoregressive
+
+    for option, given in (("--seeds", args.seeds), ("--list", args.list)):
+        if given:
+            raise HotStartError(f"{option} is not an option of the autoregressive grid (one seed per member); drop it")
+    if not args.out:
+        raise HotStartError("hotstart sweep autoregressive needs --out DIR (the grid folder; rerunning with it resumes)")
+    command = " ".join(["hotstart", "sweep", "autoregressive", "--scale", args.scale, "--out", args.out]
+                       + (["--data", args.data] if args.data else []))
+    statuses = run_autoregressive(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
+                                  device=args.device, progress=not args.quiet, command=command)
     for status in statuses:
         print(f"{status['member']}: {status['status']}")
 
@@ -711,16 +731,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
         "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all), explain "
         "(what the hot start needs), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
-        "pretrained alike, then fine-tuned on iNews sentiment). "
+        "pretrained alike, then fine-tuned on iNews sentiment), autoregressive (index, vision, PixelGPT, PIXAR stages "
+        "1 and 2, DualGPT on one Llama-style decoder and budget, generations read back). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
-        "family: smoke | demo | cpu."))
-    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family")
+        "family: smoke | demo | cpu; autoregressive: smoke | cpu."))
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family | autoregressive")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
     p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
     p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
-                                             "(family: members index, vision, mae, mlm)")
+                                             "(family: members index, vision, mae, mlm; autoregressive: index, vision, "
+                                             "pixelgpt, pixar-1, pixar-2, dual)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
     p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

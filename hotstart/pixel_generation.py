@@ -12,21 +12,25 @@ from typing import Any
 
 import torch
 from PIL import Image, ImageDraw
+from torch import nn
 
 from .config import from_dict, load_yaml
 from .data.prepared import Vocab
 from .errors import HotStartError
+from .models.dual_lm import DualLM
 from .models.pixar import AdversarialPixelLM
-from .models.pixel_lm import PixelLM
+from .models.pixel_lm import PixelLM, PixelLMConfig
 from .render.fonts import describe_chars
 from .render.line import LineRenderer, line_image
 from .render.readback import GlyphReader, language_agreement
 from .training.checkpoint import load_weights, read_json
+from .training.dual_run import DualRunConfig
 from .training.next_patch_run import NextPatchRunConfig
 from .training.pixar_run import PixarRunConfig
 
-PIXEL_OBJECTIVES = ("next-patch", "pixar")
-"""Objectives whose runs write pixels, which `hotstart generate` draws and reads back."""
+PIXEL_OBJECTIVES = ("next-patch", "pixar", "dual")
+"""Objectives whose runs write pixels, which `hotstart generate` draws and reads back (DualGPT through
+its pixel path)."""
 
 
 @dataclass
@@ -34,13 +38,14 @@ class LoadedPixelRun:
     """A pixel LM rebuilt from its run folder."""
 
     model: PixelLM
-    config: NextPatchRunConfig | PixarRunConfig
+    """The model that writes pixels (a DualGPT run's pixel path)."""
+    pixel_config: PixelLMConfig
     vocab: Vocab
     renderer: LineRenderer
 
 
 def load_pixel_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedPixelRun:
-    """A next-patch or pixar run's model (eval mode), config, vocabulary and line renderer, from its folder."""
+    """A next-patch, pixar or dual run's pixel LM (eval mode), its settings, vocabulary and line renderer."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
@@ -48,18 +53,25 @@ def load_pixel_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedPixel
     objective = saved.get("objective", "next-char")
     if objective not in PIXEL_OBJECTIVES:
         raise HotStartError(f"{run_dir} is a run of --objective {objective}; this reads pixel LM runs "
-                            f"(--objective {' or '.join(PIXEL_OBJECTIVES)})")
+                            f"(--objective {', '.join(PIXEL_OBJECTIVES)})")
     if checkpoint not in ("best", "last"):
         raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
-    cfg = from_dict(NextPatchRunConfig if objective == "next-patch" else PixarRunConfig, saved)
-    # a PIXAR stage-2 checkpoint holds its discriminator too
-    model = AdversarialPixelLM(cfg.model, cfg.adversarial) if getattr(cfg, "stage", 1) == 2 else PixelLM(cfg.model)
+    if objective == "dual":
+        dual = from_dict(DualRunConfig, saved)
+        model: nn.Module = DualLM(dual.model)
+        pixel_config = dual.model.pixel
+    else:
+        cfg = from_dict(NextPatchRunConfig if objective == "next-patch" else PixarRunConfig, saved)
+        # a PIXAR stage-2 checkpoint holds its discriminator too
+        model = AdversarialPixelLM(cfg.model, cfg.adversarial) if getattr(cfg, "stage", 1) == 2 else PixelLM(cfg.model)
+        pixel_config = cfg.model
     load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
-    renderer = LineRenderer(cfg.model.line)
+    renderer = LineRenderer(pixel_config.line)
     fonts = [f.get("sha256") for f in read_json(run_dir / "render.json", "render settings").get("fonts", [])]
     if fonts and fonts[0] != renderer.settings()["fonts"][0]["sha256"]:
         print(f"warning: the primary font differs from the one run {run_dir} was trained with", file=sys.stderr)
-    return LoadedPixelRun(model.eval(), cfg, Vocab.load(run_dir / "vocab.json"), renderer)
+    pixel_lm = model.pixel if isinstance(model, DualLM) else model
+    return LoadedPixelRun(pixel_lm.eval(), pixel_config, Vocab.load(run_dir / "vocab.json"), renderer)
 
 
 def prompt_patches(renderer: LineRenderer, prompt: str) -> torch.Tensor:
@@ -86,7 +98,7 @@ def generate_line(run: LoadedPixelRun, prompt: str, max_new: int) -> tuple[torch
     if max_new < 1:
         raise HotStartError(f"--max-new must be at least 1 patch, got {max_new}")
     start = prompt_patches(run.renderer, prompt)
-    grown = run.model.generate(start, math.ceil(max_new / run.config.model.patch_len))[0]
+    grown = run.model.generate(start, math.ceil(max_new / run.pixel_config.patch_len))[0]
     return grown[: start.shape[1] + max_new], start.shape[1]
 
 
@@ -113,3 +125,30 @@ def continuation_image(grown: torch.Tensor, prompt_len: int, title: str, zoom: i
     x = pad + prompt_len * grown.shape[1] * zoom
     draw.line([(x, top - 3), (x, top + strip.height + 3)], fill=0)
     return image
+
+
+def generation_readback(run_dir: str | Path, prompts: list[str], new_patches: int, checkpoint: str = "last",
+                        shown: int = 4) -> tuple[dict[str, Any], Image.Image]:
+    """Continue each prompt greedily by `new_patches` patches and read the continuations back (char
+    cells): mean readability and agreement with the prompt's script over the prompts, each prompt's
+    text read back, and an image of the first `shown` continuations."""
+    run = load_pixel_run(run_dir, checkpoint)
+    reader = GlyphReader(run.pixel_config.line, run.vocab)
+    reads, images = [], []
+    for prompt in prompts:
+        grown, prompt_len = generate_line(run, prompt, new_patches)
+        reads.append({"prompt": prompt, **read_generation(reader, grown, prompt_len, prompt)})
+        if len(images) < shown:
+            images.append(continuation_image(grown, prompt_len, f"{Path(run_dir).name}: prompt | greedy continuation"))
+    def mean(key: str) -> float:  # over the prompts where it is defined (no read character: no script)
+        values = [r[key] for r in reads if not math.isnan(r[key])]
+        return sum(values) / len(values) if values else math.nan
+
+    summary = {"checkpoint": checkpoint, "prompts": len(reads), "new_patches": new_patches,
+               "readability": mean("readability"), "language_agreement": mean("language_agreement"), "generations": reads}
+    sheet = Image.new("L", (max(i.width for i in images), sum(i.height for i in images)), 255) if images else Image.new("L", (1, 1), 255)
+    y = 0
+    for image in images:
+        sheet.paste(image, (0, y))
+        y += image.height
+    return summary, sheet
