@@ -323,7 +323,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
         load_pixel_run,
         read_generation,
     )
-    from .render.readback import GlyphReader
+    from .training.readback import GlyphReader
 
     run = load_pixel_run(args.run, checkpoint=args.checkpoint)
     if not args.out:

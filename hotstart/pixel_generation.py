@@ -1,6 +1,6 @@
 """Generation from pixel LM runs (`hotstart generate` for next-patch and pixar runs): the prompt drawn as
 the run draws its lines, continued greedily patch by patch, drawn as one image, and, where every patch
-is one character cell, read back as text with its readability (render/readback.py)."""
+is one character cell, read back as text with its readability (training/readback.py)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from .models.pixar import AdversarialPixelLM
 from .models.pixel_lm import PixelLM, PixelLMConfig
 from .render.fonts import describe_chars
 from .render.line import LineRenderer, line_image
-from .render.readback import GlyphReader, language_agreement
 from .training.checkpoint import load_weights, read_json
 from .training.dual_run import DualRunConfig
 from .training.next_patch_run import NextPatchRunConfig
 from .training.pixar_run import PixarRunConfig
+from .training.readback import GlyphReader, language_agreement
 
 PIXEL_OBJECTIVES = ("next-patch", "pixar", "dual")
 """Objectives whose runs write pixels, which `hotstart generate` draws and reads back (DualGPT through
@@ -104,7 +104,7 @@ def generate_line(run: LoadedPixelRun, prompt: str, max_new: int) -> tuple[torch
 
 def read_generation(reader: GlyphReader, grown: torch.Tensor, prompt_len: int, prompt: str) -> dict[str, Any]:
     """What a char-cell generation reads back as: its text, readability (the share of generated cells
-    read as a readable character) and agreement with the prompt's script (render/readback.py)."""
+    read as a readable character) and agreement with the prompt's script (training/readback.py)."""
     new = grown[prompt_len:]
     ids = reader.read(new)
     text = reader.text(ids.tolist())

@@ -116,13 +116,15 @@ def test_norm_target_regresses_each_patchs_standardised_pixels() -> None:
 
 
 def test_pixar_groups_l_patches_per_position_with_a_bernoulli_head() -> None:
-    cfg = tiny(line=LineRenderConfig(patch=8, mode="binary", max_patches=25), head="bernoulli", patch_len=2)
+    cfg = tiny(line=LineRenderConfig(patch=8, mode="binary", max_patches=26), head="bernoulli", patch_len=2)
     torch.manual_seed(0)
     model = PixelLM(cfg).eval()
     patches, lengths = lines(cfg)
     positions = model.group(patches)
     assert positions.shape == (3, 13, 2 * 64) and cfg.positions == 13
-    assert torch.equal(model.ungroup(positions)[:, :25], patches)  # the 26th patch is the blank padding
+    assert torch.equal(model.ungroup(positions), patches)
+    odd = model.group(patches[:, :25])  # a batch cut to an odd number of patches: the last group padded blank
+    assert odd.shape == (3, 13, 128) and not odd[:, -1, 64:].any()
     with torch.no_grad():
         out = model.predict(positions)
         bce = F.binary_cross_entropy_with_logits(out, positions, reduction="none").mean(-1)
@@ -178,6 +180,7 @@ def test_generation_with_a_kv_cache_equals_the_whole_line_recomputed(decoder: st
     ({"decoder": "mamba"}, "unknown decoder 'mamba'"),
     ({"head": "bernoulli", "norm_target": True}, "--norm-target standardises regression targets"),
     ({"patch_len": 0}, "--patch-len must be from 1 to 8"),
+    ({"patch_len": 5}, "--patch-len 5 does not divide the line's 24 patches"),
     ({"size": "huge"}, "unknown decoder size 'huge'"),
 ])
 def test_a_bad_pixel_lm_setting_is_refused_by_name(settings: dict, words: str) -> None:
@@ -260,7 +263,7 @@ def test_bad_next_patch_options_are_refused_in_one_line(tiny_corpus: PreparedCor
 
 def test_glyphs_read_back_as_their_characters_and_blank_or_end_cells_as_such() -> None:
     from hotstart.data.prepared import Vocab
-    from hotstart.render.readback import BLANK, END, GlyphReader, language_agreement
+    from hotstart.training.readback import BLANK, END, GlyphReader, language_agreement
 
     chars = list(dict.fromkeys("".join(TEXTS).replace(",", "")))
     vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *range(len(chars), 0, -1)])

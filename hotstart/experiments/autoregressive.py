@@ -12,7 +12,7 @@ language faster?
 Every member but pixar-2 trains on the same sequences, as many of them, with the same training settings
 (the family grid's: batch 32, cosine 5e-4 over the budget, no curriculum, no early stopping). The
 pixel members draw one character per patch (`cell: char`), so their predictions read back as
-characters (render/readback.py) and their next-character accuracy is HotStart's metric on the same
+characters (training/readback.py) and their next-character accuracy is HotStart's metric on the same
 validation sequences. After training, each pixel-writing member continues the first validation
 sequences' openings and its continuations are read back: readability and agreement with the prompt's
 script (readback.json, generations.png).

@@ -86,6 +86,9 @@ class PixelLMConfig:
             raise HotStartError("--norm-target standardises regression targets; the bernoulli head predicts raw ink")
         if not 1 <= self.patch_len <= 8:
             raise HotStartError(f"--patch-len must be from 1 to 8 patches per position, got {self.patch_len}")
+        if self.line.max_patches % self.patch_len:
+            raise HotStartError(f"--patch-len {self.patch_len} does not divide the line's {self.line.max_patches} patches; "
+                                f"pass a --max-patches that is a multiple of {self.patch_len}")
         self.line.validate()
 
     def decoder_config(self) -> DecoderConfig:

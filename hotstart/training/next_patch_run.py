@@ -33,12 +33,12 @@ from ..data.prepared import PAD_ID
 from ..errors import HotStartError
 from ..models.pixel_lm import PixelLM, PixelLMConfig
 from ..render.line import line_image
-from ..render.readback import GlyphReader
 from .checkpoint import write_json
 from .lines import CorpusLines, language_means
 from .mae_run import mae_train_defaults
 from .objective import Objective, validation_sample
 from .precision import Precision
+from .readback import GlyphReader
 from .run import TrainConfig
 
 PLOTTED_LINES = 2

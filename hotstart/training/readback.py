@@ -29,7 +29,7 @@ import torch
 
 from ..data.prepared import SPECIALS, Vocab
 from ..errors import HotStartError
-from .line import LineRenderConfig, LineRenderer, has_visible
+from ..render.line import LineRenderConfig, LineRenderer, has_visible
 
 BLANK, END = -1, -2
 """What a cell reads as besides a vocabulary ID: a blank cell, the end-of-sequence patch."""
