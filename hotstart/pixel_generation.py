@@ -26,7 +26,7 @@ from .training.checkpoint import load_weights, read_json
 from .training.dual_run import DualRunConfig
 from .training.next_patch_run import NextPatchRunConfig
 from .training.pixar_run import PixarRunConfig
-from .training.readback import GlyphReader, language_agreement
+from .training.readback import END, GlyphReader, language_agreement
 
 PIXEL_OBJECTIVES = ("next-patch", "pixar", "dual")
 """Objectives whose runs write pixels, which `hotstart generate` draws and reads back (DualGPT through
@@ -98,7 +98,8 @@ def generate_line(run: LoadedPixelRun, prompt: str, max_new: int) -> tuple[torch
     if max_new < 1:
         raise HotStartError(f"--max-new must be at least 1 patch, got {max_new}")
     start = prompt_patches(run.renderer, prompt)
-    grown = run.model.generate(start, math.ceil(max_new / run.pixel_config.patch_len))[0]
+    patch_len = run.pixel_config.patch_len
+    grown = run.model.generate(start, math.ceil((max_new + start.shape[1] % patch_len) / patch_len))[0]
     return grown[: start.shape[1] + max_new], start.shape[1]
 
 
@@ -107,6 +108,9 @@ def read_generation(reader: GlyphReader, grown: torch.Tensor, prompt_len: int, p
     read as a readable character) and agreement with the prompt's script (training/readback.py)."""
     new = grown[prompt_len:]
     ids = reader.read(new)
+    ends = (ids == END).nonzero()
+    if len(ends):  # a line ends at its end patch: what follows is not part of the generation
+        new, ids = new[: int(ends[0]) + 1], ids[: int(ends[0]) + 1]
     text = reader.text(ids.tolist())
     return {"read": text, "readability": float(reader.readable(new, ids).float().mean()) if len(new) else math.nan,
             "language_agreement": language_agreement(prompt, text)}

@@ -154,11 +154,15 @@ def test_training_memorises_lines_and_greedy_generation_continues_them() -> None
 
 
 def greedy_without_cache(model: PixelLM, prompt: torch.Tensor, new_positions: int) -> torch.Tensor:
-    """The reference a KV cache must match: the whole line through the decoder for every new position."""
-    positions = model.group(prompt)
-    for _ in range(new_positions):
-        out = model.pixels(model.predict(torch.cat([positions, positions[:, -1:]], dim=1))[:, -1:])
-        positions = torch.cat([positions, model._binarised(out)], dim=1)
+    """The reference a KV cache must match: the whole line through the decoder for every new position,
+    a prompt's cells past its last whole position standing in the first new one."""
+    whole = prompt.shape[1] // model.config.patch_len * model.config.patch_len
+    positions, known = model.group(prompt[:, :whole]), prompt[:, whole:].flatten(1)
+    for step in range(new_positions):
+        out = model._binarised(model.pixels(model.predict(torch.cat([positions, positions[:, -1:]], dim=1))[:, -1:]))
+        if step == 0:
+            out[..., : known.shape[1]] = known[:, None]
+        positions = torch.cat([positions, out], dim=1)
     return model.ungroup(positions)
 
 
@@ -172,6 +176,10 @@ def test_generation_with_a_kv_cache_equals_the_whole_line_recomputed(decoder: st
     with torch.no_grad():
         cached = model.generate(patches[:, :5], new_positions=4)
         assert torch.allclose(cached, greedy_without_cache(model, patches[:, :5], 4), atol=1e-5)
+        assert torch.equal(cached[:, :5], patches[:, :5])  # an odd prompt with L = 2 is kept whole, not padded
+        assert cached.shape[1] == (5 // patch_len + 4) * patch_len
+        empty = model.generate(patches[:, :0], new_positions=3)  # from the start vector alone
+        assert empty.shape[1] == 3 * patch_len
         assert model.generate(patches[:, :20], new_positions=9).shape[1] == cfg.positions * patch_len  # the context ends it
 
 
@@ -295,6 +303,8 @@ def test_a_char_cell_run_is_scored_by_reading_predictions_back_and_generates_an_
     from PIL import Image
 
     assert Image.open(tmp_path / "gen.png").width >= 2 * 8 * 8
+    assert main(["generate", str(run), "--max-new", "3", "--out", str(tmp_path / "empty.png")]) == 0  # no prompt
+    assert json.loads(capsys.readouterr().out)["generated_patches"] == 3
     # a free-cell run's lines are not character cells: no val_acc
     assert "val_acc" not in rows_without_timing_of(tiny_corpus, tmp_path / "free")[-1]
 

@@ -36,7 +36,7 @@ from ..models.dual_lm import DualLMConfig
 from ..models.hotstart_lm import InputConfig, ModelConfig
 from ..models.pixar import AdversarialConfig
 from ..models.pixel_lm import PixelLMConfig
-from ..render.line import LineRenderConfig
+from ..render.line import LineRenderConfig, has_visible
 from ..training.checkpoint import read_json, write_json
 from ..training.dual_run import DualRunConfig
 from ..training.lines import CorpusLines
@@ -95,29 +95,31 @@ def autoregressive_scale(name: str) -> AutoregressiveScale:
     return AUTOREGRESSIVE_SCALES[name]
 
 
-def _char_line(scale: AutoregressiveScale, **kw: Any) -> LineRenderConfig:
+def _char_line(seq_len: int, **kw: Any) -> LineRenderConfig:
     """One character per patch, room for a whole sequence and its end patch (an even count, for L = 2)."""
-    return LineRenderConfig(cell="char", max_patches=scale.seq_len + 2, **kw)
+    return LineRenderConfig(cell="char", max_patches=seq_len + 1 + (seq_len + 1) % 2, **kw)
 
 
-def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path) -> Any:
-    """The run config of `member`: the same decoder, size, sequences and training settings for all."""
+def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path, seq_len: int) -> Any:
+    """The run config of `member`: the same decoder, size, sequences and training settings for all;
+    lines as long as the corpus's sequences of `seq_len` characters."""
     tc: TrainConfig = replace(mae_train_defaults(), max_samples=scale.samples, schedule_samples=scale.samples,
                               eval_every=scale.eval_every, dense_until=scale.samples, eval_every_late=scale.eval_every,
                               eval_sequences=scale.eval_sequences, patience=10**6)
-    pixel = PixelLMConfig(size=scale.size, line=_char_line(scale))
+    pixel = PixelLMConfig(size=scale.size, line=_char_line(seq_len))
     if member in ("index", "vision"):
         return RunConfig(data=data, model=ModelConfig(vocab_size=0, input=InputConfig(kind=member),
                                                       decoder=decoder_size(scale.size, "llama")), train=tc)
     if member == "pixelgpt":
         return NextPatchRunConfig(data=data, model=pixel, train=tc)
     if member in ("pixar-1", "pixar-2"):
-        model = PixelLMConfig(size=scale.size, line=_char_line(scale, patch=8, mode="binary"), head="bernoulli", patch_len=2)
+        model = PixelLMConfig(size=scale.size, line=_char_line(seq_len, patch=8, mode="binary"), head="bernoulli", patch_len=2)
         if member == "pixar-1":
             return PixarRunConfig(data=data, model=model, train=tc)
         stage2 = scale.stage2_steps * tc.batch_size
         return PixarRunConfig(data=data, model=model, stage=2,
-                              adversarial=AdversarialConfig(stage1_run=str(out / "runs" / "auto-pixar-1"), stage1_checkpoint="last"),
+                              adversarial=AdversarialConfig(stage1_run=str((out / "runs" / "auto-pixar-1").resolve()),
+                                                                stage1_checkpoint="last"),
                               train=replace(tc, max_samples=stage2, schedule_samples=stage2, warmup_samples=0,
                                             eval_every=stage2 // 4 or 1, dense_until=stage2, eval_every_late=stage2 // 4 or 1))
     if member == "dual":
@@ -126,10 +128,11 @@ def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path)
 
 
 def readback_prompts(corpus: PreparedCorpus, count: int, chars: int) -> list[str]:
-    """The openings (`chars` characters) of the first validation sequences that draw something."""
-    lines = CorpusLines(corpus, LineRenderConfig(cell="char"))
-    texts = lines.texts(corpus.val_index[: 4 * count])
-    return [t[:chars] for t in texts if t[:chars].strip()][:count]
+    """The openings (`chars` characters) of the first validation sequences that every font of the chain
+    draws whole (a prompt with a character no font has would be refused)."""
+    lines = CorpusLines(corpus, LineRenderConfig(cell="char", max_patches=chars + 1))
+    openings = [t[:chars] for t in lines.texts(corpus.val_index[: 4 * count]) if has_visible(t[:chars])]
+    return [t for t in openings if not lines.renderer.render_batch([t]).missing][:count]
 
 
 def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | None = None, members: list[str] | None = None,
@@ -167,7 +170,7 @@ def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | Non
         if done:
             statuses.append({"member": member, "status": "done before"})
             continue
-        cfg = member_config(member, scale, str(corpus_dir), out)
+        cfg = member_config(member, scale, str(corpus_dir), out, corpus.seq_len)
         cfg.train.precision, cfg.train.device = pinned, device
         if not (run_dir / "summary.json").is_file():
             resume = (run_dir / "checkpoints" / "state.safetensors").is_file()
@@ -176,8 +179,8 @@ def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | Non
         if not (run_dir / "cost.json").is_file():
             write_json(run_dir / "cost.json", training_cost(cfg, corpus))
         if member in WRITES_PIXELS:
-            prompts = readback_prompts(corpus, scale.prompts, scale.seq_len // 4)
-            readback, sheet = generation_readback(run_dir, prompts, scale.seq_len // 4)
+            prompts = readback_prompts(corpus, scale.prompts, corpus.seq_len // 4)
+            readback, sheet = generation_readback(run_dir, prompts, corpus.seq_len // 4)
             write_json(run_dir / "readback.json", readback)
             sheet.save(run_dir / "generations.png")
         statuses.append({"member": member, "status": "done"})
@@ -237,7 +240,7 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
               "back as its nearest glyph (our reading; with PIXAR's 2 cells per position, the second is predicted 2 "
               "characters ahead). DualGPT's is its text path's; the pair column is its accuracy on the text that follows "
               f"a sequence's own line. Readability: the share of generated cells, over {settings.get('prompts', 0)} "
-              f"greedy continuations of {settings.get('seq_len', 0) // 4} characters each, read back as a character whose "
+              f"greedy continuations of {record.get('seq_len', 0) // 4} characters each, read back as a character whose "
               "ink overlaps its glyph's by IoU >= 0.5; script agreement: the share of those characters in the prompt's script. "
               "Parameters are the language model's own; training FLOPs count a whole step, pixar-2's discriminator "
               "included."),

@@ -53,8 +53,12 @@ class AdversarialConfig:
             raise HotStartError(f"--stage1-checkpoint must be best or last, got '{self.stage1_checkpoint}'")
         if self.weight < 0:
             raise HotStartError(f"--adversarial-weight must be >= 0, got {self.weight}")
-        if self.disc_width < 1 or self.disc_blocks < 0 or not 0 <= self.disc_dropout < 1:
-            raise HotStartError("--disc-width must be >= 1, --disc-blocks >= 0 and the dropout in [0, 1)")
+        if self.disc_width < 1:
+            raise HotStartError(f"--disc-width must be >= 1, got {self.disc_width}")
+        if self.disc_blocks < 0:
+            raise HotStartError(f"--disc-blocks must be >= 0, got {self.disc_blocks}")
+        if not 0 <= self.disc_dropout < 1:
+            raise HotStartError(f"the discriminator's dropout must be in [0, 1), got {self.disc_dropout}")
 
 
 class _Block(nn.Module):
@@ -79,7 +83,7 @@ class PatchDiscriminator(nn.Module):
         self.logit = nn.Linear(cfg.disc_width, 1)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        return self.logit(self.blocks(self.project(positions))).squeeze(-1)
+        return self.logit(self.blocks(self.project(positions))).squeeze(-1).float()  # losses in fp32 under autocast
 
 
 def _masked_mean(values: torch.Tensor, used: torch.Tensor) -> torch.Tensor:

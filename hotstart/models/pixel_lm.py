@@ -33,6 +33,7 @@ from .decoder import (
     DECODER_SIZES,
     DecoderConfig,
     build_decoder,
+    decode_step,
     decoder_size,
 )
 
@@ -123,7 +124,7 @@ class PixelLM(nn.Module):
         """(B, N, P, P[, C]) -> (B, ceil(N / L), L*P*P*C): L neighbouring patches per position, the last
         group padded with blank patches."""
         b, n = patches.shape[:2]
-        flat = patches.reshape(b, n, -1)  # (B, N, P*P*C)
+        flat = patches.flatten(2)  # (B, N, P*P*C); N may be 0 (an empty prompt)
         extra = -n % self.config.patch_len
         if extra:
             flat = torch.cat([flat, flat.new_zeros(b, extra, flat.shape[-1])], dim=1)
@@ -198,22 +199,28 @@ class PixelLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, new_positions: int) -> torch.Tensor:
-        """(B, N, P, P[, C]) prompt patches -> (B, N' + new_positions * L, ...) with the prompt grouped
-        into positions (a partial last group padded blank) and each new position predicted greedily
-        from all before it (binary lines: ink where its probability or value is at least 1/2). The
-        decoder keeps its keys and values (a KV cache), so each new position costs one position's
-        forward pass; generation stops at the decoder's context."""
-        positions = self.group(prompt)  # (B, T, L*P*P*C)
-        new_positions = min(new_positions, self.config.positions - positions.shape[1])
+        """(B, N, P, P[, C]) prompt patches -> (B, (N // L + new_positions) * L, ...): the prompt's whole
+        positions, then `new_positions` positions predicted greedily, each from all before it (binary
+        lines: ink where its probability or value is at least 1/2). A prompt that ends inside a position
+        (N % L patches) has those patches stand in the first new position in place of their predictions,
+        so the result's first N patches are always the prompt's. The decoder keeps its keys and values
+        (a KV cache): each new position costs one position's forward pass. Generation stops at the
+        decoder's context."""
+        whole = prompt.shape[1] // self.config.patch_len
+        positions = self.group(prompt[:, : whole * self.config.patch_len])  # (B, T, L*P*P*C)
+        known = prompt[:, whole * self.config.patch_len :].flatten(1)  # (B, (N % L)*P*P*C)
+        new_positions = min(new_positions, self.config.positions - whole)
         if new_positions <= 0:
             return self.ungroup(positions)
         x = self.patch_embed(positions)
         start = self.wpe_start.to(x.dtype).expand(x.shape[0], 1, -1)
-        out = self.decoder(inputs_embeds=torch.cat([start, x], dim=1), use_cache=True)
+        hidden, cache = decode_step(self.decoder, torch.cat([start, x], dim=1))
         generated = [positions]
         for step in range(new_positions):
-            nxt = self._binarised(self.pixels(self.head(out.last_hidden_state[:, -1:]))).to(positions.dtype)
+            nxt = self._binarised(self.pixels(self.head(hidden[:, -1:]))).to(positions.dtype)  # (B, 1, L*P*P*C)
+            if step == 0 and known.shape[1]:
+                nxt = torch.cat([known[:, None].to(nxt.dtype), nxt[..., known.shape[1] :]], dim=-1)
             generated.append(nxt)
             if step + 1 < new_positions:
-                out = self.decoder(inputs_embeds=self.patch_embed(nxt), cache=out.cache, use_cache=True)
+                hidden, cache = decode_step(self.decoder, self.patch_embed(nxt), cache)
         return self.ungroup(torch.cat(generated, dim=1))

@@ -123,7 +123,8 @@ class NextPatch(Objective):
                 hits += read_back_accuracy(model, self.reader, out, self.corpus.sequences(index), lengths)
         model.train(was_training)
         losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
-        accuracy = {"val_acc": float(hits[0] / max(hits[1], 1))} if self.reader is not None else {}
+        # no line counted (all cut at max_patches, or drawn by name): no accuracy, rather than a made-up 0
+        accuracy = {"val_acc": float(hits[0] / hits[1])} if hits[1] else {}
         return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **accuracy,
                 **language_means(losses_arr, languages)}
 
@@ -136,7 +137,8 @@ class NextPatch(Objective):
         rows = []
         for line, length in zip(patches, lengths.tolist()):
             prompt = max(1, length // 2)
-            new = math.ceil((length - prompt) / self.config.model.patch_len)
+            patch_len = self.config.model.patch_len
+            new = math.ceil((length - prompt + prompt % patch_len) / patch_len)  # the prompt's last partial position too
             shown = model.generate(line[None, :prompt].to(device), new)[0, :length].float().cpu()
             rows.append((line[:length], shown, prompt))
         model.train(was_training)
@@ -186,9 +188,10 @@ def read_back_accuracy(model: PixelLM, reader: GlyphReader, out: torch.Tensor, t
     Lines whose cells do not line up with their tokens (a sequence of specials only, drawn by name) are
     left out."""
     seq_len = tokens.shape[1]
-    pixels = model.ungroup(model._binarised(model.pixels(out.float())))[:, 1:seq_len].cpu()  # (B, S-1, P, P[, C])
-    aligned = (lengths == seq_len + 1)[:, None] & (tokens[:, 1:] != PAD_ID)
-    correct = (reader.read(pixels) == reader.drawn_as(tokens[:, 1:])) & aligned
+    pixels = model.ungroup(model._binarised(model.pixels(out.float())))[:, 1:seq_len].cpu()  # (B, <= S-1, P, P[, C])
+    targets = tokens[:, 1 : 1 + pixels.shape[1]]  # a batch of lines cut at max_patches holds fewer cells
+    aligned = (lengths == seq_len + 1)[:, None] & (targets != PAD_ID)
+    correct = (reader.read(pixels) == reader.drawn_as(targets)) & aligned
     return np.array([int(correct.sum()), int(aligned.sum())])
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from ..config import from_dict, load_yaml, to_dict
@@ -28,6 +27,7 @@ from ..errors import HotStartError
 from ..models.pixar import AdversarialConfig, AdversarialPixelLM
 from ..models.pixel_lm import PixelLM, PixelLMConfig
 from ..render.line import LineRenderConfig
+from .checkpoint import load_weights
 from .mae_run import mae_train_defaults
 from .next_patch_run import NextPatch
 from .precision import Precision
@@ -75,6 +75,8 @@ class Pixar(NextPatch):
         if cfg.stage == 2:
             cfg.adversarial.validate()
             cfg.model = stage1_model(cfg.adversarial)
+            # absolute, as the corpus path: a resume from another folder, or by another spelling, finds it
+            cfg.adversarial.stage1_run = str(Path(cfg.adversarial.stage1_run).resolve())
             self.stops_early = False
         super().check()
 
@@ -84,10 +86,9 @@ class Pixar(NextPatch):
             return super().build_model(progress)
         adv = self.config.adversarial
         model = AdversarialPixelLM(self.config.model, adv)
-        state = load_file(str(Path(adv.stage1_run) / "checkpoints" / f"{adv.stage1_checkpoint}.safetensors"))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or any(not name.startswith("discriminator.") for name in missing):
-            raise HotStartError(f"the weights of {adv.stage1_run} do not fit its own model settings; retrain stage 1")
+        stage1 = PixelLM(self.config.model)
+        load_weights(stage1, Path(adv.stage1_run) / "checkpoints" / f"{adv.stage1_checkpoint}.safetensors")
+        model.load_state_dict(stage1.state_dict(), strict=False)  # all but the discriminator, which starts fresh
         if self.config.train.compile:
             model.decoder.compile()
         return model
