@@ -27,7 +27,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import HotStartError
-from .pixel_lm import PixelLM, PixelLMConfig
+from .pixel_lm import PixelLM, PixelLMConfig, masked_mean
 
 
 @dataclass
@@ -86,10 +86,6 @@ class PatchDiscriminator(nn.Module):
         return self.logit(self.blocks(self.project(positions))).squeeze(-1).float()  # losses in fp32 under autocast
 
 
-def _masked_mean(values: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
-    return (values * used).sum() / used.sum().clamp(min=1)
-
-
 class AdversarialPixelLM(PixelLM):
     """A PixelLM with PIXAR's discriminator beside it; its forward is stage 2's whole loss."""
 
@@ -105,13 +101,13 @@ class AdversarialPixelLM(PixelLM):
         """rec + lambda * adv for the generator plus the discriminator's own loss: one backward pass
         trains both, since neither term's gradient reaches the other's parameters."""
         losses, used, out = self.position_outputs(patches, lengths)
-        rec = _masked_mean(losses, used)
+        rec = masked_mean(losses, used)
         fake = self.pixels(out)  # (B, T, L*P*P*C) ink in [0, 1], differentiable
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
-        adv = _masked_mean(F.softplus(-functional_call(self.discriminator, frozen, (fake,))), used)
+        adv = masked_mean(F.softplus(-functional_call(self.discriminator, frozen, (fake,))), used)
         weight = self._adaptive_weight(rec, adv)
         real_logits, fake_logits = self.discriminator(self.group(patches).to(fake.dtype)), self.discriminator(fake.detach())
-        disc = _masked_mean(F.softplus(-real_logits) + F.softplus(fake_logits), used) / 2
+        disc = masked_mean(F.softplus(-real_logits) + F.softplus(fake_logits), used) / 2
         self.last_parts = {"rec": rec.item(), "adv": adv.item(), "disc": disc.item(), "adv_weight": weight}
         return rec + weight * adv + disc
 

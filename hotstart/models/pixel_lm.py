@@ -99,6 +99,14 @@ class PixelLMConfig:
         return d
 
 
+def masked_mean(values: torch.Tensor, used: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """The mean of `values` where `used` holds, over everything (dim None) or along `dim`; 0 where
+    nothing is used."""
+    if dim is None:
+        return (values * used).sum() / used.sum().clamp(min=1)
+    return (values * used).sum(dim) / used.sum(dim).clamp(min=1)
+
+
 class PixelLM(nn.Module):
     """Patch embedding -> decoder -> a head over the next position's pixels."""
 
@@ -174,12 +182,12 @@ class PixelLM(nn.Module):
     def forward(self, patches: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The mean loss over the batch's line positions."""
         losses, used = self.position_losses(patches, lengths)
-        return (losses * used).sum() / used.sum().clamp(min=1)
+        return masked_mean(losses, used)
 
     def line_losses(self, patches: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B,) each line's mean loss over its own positions (evaluation, per language)."""
         losses, used = self.position_losses(patches, lengths)
-        return (losses * used).sum(1) / used.sum(1).clamp(min=1)
+        return masked_mean(losses, used, dim=1)
 
     def pixels(self, out: torch.Tensor) -> torch.Tensor:
         """Head outputs -> ink in [0, 1] a reader can look at: bernoulli's probabilities; mse's values

@@ -31,7 +31,7 @@ from torch import nn
 from ..config import save_yaml, to_dict
 from ..data.prepared import PAD_ID
 from ..errors import HotStartError
-from ..models.pixel_lm import PixelLM, PixelLMConfig
+from ..models.pixel_lm import PixelLM, PixelLMConfig, masked_mean
 from ..render.line import line_image
 from .checkpoint import write_json
 from .lines import CorpusLines, language_means
@@ -118,7 +118,7 @@ class NextPatch(Objective):
             patches, lengths = self._patches(index)
             with precision.autocast():
                 per_position, used, out = model.position_outputs(patches.to(precision.device), lengths.to(precision.device))
-            losses.extend(((per_position * used).sum(1) / used.sum(1).clamp(min=1)).tolist())
+            losses.extend(masked_mean(per_position, used, dim=1).tolist())
             if self.reader is not None:
                 hits += read_back_accuracy(model, self.reader, out, self.corpus.sequences(index), lengths)
         model.train(was_training)
