@@ -4,6 +4,7 @@
     python bench/run.py --quick    # the same keys in under 10 minutes
     python bench/run.py --only render   # one of the data benchmarks alone (prepare, bank, render): seconds
     python bench/run.py --only mae      # the masked-autoencoder step against plain transformers alone: minutes
+    python bench/run.py --only nextpatch   # PixelGPT's step against plain transformers, and generation: minutes
 
 Prints a table with each target and, as its last line, one JSON object:
     train_ratio_simp_index / train_ratio_orig_index   training samples/s, vision (8x8) over index
@@ -12,6 +13,9 @@ Prints a table with each target and, as its last line, one JSON object:
     ratio_chunked_plain_head  index training samples/s, the step's chunked head loss over the plain one
     train_ratio_mae_plain  our MAE training samples/s (train_step, PixelMAE small-cpu, MaskedPatches loss)
                           over a plain transformers ViTMAEForPreTraining loop, same weights and batches
+    train_ratio_nextpatch_plain  our next-patch training samples/s (PixelLM small-cpu, Llama decoder, 32 grey
+                          lines of 128 characters) over a plain transformers LlamaModel loop, same weights and batches
+    generate_patches_per_s  greedy next-patch generation with a KV cache, small-cpu, one line, fp32
     mfu                   achieved training FLOP/s (index) over this machine's measured matmul peak
     prepare_chars_per_s   `prepare` on the built-in corpus
     bank_render_s_20k     rendering a 20,000-glyph bank at 8x8, no cache
@@ -49,11 +53,13 @@ from hotstart.experiments.throughput import (
 from hotstart.models.decoder import decoder_size
 from hotstart.models.hotstart_lm import InputConfig, ModelConfig
 from hotstart.models.mae import MAEConfig, PixelMAE, mask_noise
+from hotstart.models.pixel_lm import PixelLM, PixelLMConfig
 from hotstart.render.glyph import GlyphRenderer, RenderConfig
 from hotstart.render.line import LineRenderConfig, LineRenderer
 from hotstart.training.evaluate import evaluate
 from hotstart.training.loop import cpu_name, make_optimizer, train_step
 from hotstart.training.mae_run import MAERunConfig, MaskedPatches, mae_train_defaults
+from hotstart.training.next_patch_run import NextPatch, NextPatchRunConfig
 from hotstart.training.precision import Precision, resolve
 from hotstart.training.run import TrainConfig, build_model
 
@@ -63,6 +69,8 @@ TARGETS = {  # key: (target, higher is better)
     "eval_ratio_vision_index": (0.99, True),
     "ratio_ours_plain": (1.0, True),
     "train_ratio_mae_plain": (1.0, True),
+    "train_ratio_nextpatch_plain": (1.0, True),
+    "generate_patches_per_s": (20.0, True),
     "mfu": (0.25, True),
     "prepare_chars_per_s": (2e6, True),
     "bank_render_s_20k": (5.0, False),
@@ -214,6 +222,77 @@ def bench_mae(prec: Precision, rounds: int, warmup: int) -> dict[str, float]:
     return {name: median_rate(secs, lines) for name, secs in alternate(steps, rounds, per_round=2, warmup=warmup).items()}
 
 
+NEXT_PATCH_LINES = 32
+"""Lines per timed next-patch step: a next-patch run's default batch (128-character sequences, one line each)."""
+
+
+def next_patch_steps(prec: Precision, n_batches: int = 3) -> tuple[dict, int]:
+    """Our next-patch training step (PixelLM small-cpu, Llama decoder, grey 16x16 lines) and a plain
+    transformers LlamaModel loop with the same patch embedding, head, weights and batches (rendered
+    here, untimed); also returns the lines per batch."""
+    cfg = NextPatchRunConfig(data="", model=PixelLMConfig(size="small-cpu"), train=mae_train_defaults())
+    cfg.train.batch_size = NEXT_PATCH_LINES
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = prepare(PrepareConfig(corpus="inews", seq_len=128, val_sequences=cfg.train.eval_sequences),
+                         Path(tmp) / "data", progress=False)
+        cfg.data = str(corpus.path)
+        objective = NextPatch(cfg, corpus)
+        objective.check()
+        order = SampleOrder(corpus.train_index, seed=0, batch_size=cfg.train.batch_size)
+        batches = [tuple(t.to(prec.device) for t in objective.batch(order.batch(i)[0], i)) for i in range(n_batches)]
+    torch.manual_seed(0)
+    ours = PixelLM(cfg.model).to(prec.device)
+    optimizer, scaler = make_optimizer(ours, cfg.train), prec.grad_scaler()
+    plain = torch.nn.ModuleDict({"embed": torch.nn.Linear(ours.patch_embed.in_features, ours.patch_embed.out_features),
+                                 "decoder": transformers.LlamaModel(ours.decoder.config),
+                                 "head": torch.nn.Linear(ours.head.in_features, ours.head.out_features)}).to(prec.device)
+    plain["embed"].load_state_dict(ours.patch_embed.state_dict())
+    plain["decoder"].load_state_dict(ours.decoder.state_dict())
+    plain["head"].load_state_dict(ours.head.state_dict())
+    plain_opt = torch.optim.AdamW(plain.parameters(), lr=cfg.train.lr_max)
+    plain_inputs = [patches.flatten(2) for patches, _ in batches]  # (B, N, P*P): a position per patch
+    start = ours.wpe_start.detach().clone()
+
+    def plain_step(i: int) -> None:
+        """As the LM's plain_step: forward, backward, default AdamW; no clipping, no scaler, no mask."""
+        positions = plain_inputs[i % n_batches]
+        with prec.autocast():
+            x = torch.cat([start.expand(len(positions), 1, -1), plain["embed"](positions[:, :-1])], dim=1)
+            out = plain["head"](plain["decoder"](inputs_embeds=x).last_hidden_state)
+            loss = torch.nn.functional.mse_loss(out.float(), positions)
+        plain_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        plain_opt.step()
+
+    ours_step = lambda i: train_step(ours, batches[i % n_batches], optimizer, scaler, prec, cfg.train.grad_clip,
+                                     loss_fn=objective.loss)
+    return {"next-patch (ours)": ours_step, "next-patch plain transformers": plain_step}, cfg.train.batch_size
+
+
+def bench_next_patch(prec: Precision, rounds: int, warmup: int) -> dict[str, float]:
+    """Samples/s (lines) of our next-patch step and of the plain Llama loop, taking turns (median of rounds)."""
+    steps, lines = next_patch_steps(prec)
+    return {name: median_rate(secs, lines) for name, secs in alternate(steps, rounds, per_round=2, warmup=warmup).items()}
+
+
+GENERATED_PATCHES = 64
+"""Patches generated per timed generation, after a prompt of 16 (one line, batch 1)."""
+
+
+def bench_generate(rounds: int) -> float:
+    """Patches/s of greedy generation with the KV cache, small-cpu PixelGPT, fp32 as `hotstart generate` runs."""
+    torch.manual_seed(0)
+    model = PixelLM(PixelLMConfig(size="small-cpu")).eval()
+    prompt = torch.from_numpy(LineRenderer(model.config.line).render("新华社北京十二月一日电,今天的天气很好")[None, :16])
+    model.generate(prompt, 4)  # warm-up
+    times = []
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        model.generate(prompt, GENERATED_PATCHES)
+        times.append(time.perf_counter() - begin)
+    return GENERATED_PATCHES / statistics.median(times)
+
+
 def matmul_peak(prec: Precision, repeats: int) -> float:
     """The best median FLOP/s of square matmuls in this precision (the MFU denominator)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec.name, torch.float32)
@@ -258,7 +337,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     parser.add_argument("--profile", action="store_true", help="also print where a step's time goes (index, vision-orig)")
-    parser.add_argument("--only", choices=("prepare", "bank", "render", "mae"), help="run one benchmark alone")
+    parser.add_argument("--only", choices=("prepare", "bank", "render", "mae", "nextpatch"), help="run one benchmark alone")
     args = parser.parse_args()
     transformers.logging.set_verbosity_error()  # the plain model's config notices are not results
     rounds, repeats = (5, 1) if args.quick else (11, 3)
@@ -314,6 +393,10 @@ def main() -> None:
     log("MAE training: ours vs plain transformers ViTMAE, taking turns")
     mae_rate = bench_mae(prec, rounds, warmup=1 if args.quick else 2)
     train_rate.update({f"{name} ({MAE_LINES} lines of 529 patches)": rate for name, rate in mae_rate.items()})
+    log("next-patch training: ours vs plain transformers Llama, taking turns; generation")
+    next_patch_rate = bench_next_patch(prec, rounds, warmup=1 if args.quick else 2)
+    train_rate.update({f"{name} ({NEXT_PATCH_LINES} lines)": rate for name, rate in next_patch_rate.items()})
+    generate_rate = bench_generate(rounds)
     log("done")
     result = {
         "train_ratio_simp_index": train_rate["vision-simp"] / train_rate["index"],
@@ -322,6 +405,8 @@ def main() -> None:
         "ratio_ours_plain": train_rate["index"] / train_rate["plain transformers"],
         "ratio_chunked_plain_head": train_rate["index"] / train_rate["index, plain head loss"],
         "train_ratio_mae_plain": mae_rate["mae (ours)"] / mae_rate["mae plain transformers"],
+        "train_ratio_nextpatch_plain": next_patch_rate["next-patch (ours)"] / next_patch_rate["next-patch plain transformers"],
+        "generate_patches_per_s": generate_rate,
         "mfu": achieved / peak,
         "prepare_chars_per_s": prepare_rate,
         "bank_render_s_20k": bank_s,
@@ -347,6 +432,13 @@ def run_only(args, rounds: int, repeats: int) -> None:
         result = {"train_ratio_mae_plain": rate["mae (ours)"] / rate["mae plain transformers"]}
         notes = [f"{name}: {r:.1f} lines/s, {MAE_LINES / r:.2f} s per step (median)"
                  for name, r in rate.items()]
+        machine = f"{torch.get_num_threads()} threads, device {prec.device}, precision {prec.describe()}"
+    elif args.only == "nextpatch":
+        prec = resolve(args.device, args.precision)
+        rate = bench_next_patch(prec, rounds, warmup=1 if args.quick else 2)
+        result = {"train_ratio_nextpatch_plain": rate["next-patch (ours)"] / rate["next-patch plain transformers"],
+                  "generate_patches_per_s": bench_generate(rounds)}
+        notes = [f"{name}: {r:.1f} lines/s, {NEXT_PATCH_LINES / r:.2f} s per step (median)" for name, r in rate.items()]
         machine = f"{torch.get_num_threads()} threads, device {prec.device}, precision {prec.describe()}"
     else:
         torch.set_num_threads(1)  # these run on one core (numpy and Pillow are single-threaded here anyway)

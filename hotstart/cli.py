@@ -19,9 +19,11 @@ from .errors import HotStartError
 
 if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a command runs
     from .render.glyph import RenderConfig
+    from .training.dual_run import DualRunConfig
     from .training.mae_run import MAERunConfig
     from .training.mlm_run import MLMRunConfig
     from .training.next_patch_run import NextPatchRunConfig
+    from .training.pixar_run import PixarRunConfig
     from .training.run import RunConfig
 
 
@@ -149,18 +151,32 @@ _NEXT_PATCH_OPTION_PATHS = {
     **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
 }
 
+# `hotstart train --objective pixar` option -> where it goes in a PixarRunConfig
+_PIXAR_OPTION_PATHS = {
+    **_NEXT_PATCH_OPTION_PATHS, "stage": ("stage",), "adversarial_weight": ("adversarial", "weight"),
+    **{k: ("adversarial", k) for k in ("stage1_run", "stage1_checkpoint", "disc_width", "disc_blocks")},
+}
+
+# `hotstart train --objective dual` option -> where it goes in a DualRunConfig: the pixel LM's under model.pixel
+_DUAL_OPTION_PATHS = {
+    **{k: (path[:1] + ("pixel",) + path[1:] if path[0] == "model" else path) for k, path in _NEXT_PATCH_OPTION_PATHS.items()},
+    "pixel_text_ratio": ("model", "pixel_text_ratio"), "pair_share": ("model", "pair_share"),
+}
+
 _OBJECTIVE_OPTIONS = {"next-char": _OPTION_PATHS, "mae": _MAE_OPTION_PATHS, "mlm": _MLM_OPTION_PATHS,
-                      "next-patch": _NEXT_PATCH_OPTION_PATHS}
+                      "next-patch": _NEXT_PATCH_OPTION_PATHS, "pixar": _PIXAR_OPTION_PATHS, "dual": _DUAL_OPTION_PATHS}
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig:
+def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig | PixarRunConfig | DualRunConfig:
     """The run config from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
     from .models.decoder import decoder_size
     from .presets import PRESETS, deep_merge
+    from .training.dual_run import DualRunConfig
     from .training.mae_run import MAERunConfig, mae_train_defaults
     from .training.mlm_run import MLMRunConfig
     from .training.next_patch_run import NextPatchRunConfig
+    from .training.pixar_run import PixarRunConfig, pixar_model_defaults
     from .training.run import RunConfig, TrainConfig
 
     loaded = load_yaml(args.config) if args.config is not None else {}
@@ -177,6 +193,8 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     if not next_char:
         # the same training settings for both encoders, so "the same text and budget" holds by default
         data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(mae_train_defaults())}
+        if objective == "pixar":
+            data["model"] = to_dict(pixar_model_defaults())
         if args.preset is not None:
             raise HotStartError(f"--preset names a next-char experiment of the HotStart paper; drop it for --objective {objective}")
     else:
@@ -200,7 +218,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
     cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig,
-                     "next-patch": NextPatchRunConfig}[objective], data)
+                     "next-patch": NextPatchRunConfig, "pixar": PixarRunConfig, "dual": DualRunConfig}[objective], data)
     if next_char:
         cfg.model.input.validate()
         cfg.model.decoder.validate()
@@ -281,14 +299,45 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    """Generate text from a run, streaming characters as they are sampled."""
-    from .export import generate, stream
-    from .training.run import load_run
+    """Generate from a run: a next-char run streams the characters it samples; a pixel LM (next-patch)
+    draws the prompt and its greedy continuation as one image (--out), and with one character per patch
+    also reads the generated patches back as text."""
+    from .config import load_yaml
 
-    run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
-    print(args.prompt, end="", flush=True)
-    stream(generate(run.model, run.corpus.vocab, args.prompt, max_new=args.max_new, temperature=args.temperature,
-                    top_k=args.top_k, seed=args.seed))
+    config = Path(args.run) / "config.yaml"
+    objective = load_yaml(config).get("objective", "next-char") if config.is_file() else "next-char"
+    if objective == "next-char":
+        from .export import generate, stream
+        from .training.run import load_run
+
+        run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
+        print(args.prompt, end="", flush=True)
+        stream(generate(run.model, run.corpus.vocab, args.prompt, max_new=args.max_new, temperature=args.temperature,
+                        top_k=args.top_k, seed=args.seed))
+        if args.out:
+            print(f"(--out draws a pixel LM's generation; {args.run} writes characters, printed above)", file=sys.stderr)
+        return
+    from .pixel_generation import (
+        continuation_image,
+        generate_line,
+        load_pixel_run,
+        read_generation,
+    )
+    from .training.readback import GlyphReader
+
+    run = load_pixel_run(args.run, checkpoint=args.checkpoint)
+    if not args.out:
+        raise HotStartError(f"{args.run} is a pixel LM, which writes an image; pass --out FILE.png")
+    grown, prompt_len = generate_line(run, args.prompt, args.max_new)
+    result = {"run": args.run, "out": args.out, "prompt_patches": prompt_len, "generated_patches": grown.shape[0] - prompt_len}
+    if run.pixel_config.line.cell == "char":
+        result.update(read_generation(GlyphReader(run.pixel_config.line, run.vocab), grown, prompt_len, args.prompt))
+    title = f"{Path(args.run).name} ({args.checkpoint}): prompt | greedy continuation"
+    try:
+        continuation_image(grown, prompt_len, title).save(args.out)
+    except (OSError, ValueError) as exc:
+        raise HotStartError(f"cannot write {args.out}: {exc}; pass a writable --out ending in .png") from None
+    print(json.dumps(result, ensure_ascii=False))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -373,6 +422,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.grid == "family":
         _family(args)
         return
+    if args.grid == "autoregressive":
+        _autoregressive(args)
+        return
     seeds = _seed_list(args.seeds) if args.seeds else None
     if args.list:
         print(list_runs(args.grid, args.scale, args.out, seeds))
@@ -403,6 +455,23 @@ def _family(args: argparse.Namespace) -> None:
                        + (["--data", args.data] if args.data else []))
     statuses = run_family(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
                           device=args.device, progress=not args.quiet, command=command)
+    for status in statuses:
+        print(f"{status['member']}: {status['status']}")
+
+
+def _autoregressive(args: argparse.Namespace) -> None:
+    """`hotstart sweep autoregressive`: the autoregressive LMs on one decoder and budget, and their generations read back."""
+    from .experiments.autoregressive import run_autoregressive
+
+    for option, given in (("--seeds", args.seeds), ("--list", args.list)):
+        if given:
+            raise HotStartError(f"{option} is not an option of the autoregressive grid (one seed per member); drop it")
+    if not args.out:
+        raise HotStartError("hotstart sweep autoregressive needs --out DIR (the grid folder; rerunning with it resumes)")
+    command = " ".join(["hotstart", "sweep", "autoregressive", "--scale", args.scale, "--out", args.out]
+                       + (["--data", args.data] if args.data else []))
+    statuses = run_autoregressive(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
+                                  device=args.device, progress=not args.quiet, command=command)
     for status in statuses:
         print(f"{status['member']}: {status['status']}")
 
@@ -517,7 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", help="next-char (default): HotStart's LM | mae: PIXEL-M4's masked autoencoder "
                                        "over rendered lines, one line per corpus sequence | mlm: a character BERT "
                                        "the size of the MAE's encoder, by masked-language modelling | next-patch: PixelGPT, a decoder "
-                                       "that predicts each next patch of a rendered line")
+                                       "that predicts each next patch of a rendered line | pixar: PIXAR, next-patch over binary 8x8 lines, "
+                                       "by likelihood, then (--stage 2) adversarially | dual: DualGPT, one decoder "
+                                       "on character IDs, lines, and lines paired with their text")
     p.add_argument("--input", help="index (default) | vision")
     p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
@@ -558,6 +629,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--norm-target", action="store_true", default=None,
                    help="mse: regress each patch's pixels standardised by their own mean and variance")
     g.add_argument("--patch-len", type=int, help="patches per decoder position (default 1; PIXAR's L = 2)")
+    g = p.add_argument_group("DualGPT (--objective dual: the pixel LM's options above, and a character embedding and "
+                             "head on the same decoder)")
+    g.add_argument("--pixel-text-ratio", type=float, help="pixel lines per text sequence outside the pairs (default 1: "
+                                                          "the paper's 4:4)")
+    g.add_argument("--pair-share", type=float, help="share of each batch given as a line followed by its text "
+                                                    "(default 0.2: the paper's 2 of 10)")
+    g = p.add_argument_group("PIXAR (--objective pixar: next-patch with binary 8x8 lines, --patch-len 2 and the "
+                             "bernoulli head by default)")
+    g.add_argument("--stage", type=int, help="1 (default): likelihood | 2: adversarial, from --stage1-run, for "
+                                             "--max-samples (PIXAR: 200 steps); its model settings come from that run")
+    g.add_argument("--stage1-run", help="stage 2: the stage-1 run folder (pixar stage 1 or next-patch) it starts from")
+    g.add_argument("--stage1-checkpoint", help="stage 2: best (default) | last weights of the stage-1 run")
+    g.add_argument("--adversarial-weight", type=float, help="stage 2: the adversarial term's weight on top of the "
+                                                            "automatic one, |grad rec| / |grad adv| at the head (default 1)")
+    g.add_argument("--disc-width", type=int, help="stage 2: width of the patch discriminator's MLP (default 256)")
+    g.add_argument("--disc-blocks", type=int, help="stage 2: its residual blocks (default 2)")
     g = p.add_argument_group("character BERT (--objective mlm; --size tiny|small-cpu|base as the MAE's encoder)")
     g.add_argument("--mask-prob", type=float, help="share of positions predicted (default 0.15, BERT's: 80%% [MASK], "
                                                    "10%% random, 10%% kept)")
@@ -615,10 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
     _add_run_argument(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
-    p.add_argument("--max-new", type=int, default=100, help="characters to generate (default 100)")
+    p.add_argument("--max-new", type=int, default=100, help="characters (a pixel LM: patches) to generate (default 100)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
     p.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    p.add_argument("--out", help="pixel LM runs: PNG of the prompt and its continuation (required for them)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("plot", help=cmd_plot.__doc__, description=cmd_plot.__doc__)
@@ -643,16 +731,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
         "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all), explain "
         "(what the hot start needs), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
-        "pretrained alike, then fine-tuned on iNews sentiment). "
+        "pretrained alike, then fine-tuned on iNews sentiment), autoregressive (index, vision, PixelGPT, PIXAR stages "
+        "1 and 2, DualGPT on one Llama-style decoder and budget, generations read back). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
-        "family: smoke | demo | cpu."))
-    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family")
+        "family: smoke | demo | cpu; autoregressive: smoke | cpu."))
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family | autoregressive")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
     p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
     p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
-                                             "(family: members index, vision, mae, mlm)")
+                                             "(family: members index, vision, mae, mlm; autoregressive: index, vision, "
+                                             "pixelgpt, pixar-1, pixar-2, dual)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
     p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -73,6 +73,15 @@ def _point_at_other_corpus(run: Path) -> None:
     (run / "config.yaml").write_text(config.replace(data_line, f"data: {run.parent / 'other_data'}"), encoding="utf-8")
 
 
+def _pixel_run(tmp: Path) -> None:
+    """A finished tiny next-patch run in tmp/np, on the cases' corpus."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["train", "--objective", "next-patch", "--data", str(tmp.parent / "data"), "--size", "tiny",
+                     "--max-patches", "40", "--batch-size", "8", "--max-samples", "8", "--eval-sequences", "8",
+                     "--precision", "fp32", "--out", str(tmp / "np"), "--quiet"])
+    assert code == 0
+
+
 SAFETENSORS_SAYS = r"(?<= is corrupt or truncated )\(.+\)(?=; )"  # safetensors' own description of the damage
 MANY_LINES = "".join(f"这是第{i}条新闻，内容很长很长很长很长很长。\n" for i in range(300))
 TRAIN = "train --data {data} --size tiny --batch-size 16 --max-samples 32 --eval-every 16 --out {tmp}/r"
@@ -150,6 +159,17 @@ CASES = [
     Case("next-patch-run-finetuned", "fine-tuning a next-patch run (fine-tuning reads next-char, mae and mlm runs)",
          "finetune {tmp}/np --out {tmp}/ft", "is a run of --objective next-patch",
          _write("np/config.yaml", "data: x\nobjective: next-patch\n")),
+    Case("pixel-patch-len-not-dividing", "a --patch-len that does not divide the line's patches",
+         TRAIN + " --objective pixar --max-patches 41", "does not divide the line's 41 patches"),
+    Case("pixar-stage2-without-stage1", "PIXAR's stage 2 without a stage-1 run to start from",
+         TRAIN + " --objective pixar --stage 2", "pass --stage1-run"),
+    Case("pixar-stage2-from-next-char", "PIXAR's stage 2 from a run that is not a pixel LM (a next-char run)",
+         TRAIN + " --objective pixar --stage 2 --stage1-run {run}", "is a run of --objective next-char"),
+    Case("generate-pixels-from-mae", "`hotstart generate --out` from an MAE run (it writes no next patch)",
+         "generate {tmp}/mae --out {tmp}/g.png", "is a run of --objective mae",
+         _write("mae/config.yaml", "data: x\nobjective: mae\n")),
+    Case("generate-prompt-not-drawable", "a prompt with a character no font of a pixel LM's chain draws",
+         "generate {tmp}/np --prompt 山\U00013000 --out {tmp}/g.png", "no font of the run's chain draws", _pixel_run),
     Case("mlm-mask-prob", "--mask-prob outside (0, 1)", TRAIN + " --objective mlm --mask-prob 0", "mask_prob"),
     Case("finetune-not-a-run", "fine-tuning a folder that is not a pretraining run (a prepared corpus)",
          "finetune {data} --out {tmp}/ft", "not a run folder"),

@@ -116,13 +116,15 @@ def test_norm_target_regresses_each_patchs_standardised_pixels() -> None:
 
 
 def test_pixar_groups_l_patches_per_position_with_a_bernoulli_head() -> None:
-    cfg = tiny(line=LineRenderConfig(patch=8, mode="binary", max_patches=25), head="bernoulli", patch_len=2)
+    cfg = tiny(line=LineRenderConfig(patch=8, mode="binary", max_patches=26), head="bernoulli", patch_len=2)
     torch.manual_seed(0)
     model = PixelLM(cfg).eval()
     patches, lengths = lines(cfg)
     positions = model.group(patches)
     assert positions.shape == (3, 13, 2 * 64) and cfg.positions == 13
-    assert torch.equal(model.ungroup(positions)[:, :25], patches)  # the 26th patch is the blank padding
+    assert torch.equal(model.ungroup(positions), patches)
+    odd = model.group(patches[:, :25])  # a batch cut to an odd number of patches: the last group padded blank
+    assert odd.shape == (3, 13, 128) and not odd[:, -1, 64:].any()
     with torch.no_grad():
         out = model.predict(positions)
         bce = F.binary_cross_entropy_with_logits(out, positions, reduction="none").mean(-1)
@@ -151,11 +153,42 @@ def test_training_memorises_lines_and_greedy_generation_continues_them() -> None
     assert (grown[0, 4:8] - truth).abs().mean() < 0.1 * truth.mean()
 
 
+def greedy_without_cache(model: PixelLM, prompt: torch.Tensor, new_positions: int) -> torch.Tensor:
+    """The reference a KV cache must match: the whole line through the decoder for every new position,
+    a prompt's cells past its last whole position standing in the first new one."""
+    whole = prompt.shape[1] // model.config.patch_len * model.config.patch_len
+    positions, known = model.group(prompt[:, :whole]), prompt[:, whole:].flatten(1)
+    for step in range(new_positions):
+        out = model._binarised(model.pixels(model.predict(torch.cat([positions, positions[:, -1:]], dim=1))[:, -1:]))
+        if step == 0:
+            out[..., : known.shape[1]] = known[:, None]
+        positions = torch.cat([positions, out], dim=1)
+    return model.ungroup(positions)
+
+
+@pytest.mark.parametrize("decoder, mode, patch_len", [("llama", "grey", 1), ("gpt2", "grey", 1), ("llama", "binary", 2)])
+def test_generation_with_a_kv_cache_equals_the_whole_line_recomputed(decoder: str, mode: str, patch_len: int) -> None:
+    cfg = tiny(decoder=decoder, line=LineRenderConfig(patch=8, mode=mode, max_patches=24), patch_len=patch_len,
+               head="bernoulli" if mode == "binary" else "mse")
+    torch.manual_seed(0)
+    model = PixelLM(cfg).eval()
+    patches, _ = lines(cfg)
+    with torch.no_grad():
+        cached = model.generate(patches[:, :5], new_positions=4)
+        assert torch.allclose(cached, greedy_without_cache(model, patches[:, :5], 4), atol=1e-5)
+        assert torch.equal(cached[:, :5], patches[:, :5])  # an odd prompt with L = 2 is kept whole, not padded
+        assert cached.shape[1] == (5 // patch_len + 4) * patch_len
+        empty = model.generate(patches[:, :0], new_positions=3)  # from the start vector alone
+        assert empty.shape[1] == 3 * patch_len
+        assert model.generate(patches[:, :20], new_positions=9).shape[1] == cfg.positions * patch_len  # the context ends it
+
+
 @pytest.mark.parametrize("settings, words", [
     ({"head": "softmax"}, "unknown pixel head 'softmax'"),
     ({"decoder": "mamba"}, "unknown decoder 'mamba'"),
     ({"head": "bernoulli", "norm_target": True}, "--norm-target standardises regression targets"),
     ({"patch_len": 0}, "--patch-len must be from 1 to 8"),
+    ({"patch_len": 5}, "--patch-len 5 does not divide the line's 24 patches"),
     ({"size": "huge"}, "unknown decoder size 'huge'"),
 ])
 def test_a_bad_pixel_lm_setting_is_refused_by_name(settings: dict, words: str) -> None:
@@ -234,3 +267,70 @@ def test_bad_next_patch_options_are_refused_in_one_line(tiny_corpus: PreparedCor
     assert main(next_patch_args(tiny_corpus, tmp_path / "bad", *extra)) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1 and not (tmp_path / "bad").exists()
+
+
+def test_glyphs_read_back_as_their_characters_and_blank_or_end_cells_as_such() -> None:
+    from hotstart.data.prepared import Vocab
+    from hotstart.training.readback import BLANK, END, GlyphReader, language_agreement
+
+    chars = list(dict.fromkeys("".join(TEXTS).replace(",", "")))
+    vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *range(len(chars), 0, -1)])
+    for line in (LineRenderConfig(cell="char", max_patches=40), LineRenderConfig(patch=8, mode="binary", cell="char", max_patches=40)):
+        reader = GlyphReader(line, vocab)
+        drawn = LineRenderer(line).render_batch(["新华社 北京电"])
+        cells = torch.from_numpy(drawn.patches[0, : drawn.lengths[0]])
+        ids = reader.read(cells)
+        assert ids[3] == BLANK and ids[-1] == END
+        assert reader.text(ids.tolist()) == "新华社 北京电"  # even binary 8x8, where some characters share a drawing
+        assert reader.readable(cells, ids).tolist() == [True] * 3 + [False] + [True] * 3 + [False]
+        assert not reader.readable(torch.rand_like(cells) * 0.2, reader.read(torch.rand_like(cells) * 0.2)).any()
+    assert reader.drawn_as(torch.tensor([0, 1, 2])).tolist() == [BLANK] * 3
+    with pytest.raises(HotStartError, match="one character per patch"):
+        GlyphReader(LineRenderConfig(), vocab)
+    assert language_agreement("新华社", "北京 ab") == 0.5
+
+
+def test_a_char_cell_run_is_scored_by_reading_predictions_back_and_generates_an_image(
+        tiny_corpus: PreparedCorpus, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "pixelgpt-char"
+    assert main(next_patch_args(tiny_corpus, run, "--cell", "char", "--patch", "8")) == 0
+    rows = rows_without_timing(run)
+    assert all(0 <= r["val_acc"] <= 1 for r in rows)
+    capsys.readouterr()
+    assert main(["generate", str(run), "--prompt", "新华社", "--max-new", "5", "--out", str(tmp_path / "gen.png")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["prompt_patches"] == 3 and result["generated_patches"] == 5 and 0 <= result["readability"] <= 1
+    from PIL import Image
+
+    assert Image.open(tmp_path / "gen.png").width >= 2 * 8 * 8
+    assert main(["generate", str(run), "--max-new", "3", "--out", str(tmp_path / "empty.png")]) == 0  # no prompt
+    assert json.loads(capsys.readouterr().out)["generated_patches"] == 3
+    # a free-cell run's lines are not character cells: no val_acc
+    assert "val_acc" not in rows_without_timing_of(tiny_corpus, tmp_path / "free")[-1]
+
+
+def rows_without_timing_of(corpus: PreparedCorpus, run: Path) -> list[dict]:
+    assert main([*next_patch_args(corpus, run), "--max-samples", "8"]) == 0
+    return rows_without_timing(run)
+
+
+@pytest.mark.parametrize("setup, extra, words", [
+    ("pixel", ["--prompt", "新华社\U00013000", "--out", "x.png"], "no font of the run's chain draws"),
+    ("pixel", [], "writes an image; pass --out"),
+    ("pixel", ["--prompt", "新" * 60, "--out", "x.png"], "fills the run's line of 40 patches"),
+    ("mlm", ["--out", "x.png"], "is a run of --objective mlm"),
+])
+def test_bad_generation_requests_are_refused_in_one_line(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture, setup: str, extra: list,
+                                                         words: str) -> None:
+    run = tmp_path / setup
+    if setup == "pixel":
+        assert main([*next_patch_args(tiny_corpus, run), "--max-samples", "8"]) == 0
+    else:
+        assert main(["train", "--objective", "mlm", "--data", str(tiny_corpus.path), "--size", "tiny", "--max-samples", "8",
+                     "--batch-size", "8", "--eval-sequences", "8", "--device", "cpu", "--precision", "fp32",
+                     "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(run), *[str(tmp_path / a) if a == "x.png" else a for a in extra]]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1

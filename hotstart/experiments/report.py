@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import HotStartError
 from ..models.decoder import DECODER_SIZES
 from ..plot import plot_panels, plot_series
+from .autoregressive import autoregressive_section, is_autoregressive_folder
 from .explain import explain_section
 from .family_report import family_section, is_family_folder
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
@@ -401,20 +402,27 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     """Read the runs under `paths` and write report.md, the CSVs and the plots into `out`."""
     start = time.perf_counter()
     families = [Path(p) for p in paths if is_family_folder(Path(p))]
-    others = [p for p in paths if not is_family_folder(Path(p))]
+    grids = [Path(p) for p in paths if is_autoregressive_folder(Path(p))]
+    others = [p for p in paths if not is_family_folder(Path(p)) and not is_autoregressive_folder(Path(p))]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    family_parts = []
+    family_parts, auto_parts = [], []
     for folder in families:  # members of several families would share plot names: the last one's plots stand
         text, pre_rows, tune_rows = family_section(folder, out)
         family_parts.append(text)
         write_csv(out / "family_pretraining.csv", pre_rows)
         write_csv(out / "family_finetuning.csv", tune_rows)
-    if not others:  # a family folder alone: its section is the report
+    for folder in grids:  # as for families, the last grid's plots stand
+        text, auto_rows = autoregressive_section(folder, out)
+        auto_parts.append(text)
+        write_csv(out / "autoregressive.csv", auto_rows)
+    if not others:  # family or autoregressive folders alone: their sections are the report
         path = out / "report.md"
+        csvs = ["family_pretraining.csv", "family_finetuning.csv"] * bool(family_parts) + ["autoregressive.csv"] * bool(auto_parts)
         path.write_text("\n\n".join(["# HotStart: the model families side by side", *family_parts,
-                                      (f"Made by `{command or 'hotstart report'}`; the numbers are in family_pretraining.csv "
-                                      "and family_finetuning.csv.")]) + "\n", encoding="utf-8")
+                                      *(["## Autoregressive language models side by side\n\n" + t for t in auto_parts]),
+                                      (f"Made by `{command or 'hotstart report'}`; the numbers are in {', '.join(csvs)}.")])
+                        + "\n", encoding="utf-8")
         return path
     runs, sweeps, throughput = load_runs(others)
     select = Selector(runs)
@@ -469,8 +477,11 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
         *(["## The family: pixel and index encoders, pretrained alike, fine-tuned on one task\n\n" + "\n\n".join(family_parts)]
           if family_parts else []),
+        *(["## Autoregressive language models side by side: reading pixels, writing pixels, or both\n\n" + "\n\n".join(auto_parts)]
+          if auto_parts else []),
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
          "ablations.csv, verdicts.csv, embeddings.csv, explain.csv" + (", family_pretraining.csv, family_finetuning.csv" if family_parts else "")
+         + (", autoregressive.csv" if auto_parts else "")
          + "; runs.csv has one row per run and curves.csv every evaluation of every run."),
         "## How this was made\n\n" + _environment_section(runs, sweeps, command or "hotstart report", time.perf_counter() - start),
     ]

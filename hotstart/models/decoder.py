@@ -12,6 +12,7 @@ goes in and what comes out.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -114,3 +115,12 @@ def decoder_parameters(d: DecoderConfig) -> int:
     with torch.device("meta"):
         decoder = build_decoder(d)
     return sum(p.numel() for p in decoder.parameters() if p.requires_grad)
+
+
+def decode_step(decoder: nn.Module, embeds: torch.Tensor, cache: object = None) -> tuple[torch.Tensor, object]:
+    """(B, T, n_embd) positions after those `cache` holds (None: the first ones) -> their hidden states
+    and the cache grown by them: generation that runs each new position alone. transformers 5 names
+    the cache argument and output `cache`, earlier releases `past_key_values`."""
+    name = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+    out = decoder(inputs_embeds=embeds, use_cache=True, **({name: cache} if cache is not None else {}))
+    return out.last_hidden_state, getattr(out, name)

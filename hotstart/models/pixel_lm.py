@@ -33,6 +33,7 @@ from .decoder import (
     DECODER_SIZES,
     DecoderConfig,
     build_decoder,
+    decode_step,
     decoder_size,
 )
 
@@ -86,6 +87,9 @@ class PixelLMConfig:
             raise HotStartError("--norm-target standardises regression targets; the bernoulli head predicts raw ink")
         if not 1 <= self.patch_len <= 8:
             raise HotStartError(f"--patch-len must be from 1 to 8 patches per position, got {self.patch_len}")
+        if self.line.max_patches % self.patch_len:
+            raise HotStartError(f"--patch-len {self.patch_len} does not divide the line's {self.line.max_patches} patches; "
+                                f"pass a --max-patches that is a multiple of {self.patch_len}")
         self.line.validate()
 
     def decoder_config(self) -> DecoderConfig:
@@ -95,14 +99,25 @@ class PixelLMConfig:
         return d
 
 
+def masked_mean(values: torch.Tensor, used: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """The mean of `values` where `used` holds, over everything (dim None) or along `dim`; 0 where
+    nothing is used."""
+    if dim is None:
+        return (values * used).sum() / used.sum().clamp(min=1)
+    return (values * used).sum(dim) / used.sum(dim).clamp(min=1)
+
+
 class PixelLM(nn.Module):
     """Patch embedding -> decoder -> a head over the next position's pixels."""
 
-    def __init__(self, cfg: PixelLMConfig) -> None:
+    def __init__(self, cfg: PixelLMConfig, extra_positions: int = 0) -> None:
+        """`extra_positions` lengthens the decoder's context past the longest line (DualGPT's pairs: a
+        line, then its text)."""
         super().__init__()
         cfg.validate()
         self.config = cfg
         d = cfg.decoder_config()
+        d.n_positions += extra_positions
         width = cfg.patch_len * cfg.patch_pixels
         self.decoder = build_decoder(d)
         self.wpe_start = nn.Parameter(torch.randn(d.n_embd) * 0.02)  # what the first patch is predicted from
@@ -117,7 +132,7 @@ class PixelLM(nn.Module):
         """(B, N, P, P[, C]) -> (B, ceil(N / L), L*P*P*C): L neighbouring patches per position, the last
         group padded with blank patches."""
         b, n = patches.shape[:2]
-        flat = patches.reshape(b, n, -1)  # (B, N, P*P*C)
+        flat = patches.flatten(2)  # (B, N, P*P*C); N may be 0 (an empty prompt)
         extra = -n % self.config.patch_len
         if extra:
             flat = torch.cat([flat, flat.new_zeros(b, extra, flat.shape[-1])], dim=1)
@@ -145,9 +160,10 @@ class PixelLM(nn.Module):
         mean, var = per_patch.mean(-1, keepdim=True), per_patch.var(-1, keepdim=True)
         return ((per_patch - mean) / (var + 1e-6).sqrt()).reshape(positions.shape)
 
-    def position_losses(self, patches: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) loss of every position (mean over its pixels) and (B, T) bool: positions that hold
-        part of the line (up to and including its end-of-sequence patch)."""
+    def position_outputs(self, patches: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T) loss of every position (mean over its pixels), (B, T) bool: positions that hold part
+        of the line (up to and including its end-of-sequence patch), and (B, T, L*P*P*C) the head's
+        outputs they come from."""
         positions = self.group(patches)  # (B, T, L*P*P*C)
         out = self.predict(positions).float()
         target = self._targets(positions).float()
@@ -156,17 +172,22 @@ class PixelLM(nn.Module):
         else:
             per_pixel = F.binary_cross_entropy_with_logits(out, target, reduction="none")
         used = torch.arange(positions.shape[1], device=lengths.device)[None, :] * self.config.patch_len < lengths[:, None]
-        return per_pixel.mean(-1), used.to(per_pixel.device)
+        return per_pixel.mean(-1), used.to(per_pixel.device), out
+
+    def position_losses(self, patches: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) loss of every position and (B, T) bool: the positions that count (position_outputs)."""
+        losses, used, _ = self.position_outputs(patches, lengths)
+        return losses, used
 
     def forward(self, patches: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The mean loss over the batch's line positions."""
         losses, used = self.position_losses(patches, lengths)
-        return (losses * used).sum() / used.sum().clamp(min=1)
+        return masked_mean(losses, used)
 
     def line_losses(self, patches: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B,) each line's mean loss over its own positions (evaluation, per language)."""
         losses, used = self.position_losses(patches, lengths)
-        return (losses * used).sum(1) / used.sum(1).clamp(min=1)
+        return masked_mean(losses, used, dim=1)
 
     def pixels(self, out: torch.Tensor) -> torch.Tensor:
         """Head outputs -> ink in [0, 1] a reader can look at: bernoulli's probabilities; mse's values
@@ -180,17 +201,34 @@ class PixelLM(nn.Module):
         low, high = per_patch.amin(-1, keepdim=True), per_patch.amax(-1, keepdim=True)
         return ((per_patch - low) / (high - low).clamp(min=1e-6)).reshape(out.shape)
 
+    def _binarised(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Generated pixels as the line mode holds them: binary lines get ink where it is at least 1/2."""
+        return (pixels >= 0.5).to(pixels.dtype) if self.config.line.mode == "binary" else pixels
+
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, new_positions: int) -> torch.Tensor:
-        """(B, N, P, P[, C]) prompt patches -> (B, N' + new_positions * L, ...) with the prompt grouped
-        into positions (a partial last group padded blank) and each new position predicted greedily
-        from all before it (binary lines: ink where its probability or value is at least 1/2)."""
-        positions = self.group(prompt)  # (B, T, L*P*P*C)
-        for _ in range(new_positions):
-            if positions.shape[1] >= self.config.positions:
-                break
-            nxt = self.pixels(self.predict(torch.cat([positions, positions[:, -1:]], dim=1))[:, -1:])
-            if self.config.line.mode == "binary":
-                nxt = (nxt >= 0.5).to(nxt.dtype)
-            positions = torch.cat([positions, nxt.to(positions.dtype)], dim=1)
-        return self.ungroup(positions)
+        """(B, N, P, P[, C]) prompt patches -> (B, (N // L + new_positions) * L, ...): the prompt's whole
+        positions, then `new_positions` positions predicted greedily, each from all before it (binary
+        lines: ink where its probability or value is at least 1/2). A prompt that ends inside a position
+        (N % L patches) has those patches stand in the first new position in place of their predictions,
+        so the result's first N patches are always the prompt's. The decoder keeps its keys and values
+        (a KV cache): each new position costs one position's forward pass. Generation stops at the
+        decoder's context."""
+        whole = prompt.shape[1] // self.config.patch_len
+        positions = self.group(prompt[:, : whole * self.config.patch_len])  # (B, T, L*P*P*C)
+        known = prompt[:, whole * self.config.patch_len :].flatten(1)  # (B, (N % L)*P*P*C)
+        new_positions = min(new_positions, self.config.positions - whole)
+        if new_positions <= 0:
+            return self.ungroup(positions)
+        x = self.patch_embed(positions)
+        start = self.wpe_start.to(x.dtype).expand(x.shape[0], 1, -1)
+        hidden, cache = decode_step(self.decoder, torch.cat([start, x], dim=1))
+        generated = [positions]
+        for step in range(new_positions):
+            nxt = self._binarised(self.pixels(self.head(hidden[:, -1:]))).to(positions.dtype)  # (B, 1, L*P*P*C)
+            if step == 0 and known.shape[1]:
+                nxt = torch.cat([known[:, None].to(nxt.dtype), nxt[..., known.shape[1] :]], dim=-1)
+            generated.append(nxt)
+            if step + 1 < new_positions:
+                hidden, cache = decode_step(self.decoder, self.patch_embed(nxt), cache)
+        return self.ungroup(torch.cat(generated, dim=1))

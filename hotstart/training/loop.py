@@ -47,15 +47,17 @@ from .checkpoint import (
     training_state_progress,
     write_json,
 )
+from .dual_run import Dual
 from .mae_run import MaskedPatches
 from .mlm_run import MaskedChars
 from .next_char import NextChar, next_char_loss
 from .next_patch_run import NextPatch
 from .objective import Batch, Objective
+from .pixar_run import Pixar
 from .precision import Precision, resolve
 from .run import TrainConfig
 
-OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars, NextPatch)}
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars, NextPatch, Pixar, Dual)}
 """Every kind of run the loop trains, by the `objective` of its config."""
 
 DIVERGED = ("non_finite_loss", "non_finite_weights")
@@ -142,10 +144,10 @@ def _check_same_config(run_dir: Path, cfg: Any) -> None:
     # through the dataclasses and back, so a setting added since the run started counts at its default
     saved = to_dict(from_dict(type(cfg), saved_data))
     now = to_dict(cfg)
-    differ = [f"{section}.{key}" for section in ("model", "train") for key in set(saved.get(section, {})) | set(now[section])
+    sections = [name for name, value in now.items() if isinstance(value, dict)]  # model, train, PIXAR's adversarial
+    differ = [f"{section}.{key}" for section in sections for key in set(saved.get(section, {})) | set(now[section])
               if saved.get(section, {}).get(key) != now[section].get(key)]
-    if saved.get("data") != now["data"]:
-        differ.append("data")
+    differ += [name for name, value in now.items() if name not in sections and saved.get(name) != value]
     if differ:
         raise HotStartError(f"cannot resume {run_dir} with other settings ({', '.join(sorted(differ))}); "
                             "pass the options it was started with, or --overwrite to start again")
@@ -333,7 +335,8 @@ def _train(objective: Objective, prec: Precision, group: distributed.Group, run_
             f.write(json.dumps(row) + "\n")
         board.log(row)
         objective.after_evaluation(model, run_dir, row)
-        return group.agree(None if state.evals_since_best < tc.patience else "early_stopping")
+        patient = state.evals_since_best < tc.patience or not objective.stops_early
+        return group.agree(None if patient else "early_stopping")
 
     trainer = distributed.wrap(model, group, prec.device)
     stop_reason = _loop(trainer, objective, order, optimizer, scaler, prec, total_steps, state, bar, log_eval, group)

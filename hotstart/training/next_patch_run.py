@@ -29,14 +29,16 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..config import save_yaml, to_dict
+from ..data.prepared import PAD_ID
 from ..errors import HotStartError
-from ..models.pixel_lm import PixelLM, PixelLMConfig
+from ..models.pixel_lm import PixelLM, PixelLMConfig, masked_mean
 from ..render.line import line_image
 from .checkpoint import write_json
 from .lines import CorpusLines, language_means
 from .mae_run import mae_train_defaults
 from .objective import Objective, validation_sample
 from .precision import Precision
+from .readback import GlyphReader
 from .run import TrainConfig
 
 PLOTTED_LINES = 2
@@ -72,6 +74,7 @@ class NextPatch(Objective):
             raise HotStartError("--freeze-decoder freezes a next-char run's pretrained decoder; a next-patch run "
                                 "trains its decoder from scratch")
         self.lines = CorpusLines(self.corpus, cfg.line)
+        self.reader = GlyphReader(cfg.line, self.corpus.vocab) if cfg.line.cell == "char" else None
         self._val = validation_sample(self.corpus, tc.eval_sequences)
         rendered = self.lines.render_all(self._val)
         self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
@@ -91,10 +94,7 @@ class NextPatch(Objective):
 
     def _patches(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, P, P[, C]) lines cut to the longest one (whole positions), and their (B,) lengths."""
-        lines = self.lines.render(index)
-        longest = int(lines.lengths.max()) if len(index) else 1
-        keep = min(math.ceil(longest / self.config.model.patch_len) * self.config.model.patch_len, lines.patches.shape[1])
-        return torch.from_numpy(lines.patches[:, :keep]), torch.from_numpy(lines.lengths)
+        return line_patches(self.lines, index, self.config.model.patch_len)
 
     def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The lines of sequences `index` (nothing random: the same at every step)."""
@@ -107,17 +107,26 @@ class NextPatch(Objective):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, precision: Precision) -> dict[str, float]:
-        """Mean over validation lines of each line's mean position loss, per language where several."""
+        """Mean over validation lines of each line's mean position loss, per language where several;
+        with one character per patch, also val_acc: the next-character accuracy of the predicted
+        patches read back as characters (read_back_accuracy)."""
         was_training = model.training
         model.eval()
-        losses, size = [], self.config.train.batch_size
+        losses, hits, size = [], np.zeros(2, dtype=np.int64), self.config.train.batch_size
         for start in range(0, len(self._val), size):
-            patches, lengths = self._patches(self._val[start : start + size])
+            index = self._val[start : start + size]
+            patches, lengths = self._patches(index)
             with precision.autocast():
-                losses.extend(model.line_losses(patches.to(precision.device), lengths.to(precision.device)).tolist())
+                per_position, used, out = model.position_outputs(patches.to(precision.device), lengths.to(precision.device))
+            losses.extend(masked_mean(per_position, used, dim=1).tolist())
+            if self.reader is not None:
+                hits += read_back_accuracy(model, self.reader, out, self.corpus.sequences(index), lengths)
         model.train(was_training)
         losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
-        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **language_means(losses_arr, languages)}
+        # no line counted (all cut at max_patches, or drawn by name): no accuracy, rather than a made-up 0
+        accuracy = {"val_acc": float(hits[0] / hits[1])} if hits[1] else {}
+        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **accuracy,
+                **language_means(losses_arr, languages)}
 
     def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
         """generations/SAMPLES.png: the first validation lines, and each continued from its first half."""
@@ -128,7 +137,8 @@ class NextPatch(Objective):
         rows = []
         for line, length in zip(patches, lengths.tolist()):
             prompt = max(1, length // 2)
-            new = math.ceil((length - prompt) / self.config.model.patch_len)
+            patch_len = self.config.model.patch_len
+            new = math.ceil((length - prompt + prompt % patch_len) / patch_len)  # the prompt's last partial position too
             shown = model.generate(line[None, :prompt].to(device), new)[0, :length].float().cpu()
             rows.append((line[:length], shown, prompt))
         model.train(was_training)
@@ -155,6 +165,36 @@ class NextPatch(Objective):
                 "head": count(model.head), "total": count(model)}
 
 
+def line_patches(lines: CorpusLines, index: np.ndarray, patch_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, P, P[, C]) the lines of sequences `index` cut to the longest one (whole positions of
+    `patch_len` patches), and their (B,) lengths: the decoder is causal and the loss stops at each
+    line's end, so what lies after the longest line changes nothing but the time a step takes."""
+    if not len(index):
+        cfg = lines.renderer.cfg
+        return torch.zeros(0, patch_len, cfg.patch, cfg.patch, *((3,) if cfg.mode == "rgb" else ())), torch.zeros(0, dtype=torch.long)
+    drawn = lines.render(index)
+    longest = int(drawn.lengths.max())
+    keep = min(math.ceil(longest / patch_len) * patch_len, drawn.patches.shape[1])
+    return torch.from_numpy(drawn.patches[:, :keep]), torch.from_numpy(drawn.lengths)
+
+
+def read_back_accuracy(model: PixelLM, reader: GlyphReader, out: torch.Tensor, tokens: torch.Tensor,
+                       lengths: torch.Tensor) -> np.ndarray:
+    """[correct, counted] next-character predictions of a batch of char-cell lines, from the head's
+    (B, T, L*P*P*C) outputs: cell t (t >= 1, as HotStart predicts tokens 1..S-1 of a sequence) is read
+    back as its nearest glyph and compared with how token t is drawn (training/evaluate.py's metric on
+    the same sequences). With L > 1 patches per position, the later cells of a position are predicted
+    from the cells before the position, so they are 2..L characters ahead (our reading: counted alike).
+    Lines whose cells do not line up with their tokens (a sequence of specials only, drawn by name) are
+    left out."""
+    seq_len = tokens.shape[1]
+    pixels = model.ungroup(model._binarised(model.pixels(out.float())))[:, 1:seq_len].cpu()  # (B, <= S-1, P, P[, C])
+    targets = tokens[:, 1 : 1 + pixels.shape[1]]  # a batch of lines cut at max_patches holds fewer cells
+    aligned = (lengths == seq_len + 1)[:, None] & (targets != PAD_ID)
+    correct = (reader.read(pixels) == reader.drawn_as(targets)) & aligned
+    return np.array([int(correct.sum()), int(aligned.sum())])
+
+
 def generation_plot(rows: list[tuple[torch.Tensor, torch.Tensor, int]], title: str) -> Image.Image:
     """Two strips per line: the truth, then the prompt (its first `prompt` patches) and the model's
     continuation, with a mark where the continuation starts."""
@@ -174,3 +214,4 @@ def generation_plot(rows: list[tuple[torch.Tensor, torch.Tensor, int]], title: s
         draw.line([(x, y + truth.height + pad - 3), (x, y + 2 * truth.height + pad + 2)], fill=0)
         y += 2 * truth.height + 3 * pad
     return image
+

@@ -8,6 +8,8 @@ summary. An objective owns only what differs between model families:
     mae         PIXEL-M4's masked autoencoder (mae_run.py): rendered lines, masked-patch pixel loss
     mlm         a character BERT (mlm_run.py), the MAE's index baseline: masked-character cross-entropy
     next-patch  PixelGPT (next_patch_run.py): rendered lines, the next patch's pixels
+    pixar       PIXAR (pixar_run.py): binary lines by likelihood, then an adversarial stage 2
+    dual        DualGPT (dual_run.py): character IDs, lines, and lines paired with their text
 
 so the loop has no branch on the kind of model it trains.
 """
@@ -36,6 +38,9 @@ class Objective(ABC):
     """The `objective:` value of config.yaml and of `hotstart train --objective`."""
     progress_metric: ClassVar[str]
     """The key of `evaluate`'s result the progress bar shows beside the loss."""
+    stops_early: bool = True
+    """False where patience must not end the run: PIXAR's stage 2, whose val_loss (the likelihood) is
+    not what it optimises, and is expected to rise."""
 
     def __init__(self, config: Any, corpus: PreparedCorpus) -> None:
         """Keep the run's config and its prepared corpus; `check` then settles what depends on both."""

@@ -1,0 +1,288 @@
+"""`hotstart sweep autoregressive`: the seeds' autoregressive language models side by side, on one
+Llama-style decoder, size, corpus and budget: does reading pixels, writing pixels, or both, learn the
+language faster?
+
+    index     HotStart's index LM: character IDs in, character IDs out
+    vision    HotStart's vision LM: 8x8 glyphs in (simp encoder), character IDs out
+    pixelgpt  PixelGPT: a line of 16x16 grey character cells in, the next cell's pixels out (MSE)
+    pixar-1   PIXAR stage 1: binary 8x8 character cells, 2 per position, per-pixel likelihood
+    pixar-2   PIXAR stage 2: pixar-1's last weights, then the adversarial loss for a given number of steps
+    dual      DualGPT: IDs, 16x16 lines and lines paired with their text (the paper's 4:4:2 mix)
+
+Every member but pixar-2 trains on the same sequences, as many of them, with the same training settings
+(the family grid's: batch 32, cosine 5e-4 over the budget, no curriculum, no early stopping). The
+pixel members draw one character per patch (`cell: char`), so their predictions read back as
+characters (training/readback.py) and their next-character accuracy is HotStart's metric on the same
+validation sequences. After training, each pixel-writing member continues the first validation
+sequences' openings and its continuations are read back: readability and agreement with the prompt's
+script (readback.json, generations.png).
+
+A grid folder holds data/, runs/auto-MEMBER/ (with cost.json and, for pixel writers, readback.json and
+generations.png) and autoregressive.json; rerunning the command resumes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..data.prepared import PreparedCorpus
+from ..errors import HotStartError
+from ..models.decoder import decoder_size
+from ..models.dual_lm import DualLMConfig
+from ..models.hotstart_lm import InputConfig, ModelConfig
+from ..models.pixar import AdversarialConfig
+from ..models.pixel_lm import PixelLMConfig
+from ..render.line import LineRenderConfig, has_visible
+from ..training.checkpoint import read_json, write_json
+from ..training.dual_run import DualRunConfig
+from ..training.lines import CorpusLines
+from ..training.mae_run import mae_train_defaults
+from ..training.next_patch_run import NextPatchRunConfig
+from ..training.pixar_run import PixarRunConfig
+from ..training.run import RunConfig, TrainConfig
+from .family import training_cost
+from .sweep import prepared_corpus, sweep_precision
+
+MEMBERS = ("index", "vision", "pixelgpt", "pixar-1", "pixar-2", "dual")
+WRITES_PIXELS = ("pixelgpt", "pixar-1", "pixar-2", "dual")
+DESCRIBED = {
+    "index": ("character IDs", "character IDs"),
+    "vision": ("8x8 glyphs", "character IDs"),
+    "pixelgpt": ("16x16 grey cells", "16x16 grey cells (MSE)"),
+    "pixar-1": ("8x8 binary cells, L = 2", "ink probabilities (likelihood)"),
+    "pixar-2": ("8x8 binary cells, L = 2", "ink probabilities (+ adversarial)"),
+    "dual": ("IDs, 16x16 cells, pairs", "IDs and 16x16 cells"),
+}
+"""member -> (what it reads, what it writes)."""
+
+
+@dataclass(frozen=True)
+class AutoregressiveScale:
+    """How big the comparison is."""
+
+    name: str
+    size: str
+    """The decoder size every member shares (Llama-style blocks)."""
+    seq_len: int
+    samples: int
+    """Training sequences of every member (pixar-2: of its stage 1)."""
+    stage2_steps: int
+    """PIXAR stage 2's optimiser steps after stage 1 (the paper: 200)."""
+    eval_every: int
+    eval_sequences: int
+    prompts: int
+    """Generations read back per pixel-writing member."""
+    about: str
+
+
+AUTOREGRESSIVE_SCALES = {
+    "smoke": AutoregressiveScale("smoke", size="tiny", seq_len=32, samples=64, stage2_steps=2, eval_every=32,
+                                 eval_sequences=8, prompts=2, about="checks the machinery; the numbers mean nothing"),
+    "cpu": AutoregressiveScale("cpu", size="small-cpu", seq_len=128, samples=16384, stage2_steps=200, eval_every=2048,
+                               eval_sequences=256, prompts=20,
+                               about="small-cpu Llama-style decoder (4 x 256) for every member, 16,384 sequences each"),
+}
+
+
+def autoregressive_scale(name: str) -> AutoregressiveScale:
+    """The named scale, or a one-line error."""
+    if name not in AUTOREGRESSIVE_SCALES:
+        raise HotStartError(f"the autoregressive grid has no scale '{name}'; choose one of {', '.join(AUTOREGRESSIVE_SCALES)}")
+    return AUTOREGRESSIVE_SCALES[name]
+
+
+def _char_line(seq_len: int, **kw: Any) -> LineRenderConfig:
+    """One character per patch, room for a whole sequence and its end patch (an even count, for L = 2)."""
+    return LineRenderConfig(cell="char", max_patches=seq_len + 1 + (seq_len + 1) % 2, **kw)
+
+
+def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path, seq_len: int) -> Any:
+    """The run config of `member`: the same decoder, size, sequences and training settings for all;
+    lines as long as the corpus's sequences of `seq_len` characters."""
+    tc: TrainConfig = replace(mae_train_defaults(), max_samples=scale.samples, schedule_samples=scale.samples,
+                              eval_every=scale.eval_every, dense_until=scale.samples, eval_every_late=scale.eval_every,
+                              eval_sequences=scale.eval_sequences, patience=10**6)
+    pixel = PixelLMConfig(size=scale.size, line=_char_line(seq_len))
+    if member in ("index", "vision"):
+        return RunConfig(data=data, model=ModelConfig(vocab_size=0, input=InputConfig(kind=member),
+                                                      decoder=decoder_size(scale.size, "llama")), train=tc)
+    if member == "pixelgpt":
+        return NextPatchRunConfig(data=data, model=pixel, train=tc)
+    if member in ("pixar-1", "pixar-2"):
+        model = PixelLMConfig(size=scale.size, line=_char_line(seq_len, patch=8, mode="binary"), head="bernoulli", patch_len=2)
+        if member == "pixar-1":
+            return PixarRunConfig(data=data, model=model, train=tc)
+        stage2 = scale.stage2_steps * tc.batch_size
+        return PixarRunConfig(data=data, model=model, stage=2,
+                              adversarial=AdversarialConfig(stage1_run=str((out / "runs" / "auto-pixar-1").resolve()),
+                                                                stage1_checkpoint="last"),
+                              train=replace(tc, max_samples=stage2, schedule_samples=stage2, warmup_samples=0,
+                                            eval_every=stage2 // 4 or 1, dense_until=stage2, eval_every_late=stage2 // 4 or 1))
+    if member == "dual":
+        return DualRunConfig(data=data, model=DualLMConfig(pixel=pixel), train=tc)
+    raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
+
+
+def readback_prompts(corpus: PreparedCorpus, count: int, chars: int) -> list[str]:
+    """The openings (`chars` characters) of the first validation sequences that every font of the chain
+    draws whole (a prompt with a character no font has would be refused)."""
+    lines = CorpusLines(corpus, LineRenderConfig(cell="char", max_patches=chars + 1))
+    openings = [t[:chars] for t in lines.texts(corpus.val_index[: 4 * count]) if has_visible(t[:chars])]
+    return [t for t in openings if not lines.renderer.render_batch([t]).missing][:count]
+
+
+def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | None = None, members: list[str] | None = None,
+                       precision: str = "auto", device: str = "auto", progress: bool = True,
+                       command: str = "") -> list[dict[str, Any]]:
+    """Train every member not yet done, then read back its generations; one status row per member."""
+    from ..pixel_generation import generation_readback
+    from ..training.loop import train
+
+    scale = autoregressive_scale(scale_name)
+    chosen = members or list(MEMBERS)
+    for member in chosen:
+        if member not in MEMBERS:
+            raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
+    if "pixar-2" in chosen and "pixar-1" not in chosen and not (Path(out) / "runs" / "auto-pixar-1" / "summary.json").is_file():
+        chosen.insert(chosen.index("pixar-2"), "pixar-1")  # stage 2 starts from stage 1
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / "autoregressive.json"
+    record = read_json(record_path, "grid record") if record_path.exists() else {"scale": scale.name, "commands": []}
+    if record["scale"] != scale.name:
+        raise HotStartError(f"{out} holds the autoregressive grid at scale '{record['scale']}', not '{scale.name}'; "
+                            "use another --out")
+    pinned = sweep_precision(out, precision, device)
+    corpus_dir = prepared_corpus(data, out, scale.seq_len, scale.name, progress)
+    corpus = PreparedCorpus.load(corpus_dir)
+    record.update(precision=pinned, seq_len=corpus.seq_len, scale_settings=asdict(scale))
+    if command and command not in record["commands"]:
+        record["commands"].append(command)
+    write_json(record_path, record)
+    statuses = []
+    for member in chosen:
+        run_dir = out / "runs" / f"auto-{member}"
+        done = (run_dir / "summary.json").is_file() and (member not in WRITES_PIXELS or (run_dir / "readback.json").is_file())
+        if done:
+            statuses.append({"member": member, "status": "done before"})
+            continue
+        cfg = member_config(member, scale, str(corpus_dir), out, corpus.seq_len)
+        cfg.train.precision, cfg.train.device = pinned, device
+        if not (run_dir / "summary.json").is_file():
+            resume = (run_dir / "checkpoints" / "state.safetensors").is_file()
+            print(f"training {run_dir.name}", file=sys.stderr, flush=True)
+            train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
+        if not (run_dir / "cost.json").is_file():
+            write_json(run_dir / "cost.json", training_cost(cfg, corpus))
+        if member in WRITES_PIXELS:
+            prompts = readback_prompts(corpus, scale.prompts, corpus.seq_len // 4)
+            readback, sheet = generation_readback(run_dir, prompts, corpus.seq_len // 4)
+            write_json(run_dir / "readback.json", readback)
+            sheet.save(run_dir / "generations.png")
+        statuses.append({"member": member, "status": "done"})
+    return statuses
+
+
+def is_autoregressive_folder(path: Path) -> bool:
+    """True for a folder written by `hotstart sweep autoregressive`."""
+    return (Path(path) / "autoregressive.json").is_file()
+
+
+def _pct(value: float | None) -> str:
+    """A share in percent with two decimals, 'n/a' where there is none."""
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown and CSV rows of one autoregressive grid folder; writes autoregressive_accuracy.png and
+    each pixel writer's generations (autoregressive_MEMBER.png) into `out`."""
+    import shutil
+
+    from ..plot import read_metrics
+
+    record = read_json(folder / "autoregressive.json", "grid record")
+    settings = record.get("scale_settings", {})
+    rows, curves = [], {}
+    for member in MEMBERS:
+        run = folder / "runs" / f"auto-{member}"
+        if not (run / "config.yaml").is_file():
+            continue
+        metrics = read_metrics(run)
+        curves[member] = metrics
+        summary = read_json(run / "summary.json", "run summary") if (run / "summary.json").is_file() else None
+        cost = read_json(run / "cost.json", "training cost") if (run / "cost.json").is_file() else {}
+        readback = read_json(run / "readback.json", "generations read back") if (run / "readback.json").is_file() else {}
+        last = metrics[-1] if metrics else {}
+        stage1 = settings.get("samples", 0) if member == "pixar-2" else 0
+        rows.append({
+            "member": member, "reads": DESCRIBED[member][0], "writes": DESCRIBED[member][1],
+            "samples": stage1 + last.get("samples", 0), "finished": summary is not None,
+            "val_acc": last.get("val_acc"), "val_pair_acc": last.get("val_pair_acc"),
+            "readability": readback.get("readability"), "language_agreement": readback.get("language_agreement"),
+            # the LM's own parameters: PIXAR's stage-2 discriminator trains beside it but is no part of it
+            "parameters": (cost["parameters"]["total"] - cost["parameters"].get("discriminator", 0)) if cost else None,
+            "discriminator_parameters": cost.get("parameters", {}).get("discriminator"),
+            "train_flops_per_sample": cost.get("train_flops_per_sample"),
+            "samples_per_s": summary.get("samples_per_s_median") if summary else None,
+        })
+        if (run / "generations.png").is_file():
+            shutil.copyfile(run / "generations.png", out / f"autoregressive_{member}.png")
+    lines = [f"Scale '{record['scale']}': {settings.get('about', '')}, sequences of {record.get('seq_len')} characters, "
+             f"in {record.get('precision')}; PIXAR stage 2 adds {settings.get('stage2_steps', 0)} steps to stage 1. "
+             "Commands: " + "; ".join(f"`{c}`" for c in record.get("commands", [])) + ".",
+             "",
+             ("Next-character accuracy is HotStart's metric (characters 1..L-1 of the same validation sequences from "
+              "those before). For members that write pixels it is measured by reading each predicted character cell "
+              "back as its nearest glyph (our reading; with PIXAR's 2 cells per position, the second is predicted 2 "
+              "characters ahead). DualGPT's is its text path's; the pair column is its accuracy on the text that follows "
+              f"a sequence's own line. Readability: the share of generated cells, over {settings.get('prompts', 0)} "
+              f"greedy continuations of {record.get('seq_len', 0) // 4} characters each, read back as a character whose "
+              "ink overlaps its glyph's by IoU >= 0.5; script agreement: the share of those characters in the prompt's script. "
+              "Parameters are the language model's own; training FLOPs count a whole step, pixar-2's discriminator "
+              "included."),
+             "",
+             ("| member | reads | writes | sequences seen | next-char accuracy (%) | pair (%) | readability (%) | "
+              "script agreement (%) | parameters | training FLOPs / sample | samples/s |"),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cost = (f"{r['parameters'] / 1e6:.2f}M | {r['train_flops_per_sample'] / 1e9:.2f} GFLOP"
+                if r["parameters"] and r["train_flops_per_sample"] else " | ")
+        speed = f"{r['samples_per_s']:.1f}" if r["samples_per_s"] else ""
+        writes_ids = r["member"] in ("index", "vision")
+        lines.append(f"| {r['member']} | {r['reads']} | {r['writes']} | {r['samples']:,}{'' if r['finished'] else ' (in progress)'} | "
+                     f"{_pct(r['val_acc'])} | {_pct(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
+                     f"{'IDs' if writes_ids else _pct(r['readability'])} | {'IDs' if writes_ids else _pct(r['language_agreement'])} | "
+                     f"{cost} | {speed} |")
+    if curves:
+        _accuracy_plot(curves, settings.get("samples", 0), out / "autoregressive_accuracy.png")
+        lines += ["", "![next-character accuracy against sequences seen](autoregressive_accuracy.png)"]
+    for r in rows:
+        if (out / f"autoregressive_{r['member']}.png").is_file():
+            lines += ["", f"{r['member']}: greedy continuations (after the mark) of validation openings:", "",
+                      f"![{r['member']} generations](autoregressive_{r['member']}.png)"]
+    return "\n".join(lines), rows
+
+
+def _accuracy_plot(curves: dict[str, list[dict[str, Any]]], stage1: int, path: Path) -> None:
+    """Next-character accuracy against sequences seen, a line per member (pixar-2 after pixar-1's budget)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for member, rows in curves.items():
+        offset = stage1 if member == "pixar-2" else 0
+        points = [(offset + r["samples"], 100 * r["val_acc"]) for r in rows if r.get("val_acc") is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=member)
+    ax.set_xlabel("sequences seen")
+    ax.set_ylabel("next-character accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,158 @@
+"""Generation from pixel LM runs (`hotstart generate` for next-patch and pixar runs): the prompt drawn as
+the run draws its lines, continued greedily patch by patch, drawn as one image, and, where every patch
+is one character cell, read back as text with its readability (training/readback.py)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from .config import from_dict, load_yaml
+from .data.prepared import Vocab
+from .errors import HotStartError
+from .models.dual_lm import DualLM
+from .models.pixar import AdversarialPixelLM
+from .models.pixel_lm import PixelLM, PixelLMConfig
+from .render.fonts import describe_chars
+from .render.line import LineRenderer, line_image
+from .training.checkpoint import load_weights, read_json
+from .training.dual_run import DualRunConfig
+from .training.next_patch_run import NextPatchRunConfig
+from .training.pixar_run import PixarRunConfig
+from .training.readback import END, GlyphReader, language_agreement
+
+PIXEL_OBJECTIVES = ("next-patch", "pixar", "dual")
+"""Objectives whose runs write pixels, which `hotstart generate` draws and reads back (DualGPT through
+its pixel path)."""
+
+
+@dataclass
+class LoadedPixelRun:
+    """A pixel LM rebuilt from its run folder."""
+
+    model: PixelLM
+    """The model that writes pixels (a DualGPT run's pixel path)."""
+    pixel_config: PixelLMConfig
+    vocab: Vocab
+    renderer: LineRenderer
+
+
+def load_pixel_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedPixelRun:
+    """A next-patch, pixar or dual run's pixel LM (eval mode), its settings, vocabulary and line renderer."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
+    saved = load_yaml(run_dir / "config.yaml")
+    objective = saved.get("objective", "next-char")
+    if objective not in PIXEL_OBJECTIVES:
+        raise HotStartError(f"{run_dir} is a run of --objective {objective}; this reads pixel LM runs "
+                            f"(--objective {', '.join(PIXEL_OBJECTIVES)})")
+    if checkpoint not in ("best", "last"):
+        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
+    if objective == "dual":
+        dual = from_dict(DualRunConfig, saved)
+        model: nn.Module = DualLM(dual.model)
+        pixel_config = dual.model.pixel
+    else:
+        cfg = from_dict(NextPatchRunConfig if objective == "next-patch" else PixarRunConfig, saved)
+        # a PIXAR stage-2 checkpoint holds its discriminator too
+        model = AdversarialPixelLM(cfg.model, cfg.adversarial) if getattr(cfg, "stage", 1) == 2 else PixelLM(cfg.model)
+        pixel_config = cfg.model
+    load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
+    renderer = LineRenderer(pixel_config.line)
+    fonts = [f.get("sha256") for f in read_json(run_dir / "render.json", "render settings").get("fonts", [])]
+    if fonts and fonts[0] != renderer.settings()["fonts"][0]["sha256"]:
+        print(f"warning: the primary font differs from the one run {run_dir} was trained with", file=sys.stderr)
+    pixel_lm = model.pixel if isinstance(model, DualLM) else model
+    return LoadedPixelRun(pixel_lm.eval(), pixel_config, Vocab.load(run_dir / "vocab.json"), renderer)
+
+
+def prompt_patches(renderer: LineRenderer, prompt: str) -> torch.Tensor:
+    """(1, n, P, P[, C]) the prompt drawn as the run draws its lines, without the end patch; n = 0 for
+    an empty prompt. A character no font draws, or a prompt that fills the line, is an error."""
+    if not prompt:
+        shape = renderer.render_batch(["0"]).patches.shape
+        return torch.zeros(1, 0, *shape[2:])
+    if "\n" in prompt or "\r" in prompt:
+        raise HotStartError("--prompt has a line break; a pixel LM continues one line: pass the prompt as one line")
+    drawn = renderer.render_batch([prompt])
+    if drawn.missing:
+        raise HotStartError(f"--prompt has character(s) no font of the run's chain draws ({describe_chars(sorted(drawn.missing))}); "
+                            "leave them out of the prompt")
+    if drawn.truncated[0] or drawn.lengths[0] >= renderer.cfg.max_patches:
+        raise HotStartError(f"--prompt fills the run's line of {renderer.cfg.max_patches} patches, leaving nothing to "
+                            "generate; shorten the prompt")
+    return torch.from_numpy(drawn.patches[:, : drawn.lengths[0] - 1])
+
+
+def generate_line(run: LoadedPixelRun, prompt: str, max_new: int) -> tuple[torch.Tensor, int]:
+    """The prompt's patches and at least `max_new` generated after them (whole positions of L patches,
+    up to the end of the decoder's context), and how many patches the prompt took."""
+    if max_new < 1:
+        raise HotStartError(f"--max-new must be at least 1 patch, got {max_new}")
+    start = prompt_patches(run.renderer, prompt)
+    patch_len = run.pixel_config.patch_len
+    grown = run.model.generate(start, math.ceil((max_new + start.shape[1] % patch_len) / patch_len))[0]
+    return grown[: start.shape[1] + max_new], start.shape[1]
+
+
+def read_generation(reader: GlyphReader, grown: torch.Tensor, prompt_len: int, prompt: str) -> dict[str, Any]:
+    """What a char-cell generation reads back as: its text, readability (the share of generated cells
+    read as a readable character) and agreement with the prompt's script (training/readback.py)."""
+    new = grown[prompt_len:]
+    ids = reader.read(new)
+    ends = (ids == END).nonzero()
+    if len(ends):  # a line ends at its end patch: what follows is not part of the generation
+        new, ids = new[: int(ends[0]) + 1], ids[: int(ends[0]) + 1]
+    text = reader.text(ids.tolist())
+    return {"read": text, "readability": float(reader.readable(new, ids).float().mean()) if len(new) else math.nan,
+            "language_agreement": language_agreement(prompt, text)}
+
+
+def continuation_image(grown: torch.Tensor, prompt_len: int, title: str, zoom: int = 2) -> Image.Image:
+    """The prompt and its continuation as one strip, scaled by `zoom`, with a mark where generation
+    starts and a title above."""
+    strip = line_image(grown.float().numpy()).convert("L")
+    strip = strip.resize((strip.width * zoom, strip.height * zoom), Image.NEAREST)
+    pad, top = 8, 22
+    image = Image.new("L", (max(strip.width + 2 * pad, 420), strip.height + top + pad + 4), 255)
+    draw = ImageDraw.Draw(image)
+    draw.text((pad, 5), title, fill=0)
+    image.paste(strip, (pad, top))
+    x = pad + prompt_len * grown.shape[1] * zoom
+    draw.line([(x, top - 3), (x, top + strip.height + 3)], fill=0)
+    return image
+
+
+def generation_readback(run_dir: str | Path, prompts: list[str], new_patches: int, checkpoint: str = "last",
+                        shown: int = 4) -> tuple[dict[str, Any], Image.Image]:
+    """Continue each prompt greedily by `new_patches` patches and read the continuations back (char
+    cells): mean readability and agreement with the prompt's script over the prompts, each prompt's
+    text read back, and an image of the first `shown` continuations."""
+    run = load_pixel_run(run_dir, checkpoint)
+    reader = GlyphReader(run.pixel_config.line, run.vocab)
+    reads, images = [], []
+    for prompt in prompts:
+        grown, prompt_len = generate_line(run, prompt, new_patches)
+        reads.append({"prompt": prompt, **read_generation(reader, grown, prompt_len, prompt)})
+        if len(images) < shown:
+            images.append(continuation_image(grown, prompt_len, f"{Path(run_dir).name}: prompt | greedy continuation"))
+    def mean(key: str) -> float:  # over the prompts where it is defined (no read character: no script)
+        values = [r[key] for r in reads if not math.isnan(r[key])]
+        return sum(values) / len(values) if values else math.nan
+
+    summary = {"checkpoint": checkpoint, "prompts": len(reads), "new_patches": new_patches,
+               "readability": mean("readability"), "language_agreement": mean("language_agreement"), "generations": reads}
+    sheet = Image.new("L", (max(i.width for i in images), sum(i.height for i in images)), 255) if images else Image.new("L", (1, 1), 255)
+    y = 0
+    for image in images:
+        sheet.paste(image, (0, y))
+        y += image.height
+    return summary, sheet

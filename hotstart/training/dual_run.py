@@ -1,0 +1,149 @@
+"""DualGPT's objective (shared/papers/pixelgpt-dualgpt.md): one decoder trained on character IDs, on
+rendered lines and on the two paired (models/dual_lm.py).
+
+What it hands the shared loop (objective.py):
+
+    batch      the batch's sequences split in a fixed order into text (IDs), pixel lines and pairs
+               (a line, then its IDs), by --pixel-text-ratio and --pair-share
+    loss       the kinds' mean losses weighted by their sequences (models/dual_lm.py)
+    evaluate   on the same validation sequences: val_text_loss and val_acc (next-character, HotStart's
+               metric), val_pixel_loss (PixelGPT's), val_pair_acc (characters read from their own line,
+               then continued), and val_loss, the three weighted by the training mix
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import save_yaml, to_dict
+from ..data.prepared import PAD_ID
+from ..errors import HotStartError
+from ..models.dual_lm import DualLM, DualLMConfig
+from .checkpoint import write_json
+from .lines import CorpusLines
+from .mae_run import mae_train_defaults
+from .next_patch_run import line_patches
+from .objective import Objective, validation_sample
+from .precision import Precision
+from .run import TrainConfig
+
+
+@dataclass
+class DualRunConfig:
+    """A DualGPT run: which prepared corpus, which model, how to train it."""
+
+    data: str
+    """Folder written by `hotstart prepare`."""
+    model: DualLMConfig = field(default_factory=DualLMConfig)
+    train: TrainConfig = field(default_factory=mae_train_defaults)
+    objective: str = "dual"
+
+
+class Dual(Objective):
+    """DualGPT: next character, next patch, and text read from its line, on one decoder."""
+
+    name = "dual"
+    progress_metric = "val_acc"
+    config: DualRunConfig
+
+    def check(self) -> None:
+        """The vocabulary and sequence length come from the corpus; the lines are drawn as PixelGPT's."""
+        cfg, tc = self.config.model, self.config.train
+        cfg.vocab_size, cfg.seq_len = len(self.corpus.vocab), self.corpus.seq_len
+        cfg.validate()
+        if tc.freeze_decoder:
+            raise HotStartError("--freeze-decoder freezes a next-char run's pretrained decoder; a dual run trains its "
+                                "decoder from scratch")
+        self.lines = CorpusLines(self.corpus, cfg.pixel.line)
+        self._val = validation_sample(self.corpus, tc.eval_sequences)
+
+    def build_model(self, progress: bool) -> DualLM:
+        """The dual LM; its decoder compiled if asked."""
+        model = DualLM(self.config.model)
+        if self.config.train.compile:
+            model.pixel.decoder.compile()
+        return model
+
+    def write_run_files(self, run_dir: Path) -> None:
+        """config.yaml, vocab.json and render.json (the line renderer with its fonts)."""
+        save_yaml(to_dict(self.config), run_dir / "config.yaml")
+        self.corpus.vocab.save(run_dir / "vocab.json")
+        write_json(run_dir / "render.json", self.lines.renderer.settings())
+
+    def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, ...]:
+        """(text IDs, line patches, line lengths, pair patches, pair IDs): the first sequences of the
+        batch as text, the next as lines, the last as pairs (nothing random, the same at every step)."""
+        n = self.config.model.split(len(index))
+        text, pixels, pair = np.split(index, [n["text"], n["text"] + n["pixels"]])
+        patch_len = self.config.model.pixel.patch_len
+        patches, lengths = line_patches(self.lines, pixels, patch_len)
+        pair_patches, _ = line_patches(self.lines, pair, patch_len)
+        return self.corpus.sequences(text), patches, lengths, pair_patches, self.corpus.sequences(pair)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The mix's weighted loss."""
+        return model(*batch)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, precision: Precision) -> dict[str, float]:
+        """Every validation sequence as text, as a line and as a pair; val_loss weighs them as training does."""
+        was_training = model.training
+        model.eval()
+        sums = dict.fromkeys(("text_loss", "text_correct", "text_count", "pixel_loss", "pair_correct", "pair_count", "pair_loss"), 0.0)
+        lines, size, device = 0, self.config.train.batch_size, precision.device
+        patch_len = self.config.model.pixel.patch_len
+        for start in range(0, len(self._val), size):
+            index = self._val[start : start + size]
+            ids = self.corpus.sequences(index).to(device)
+            patches, lengths = line_patches(self.lines, index, patch_len)
+            patches, lengths = patches.to(device), lengths.to(device)
+            with precision.autocast():
+                text_logits = model.text_logits(ids).float()
+                pixel_losses = model.pixel.line_losses(patches, lengths)
+                pair_logits = model.pair_logits(patches, ids).float()
+            for kind, logits, targets in (("text", text_logits, ids[:, 1:]), ("pair", pair_logits, ids)):
+                mask = targets != PAD_ID
+                losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+                sums[f"{kind}_loss"] += float(losses[mask.flatten()].sum())
+                sums[f"{kind}_correct"] += float(((logits.argmax(-1) == targets) & mask).sum())
+                sums[f"{kind}_count"] += float(mask.sum())
+            sums["pixel_loss"] += float(pixel_losses.float().sum())
+            lines += len(index)
+        model.train(was_training)
+        text_loss = sums["text_loss"] / max(sums["text_count"], 1)
+        pair_loss = sums["pair_loss"] / max(sums["pair_count"], 1)
+        pixel_loss = sums["pixel_loss"] / max(lines, 1)
+        shares = self.config.model.shares()
+        mixed = shares["text"] * text_loss + shares["pixels"] * pixel_loss + shares["pair"] * pair_loss
+        return {"val_loss": mixed if lines else math.nan, "val_acc": sums["text_correct"] / max(sums["text_count"], 1),
+                "val_text_loss": text_loss, "val_pixel_loss": pixel_loss, "val_pair_loss": pair_loss,
+                "val_pair_acc": sums["pair_correct"] / max(sums["pair_count"], 1)}
+
+    def summary_fields(self) -> dict[str, Any]:
+        """Decoder, pixel head, line geometry and the data mix."""
+        cfg = self.config.model
+        return {"objective": self.name, "size": cfg.pixel.size, "decoder": cfg.pixel.decoder, "head": cfg.pixel.head,
+                "patch_len": cfg.pixel.patch_len, "line": to_dict(cfg.pixel.line), "shares": cfg.shares(),
+                "val_lines": len(self._val)}
+
+    def describe(self) -> str:
+        """dual, its decoder and size, and the mix."""
+        cfg = self.config.model
+        shares = ", ".join(f"{k} {v:.2f}" for k, v in cfg.shares().items())
+        return f"dual {cfg.pixel.decoder} {cfg.pixel.size} ({shares})"
+
+    def parameter_counts(self, model: nn.Module) -> dict[str, int]:
+        """Character embedding, patch embedding (with the start vector), decoder, heads, total."""
+        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
+        pixel = model.pixel
+        return {"char_embed": count(model.wte), "patch_embed": count(pixel.patch_embed) + pixel.wpe_start.numel(),
+                "decoder": count(pixel.decoder), "pixel_head": count(pixel.head), "char_head": count(model.lm_head),
+                "total": count(model)}

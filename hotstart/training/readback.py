@@ -1,0 +1,114 @@
+"""Reading pixels back as characters: what a pixel language model wrote, as text.
+
+Where every patch of a line is one character cell (`cell: char`), a patch reads back as the character
+whose glyph, drawn by the same renderer, is nearest to it (squared pixel distance) among the
+vocabulary's characters, a blank cell (a space, and the specials <sep> and <unk>, which lines draw as
+spaces) and the end-of-sequence patch. That puts a pixel model's next-character accuracy on the scale
+HotStart's index and vision LMs are measured on (training/evaluate.py).
+
+Our reading where the issue and the papers leave room:
+- characters that draw the same pixels (none after NFKC in practice, but a font may lack several)
+  are one glyph, read as the most frequent of them;
+- readability is the share of generated cells read back as a character (not blank, not the end
+  patch) whose ink, thresholded at 1/2, overlaps the read glyph's ink by an intersection over union
+  of at least READABLE_IOU: a smudge is read as its nearest glyph too, but does not count as readable;
+- a character's script is the first word of its Unicode name (CJK, LATIN, DIGIT, ...), and a
+  generation agrees with its prompt's language when a read character's script is the prompt's most
+  common one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..data.prepared import SPECIALS, Vocab
+from ..errors import HotStartError
+from ..render.line import LineRenderConfig, LineRenderer, has_visible
+
+BLANK, END = -1, -2
+"""What a cell reads as besides a vocabulary ID: a blank cell, the end-of-sequence patch."""
+READABLE_IOU = 0.5
+"""A read character is readable when its ink overlaps its glyph's by at least this IoU."""
+
+
+class GlyphReader:
+    """The glyph bank of a `char`-cell line renderer over a vocabulary, and nearest-glyph reading."""
+
+    def __init__(self, cfg: LineRenderConfig, vocab: Vocab) -> None:
+        if cfg.cell != "char":
+            raise HotStartError(f"reading patches back as characters needs one character per patch (cell char); these "
+                                f"lines use cell {cfg.cell}")
+        self.vocab = vocab
+        chars = list(vocab.chars)
+        if not chars:
+            raise HotStartError("the vocabulary has no characters to read patches back as; pass a prepared corpus's")
+        renderer = LineRenderer(dataclasses.replace(cfg, max_patches=2, missing="blank"))  # a character and the end patch
+        visible = [i for i, ch in enumerate(chars) if has_visible(ch)]  # a space draws nothing: it reads as BLANK
+        drawn = np.concatenate([renderer.render_batch([chars[i] for i in visible[s : s + 1024]]).patches[:, 0]
+                                for s in range(0, len(visible), 1024)])  # (V', P, P[, C]): each character alone
+        self.patch_shape = tuple(drawn.shape[1:])
+        width = int(np.prod(self.patch_shape))
+        # one bank entry per distinct drawing; the vocabulary is ordered by frequency, so the most
+        # frequent of characters that draw alike is the one read
+        self._drawn = torch.full((len(vocab),), BLANK, dtype=torch.long)  # vocabulary ID -> what it reads as
+        first: dict[bytes, int] = {}
+        for i, patch in zip(visible, drawn.reshape(len(visible), width)):
+            if patch.any():
+                self._drawn[i + len(SPECIALS)] = first.setdefault(patch.tobytes(), i + len(SPECIALS))
+        keep = sorted(first.values())
+        rows = {i + len(SPECIALS): r for r, i in enumerate(visible)}
+        glyphs = torch.from_numpy(drawn.reshape(len(visible), width)[[rows[i] for i in keep]])
+        self.bank = torch.cat([glyphs, torch.zeros(1, width), torch.ones(1, width)])  # (K + 2, P*P*C)
+        self.ids = torch.tensor(keep + [BLANK, END], dtype=torch.long)
+        self._row = {i: k for k, i in enumerate(self.ids.tolist())}
+
+    def read(self, patches: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """(..., P, P[, C]) patches -> (...) the vocabulary ID, BLANK or END each reads back as."""
+        lead = patches.shape[: patches.dim() - len(self.patch_shape)]
+        flat = patches.reshape(-1, self.bank.shape[1]).float()
+        nearest = [torch.cdist(flat[s : s + chunk], self.bank).argmin(1) for s in range(0, len(flat), chunk)]
+        return self.ids[torch.cat(nearest)].reshape(lead) if nearest else torch.zeros(lead, dtype=torch.long)
+
+    def drawn_as(self, ids: torch.Tensor) -> torch.Tensor:
+        """Vocabulary IDs -> what their cells read back as when drawn perfectly: BLANK for the specials
+        and characters no font draws; a character drawn like a more frequent one reads as that one."""
+        return self._drawn[ids]
+
+    def readable(self, patches: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """(..., P, P[, C]) patches and the (...) IDs they read as -> (...) bool: a character, with ink
+        overlapping its glyph's by IoU >= READABLE_IOU."""
+        flat = patches.reshape(-1, self.bank.shape[1]).float() >= 0.5
+        glyphs = self.bank[[self._row[i] for i in ids.reshape(-1).tolist()]] >= 0.5
+        union = (flat | glyphs).sum(1).clamp(min=1)
+        iou = (flat & glyphs).sum(1) / union
+        return ((iou >= READABLE_IOU) & (ids.reshape(-1) >= 0)).reshape(ids.shape)
+
+    def text(self, ids: Sequence[int]) -> str:
+        """Read IDs as text: characters, a space for BLANK, nothing after END."""
+        out = []
+        for i in ids:
+            if i == END:
+                break
+            out.append(" " if i == BLANK or self.vocab.is_special(i) else self.vocab.tokens[i])
+        return "".join(out)
+
+
+def script(ch: str) -> str:
+    """The first word of a character's Unicode name (CJK, LATIN, DIGIT, ...); '?' for unnamed ones."""
+    return unicodedata.name(ch, "?").split()[0]
+
+
+def language_agreement(prompt: str, read: str) -> float:
+    """Share of the read characters (spaces aside) in the prompt's most common script; NaN for none."""
+    scripts = [script(c) for c in prompt if not c.isspace()]
+    chars = [c for c in read if not c.isspace()]
+    if not scripts or not chars:
+        return float("nan")
+    main = Counter(scripts).most_common(1)[0][0]
+    return sum(script(c) == main for c in chars) / len(chars)

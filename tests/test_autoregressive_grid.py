@@ -1,0 +1,42 @@
+"""`hotstart sweep autoregressive` and its report section: every member on one decoder and budget, PIXAR's
+stage 2 from stage 1, generations read back, and a rerun that finds everything done."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from hotstart.cli import main
+from hotstart.data.prepared import PreparedCorpus
+from hotstart.experiments.autoregressive import MEMBERS, WRITES_PIXELS
+
+
+def test_the_grid_trains_every_member_alike_reads_back_generations_and_reports(tiny_corpus: PreparedCorpus,
+                                                                                 tmp_path: Path, capsys) -> None:
+    out = tmp_path / "auto"
+    args = ["sweep", "autoregressive", "--scale", "smoke", "--out", str(out), "--data", str(tiny_corpus.path), "--quiet"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{m}: done" for m in MEMBERS]
+    configs = {m: yaml.safe_load((out / "runs" / f"auto-{m}" / "config.yaml").read_text()) for m in MEMBERS}
+    # one decoder for all: the Llama-style blocks at the scale's size
+    assert configs["index"]["model"]["decoder"]["kind"] == "llama" and configs["vision"]["model"]["decoder"]["kind"] == "llama"
+    for member in ("pixelgpt", "pixar-1", "pixar-2"):
+        assert (configs[member]["model"]["decoder"], configs[member]["model"]["size"]) == ("llama", "tiny")
+    assert configs["dual"]["model"]["pixel"]["decoder"] == "llama"
+    budgets = {m: configs[m]["train"]["max_samples"] for m in MEMBERS if m != "pixar-2"}
+    assert len(set(budgets.values())) == 1
+    assert configs["pixar-2"]["stage"] == 2 and configs["pixar-2"]["adversarial"]["stage1_run"].endswith("auto-pixar-1")
+    for member in WRITES_PIXELS:
+        readback = json.loads((out / "runs" / f"auto-{member}" / "readback.json").read_text())
+        assert readback["prompts"] == 2 and 0 <= readback["readability"] <= 1
+        assert (out / "runs" / f"auto-{member}" / "generations.png").is_file()
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{m}: done before" for m in MEMBERS]
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    table = [line for line in report.splitlines() if line.startswith("| ") and "member" not in line]
+    assert [line.split(" | ")[0][2:] for line in table] == list(MEMBERS)
+    assert (tmp_path / "report" / "autoregressive_accuracy.png").is_file()
+    assert (tmp_path / "report" / "autoregressive_pixar-2.png").is_file()
