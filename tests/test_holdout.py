@@ -114,3 +114,23 @@ def test_bad_holdout_options_are_refused_in_one_line(tiny_corpus: PreparedCorpus
                  str(tmp_path / "bad"), "--quiet", *extra]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+def test_the_unseen_grid_names_its_three_members_and_the_report_has_a_section_for_held_out_runs(
+        tiny_corpus: PreparedCorpus, tmp_path: Path, capsys) -> None:
+    assert main(["sweep", "unseen", "--scale", "smoke", "--list"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("final-index-held0.05-s0", "final-simp-8x8-held0.05-s0", "final-simp-8x8-glyphhead-held0.05-s0"):
+        assert name in listed
+    runs = tmp_path / "sweep" / "runs"
+    common = ["--data", str(tiny_corpus.path), "--size", "tiny", "--batch-size", "16", "--max-samples", "16",
+              "--eval-every", "16", "--precision", "fp32", "--device", "cpu", "--quiet"]
+    assert main(["train", *common, "--holdout-share", "0.2", "--out", str(runs / "final-index-held0.2-s0")]) == 0
+    assert main(["train", *common, "--out", str(runs / "final-index-s0")]) == 0
+    assert main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    before, section = report.split("## Characters never seen in training")
+    table = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("| final-")]
+    assert len(table) == 1 and table[0].startswith("| final-index-held0.2-s0 | index | linear |")
+    assert (tmp_path / "report" / "unseen.png").is_file()
+    assert "final-index-held0.2-s0" not in before  # the held-out run stays out of the paper's tables
