@@ -738,12 +738,14 @@ def build_parser() -> argparse.ArgumentParser:
         " Grids: rq1 (index vs vision 8x8), rq2 (hot start: index, 8x8, 40x40, several seeds), rq3 "
         "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
         "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all), explain "
-        "(what the hot start needs), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
+        "(what the hot start needs), unseen (5% of the characters never trained on: index, vision, vision with "
+        "the glyph head), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
         "pretrained alike, then fine-tuned on iNews sentiment), autoregressive (index, vision, PixelGPT, PIXAR stages "
         "1 and 2, DualGPT on one Llama-style decoder and budget, generations read back). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
         "family: smoke | demo | cpu; autoregressive: smoke | cpu."))
-    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family | autoregressive")
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | unseen | family | "
+                                "autoregressive")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
