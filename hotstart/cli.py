@@ -115,7 +115,8 @@ _OPTION_PATHS = {
     "encoder": ("model", "input", "encoder", "name"), "encoder_width": ("model", "input", "encoder", "width"),
     **{f"encoder_{k}": ("model", "input", "encoder", k) for k in ("size", "pool", "patch", "norm")},
     **{k: ("model", "input", k) for k in ("pixel_norm", "output_norm", "input_scale", "center")},
-    "tie_head": ("model", "tie_head"), "curriculum_order": ("train", "curriculum_order"),
+    "tie_head": ("model", "tie_head"), "curriculum_order": ("train", "curriculum_order"), "head": ("model", "head"),
+    "holdout_share": ("holdout", "share"), "holdout_seed": ("holdout", "seed"),
     **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "font", "face", "missing", "fallback_fonts")},
     **{k: ("model", "decoder", k) for k in ("n_layer", "n_head", "n_embd", "dropout", "n_kv_head")},
     "decoder": ("model", "decoder", "kind"),
@@ -220,7 +221,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig,
                      "next-patch": NextPatchRunConfig, "pixar": PixarRunConfig, "dual": DualRunConfig}[objective], data)
     if next_char:
-        cfg.model.input.validate()
+        cfg.model.validate()
         cfg.model.decoder.validate()
     else:
         cfg.model.validate()
@@ -611,6 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--center-inputs", dest="center", action="store_true", default=None,
                    help="subtract the vocabulary's mean input vector (encodes every glyph at every step)")
     p.add_argument("--embed-init-std", type=float, help="index: wte init std (default 0.02)")
+    g = p.add_argument_group("characters never trained on (next-char)")
+    g.add_argument("--holdout-share", type=float, help="share of the vocabulary's characters held out of training, "
+                                                       "drawn from 5 frequency bands alike (default 0): as inputs they "
+                                                       "become <unk>, as targets they are ignored and left out of the "
+                                                       "softmax; evaluation reports what the model makes of them")
+    g.add_argument("--holdout-seed", type=int, help="seed of the held-out draw (default 0)")
     p.add_argument("--tie-head", action="store_true", default=None,
                    help="tie lm_head to the input table as GPT2LMHeadModel does (index: the head is wte)")
     g = p.add_argument_group("masked autoencoder (--objective mae; also --size tiny|small-cpu|base, --font, "
@@ -624,8 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "next-patch, the decoder's context (default 256)")
     g = p.add_argument_group("pixel LM (--objective next-patch: PixelGPT; --size and --decoder as a decoder's, "
                              "default llama; the line options above)")
-    g.add_argument("--head", help="mse (default): regress the next patch's pixels | bernoulli: each pixel's ink "
-                                  "probability (PIXAR's likelihood)")
+    g.add_argument("--head", help="next-patch: mse (default): regress the next patch's pixels | bernoulli: each "
+                                  "pixel's ink probability (PIXAR's likelihood); next-char: linear (default) | glyph "
+                                  "(vision: logits from each character's encoded glyph, a bias and a residual table)")
     g.add_argument("--norm-target", action="store_true", default=None,
                    help="mse: regress each patch's pixels standardised by their own mean and variance")
     g.add_argument("--patch-len", type=int, help="patches per decoder position (default 1; PIXAR's L = 2)")
@@ -730,12 +738,14 @@ def build_parser() -> argparse.ArgumentParser:
         " Grids: rq1 (index vs vision 8x8), rq2 (hot start: index, 8x8, 40x40, several seeds), rq3 "
         "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
         "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all), explain "
-        "(what the hot start needs), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
+        "(what the hot start needs), unseen (5% of the characters never trained on: index, vision, vision with "
+        "the glyph head), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
         "pretrained alike, then fine-tuned on iNews sentiment), autoregressive (index, vision, PixelGPT, PIXAR stages "
         "1 and 2, DualGPT on one Llama-style decoder and budget, generations read back). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
         "family: smoke | demo | cpu; autoregressive: smoke | cpu."))
-    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | family | autoregressive")
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | unseen | family | "
+                                "autoregressive")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")

@@ -42,6 +42,9 @@ def input_table(model: HotStartLM) -> torch.Tensor:
 def to_transformers(model: HotStartLM) -> GPT2LMHeadModel | LlamaForCausalLM:
     """The same network as a `transformers` causal LM (GPT2LMHeadModel or LlamaForCausalLM, as its
     decoder): decoder weights copied, input path baked into the token table."""
+    if model.config.head == "glyph":
+        raise HotStartError("a run with --head glyph scores characters with a per-character bias that the head of "
+                            "GPT2LMHeadModel and LlamaForCausalLM cannot hold; export runs with the linear head")
     config = model.decoder.config.to_dict()
     config.update(vocab_size=model.config.vocab_size, tie_word_embeddings=False, bos_token_id=SEP_ID,
                   eos_token_id=SEP_ID, pad_token_id=PAD_ID, use_cache=True)

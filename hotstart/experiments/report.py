@@ -22,6 +22,7 @@ from .family_report import family_section, is_family_folder
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
 from .runs import Run, Selector, acc_at, acc_stats, final_metrics, load_runs
 from .sweep import CROPS, RESOLUTIONS
+from .unseen import unseen_section
 from .verdicts import replication_section, verdict_section
 
 MODES = {1.0: "Vision-100%", 0.8: "Vision-80%", 0.5: "Vision-50%"}
@@ -435,6 +436,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     abl_text, abl_rows, panels, colors = ablation_section(select, factors, reference, hot_end)
     emb_text, emb_rows = embeddings_section(runs)
     explain_text, explain_rows = explain_section(select, out)
+    unseen_text, unseen_rows = unseen_section(runs, out)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
     hot_curves = {k: [r.rows for r in v] for k, v in groups.items() if v}
@@ -454,7 +456,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     glyphs = _glyph_grid(runs, out / "glyphs.png")
     for name, rows in (("main", main_rows), ("hot_start", hot_rows), ("efficiency", eff_rows),
                        ("ablations", abl_rows), ("verdicts", verdict_rows), ("embeddings", emb_rows),
-                       ("explain", explain_rows)):
+                       ("explain", explain_rows), *([("unseen", unseen_rows)] if unseen_rows else [])):
         write_csv(out / f"{name}.csv", rows)
     write_csv(out / "runs.csv", [{"run": r.name, **r.axes, **{f"best_{k}": v for k, v in (r.best or {}).items()},
                                   "stop_reason": (r.summary or {}).get("stop_reason", "in progress")} for r in runs])
@@ -473,6 +475,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## Efficiency\n\n" + eff_text,
         "## What drives the hot start: ablations\n\n" + abl_text + ("\n\n![ablations](ablations.png)" if panels else ""),
         "## What the hot start needs\n\n" + explain_text,
+        *(["## Characters never seen in training\n\n" + unseen_text] if unseen_rows else []),
         "## Input vectors: how distinct are the characters?\n\n" + emb_text,
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
         *(["## The family: pixel and index encoders, pretrained alike, fine-tuned on one task\n\n" + "\n\n".join(family_parts)]

@@ -79,6 +79,9 @@ def run_axes(cfg: dict[str, Any]) -> dict[str, Any]:
         # the OneCycle's span where it is a setting of its own (final and warm-up runs span their budget)
         "span": tc.get("schedule_samples") if protocol == "hot" and schedule != "warmup" else None,
         "curriculum": tc.get("curriculum_order", "fresh"),
+        # characters never trained on (grid `unseen`), at their defaults in older configs
+        "holdout": (cfg.get("holdout") or {}).get("share", 0.0),
+        "head": cfg["model"].get("head", "linear"),
     }
 
 
@@ -115,7 +118,7 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]],
 # The hot-start investigation's axes at their defaults (what `run_axes` gives a config without them).
 NEW_AXIS_DEFAULTS: dict[str, Any] = {"encoder_norm": "group", "encoder_size": "ours", "pool": 4, "patch": 0,
                                      "input_scale": "none", "center": False, "tie_head": False, "onecycle_div": 25.0,
-                                     "span": None, "curriculum": "fresh"}
+                                     "span": None, "curriculum": "fresh", "holdout": 0.0, "head": "linear"}
 
 
 class Selector:
@@ -128,7 +131,7 @@ class Selector:
 
     def __call__(self, protocol: str, kind: str, **axes: Any) -> list[Run]:
         want = {"protocol": protocol, "kind": kind, "size": self.base_size, "schedule": "paper", "tie_head": False,
-                "curriculum": "fresh", **axes}
+                "curriculum": "fresh", "holdout": 0.0, "head": "linear", **axes}
         if want["schedule"] != "warmup":
             want = {"onecycle_div": 25.0, "span": None, **want}
         if kind == "vision":

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_yaml
+from ..data.holdout import HoldoutConfig
 from ..data.prepared import PrepareConfig, PreparedCorpus, prepare
 from ..errors import HotStartError
 from ..models.decoder import decoder_size
@@ -116,6 +117,8 @@ class RunSpec:
     span: int | None = None  # paper schedule: samples the OneCycle spans (None: our reading, 1,000,000)
     curriculum: str = "fresh"
     samples: int | None = None  # hot protocol: a shorter window than the scale's (explain's gpt2-small runs)
+    holdout: float = 0.0  # share of characters never trained on (grid `unseen`)
+    head: str = "linear"  # linear | glyph (vision: the glyph-tied head)
 
     @property
     def name(self) -> str:
@@ -139,6 +142,8 @@ class RunSpec:
         parts += [f"div{self.onecycle_div:g}"] if self.onecycle_div != 25.0 else []
         parts += [f"span{self.span / 1e6:g}M"] if self.span else []
         parts += ["prefix"] if self.curriculum != "fresh" else []
+        parts += ["glyphhead"] if self.head != "linear" else []
+        parts += [f"held{self.holdout:g}"] if self.holdout else []
         return "-".join(parts + [f"s{self.seed}"])
 
     def run_config(self, scale: Scale, data: str) -> RunConfig:
@@ -161,8 +166,9 @@ class RunSpec:
         if self.schedule == "warmup":
             tc.schedule, tc.lr_max, tc.warmup_samples = "cosine", 1e-3, scale.eval_every
             tc.schedule_samples = tc.max_samples
-        model = ModelConfig(vocab_size=0, input=inp, decoder=decoder_size(self.size or scale.size), tie_head=self.tie_head)
-        return RunConfig(data=data, model=model, train=tc)
+        model = ModelConfig(vocab_size=0, input=inp, decoder=decoder_size(self.size or scale.size), tie_head=self.tie_head,
+                            head=self.head)
+        return RunConfig(data=data, model=model, train=tc, holdout=HoldoutConfig(share=self.holdout))
 
 
 def _index(protocol: str, seed: int = 0, **kw: Any) -> RunSpec:
@@ -242,6 +248,18 @@ def grid_explain(scale: Scale) -> list[RunSpec]:
     return runs
 
 
+UNSEEN_SHARE = 0.05
+"""Share of the vocabulary held out in the `unseen` grid (the issue's "say 5%")."""
+
+
+def grid_unseen(scale: Scale) -> list[RunSpec]:
+    """Characters never trained on: index, vision 8x8 and vision with the glyph-tied head, each with 5% of
+    the characters held out, at the final protocol's budget; one seed (the first of --seeds)."""
+    seed = scale.hot_seeds[0]
+    return [_index("final", seed, holdout=UNSEEN_SHARE), _vision("final", 8, seed, holdout=UNSEEN_SHARE),
+            _vision("final", 8, seed, holdout=UNSEEN_SHARE, head="glyph")]
+
+
 def grid_paper(scale: Scale) -> list[RunSpec]:
     """Everything, most telling first: the hot start, RQ1, the ablations, efficiency, RQ3/RQ4."""
     return grid_rq2(scale) + grid_rq1(scale) + grid_ablations(scale) + grid_efficiency(scale) + grid_rq4(scale)
@@ -250,6 +268,7 @@ def grid_paper(scale: Scale) -> list[RunSpec]:
 GRIDS: dict[str, Callable[[Scale], list[RunSpec]]] = {
     "rq1": grid_rq1, "rq2": grid_rq2, "rq3": grid_rq3, "rq4": grid_rq4,
     "efficiency": grid_efficiency, "ablations": grid_ablations, "paper": grid_paper, "explain": grid_explain,
+    "unseen": grid_unseen,
 }
 
 

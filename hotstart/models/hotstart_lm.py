@@ -39,6 +39,7 @@ INPUT_KINDS = ("index", "vision")
 PIXEL_NORMS = ("standardize", "position", "raw")
 OUTPUT_NORMS = ("layernorm", "none")
 INPUT_SCALES = ("none", "index-init")
+HEADS = ("linear", "glyph")
 
 
 @dataclass
@@ -93,6 +94,20 @@ class ModelConfig:
     tie_head: bool = False
     """Tie lm_head to the input table as GPT2LMHeadModel does (index: the head is wte; vision: the head
     keeps its own table, as an embedding table without weight decay)."""
+    head: str = "linear"
+    """linear (a table of its own) | glyph (vision only): logits = hidden . encoded glyph + a
+    per-character bias + a residual table started at zero, so a character never trained on still
+    gets a score from its picture (a tied head without bias and residual is known to train far worse)."""
+
+    def validate(self) -> None:
+        """Raise HotStartError for a head the input path cannot have."""
+        self.input.validate()
+        if self.head not in HEADS:
+            raise HotStartError(f"unknown --head '{self.head}'; choose one of {', '.join(HEADS)}")
+        if self.head == "glyph" and self.input.kind != "vision":
+            raise HotStartError("--head glyph scores characters by their encoded glyphs; it needs --input vision")
+        if self.head == "glyph" and self.tie_head:
+            raise HotStartError("--tie-head and --head glyph are two ways of tying the head; choose one")
 
 
 class IndexInput(nn.Module):
@@ -190,6 +205,12 @@ class VisionInput(nn.Module):
         """(V, n_embd) vocabulary table, less its mean row when centring is on."""
         return table - table.mean(dim=0, keepdim=True) if self.center else table
 
+    def vocabulary(self) -> torch.Tensor:
+        """(V, n_embd) every character's glyph encoded: the cached table without gradients, else fresh."""
+        if not self.training and not torch.is_grad_enabled():
+            return self.table()
+        return self._centred(self.embed_glyphs(self.glyphs))
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) IDs -> (B, T, n_embd) encoded glyphs."""
         if not self.training and not torch.is_grad_enabled():  # evaluation and generation
@@ -206,7 +227,7 @@ class HotStartLM(nn.Module):
 
     def __init__(self, cfg: ModelConfig, glyphs: torch.Tensor | None = None) -> None:
         super().__init__()
-        cfg.input.validate()
+        cfg.validate()
         self.config = cfg
         d = cfg.decoder
         # Decoder and head are built before the input path, so index and vision runs with the
@@ -214,6 +235,10 @@ class HotStartLM(nn.Module):
         self.decoder = build_decoder(d)
         self.lm_head = nn.Linear(d.n_embd, cfg.vocab_size, bias=False)
         nn.init.normal_(self.lm_head.weight, std=0.02)
+        if cfg.head == "glyph":  # lm_head is the residual table: zero, so the glyphs alone score at first
+            nn.init.zeros_(self.lm_head.weight)
+            self.head_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self._kept: torch.Tensor | None = None  # output classes a training step's softmax covers (all: None)
         if cfg.input.kind == "index":
             self.input: nn.Module = IndexInput(cfg.vocab_size, d.n_embd, cfg.input.embed_init_std)
             if cfg.tie_head:  # one table, read as the input and as the head (GPT2LMHeadModel's tying)
@@ -243,19 +268,46 @@ class HotStartLM(nn.Module):
         """
         x = self.input(ids)  # (B, T, n_embd)
         h = self.decoder(inputs_embeds=x, use_cache=False).last_hidden_state  # (B, T, n_embd)
+        weight, bias = self.output_layer()  # (V, n_embd), (V,) or None
+        if self._kept is not None and self.training:  # held-out characters: not in the softmax at all
+            kept = self._kept.to(weight.device)
+            weight, bias = weight[kept], (bias[kept] if bias is not None else None)
+            if targets is not None:  # ID -> its row among the kept; PAD (ID 0, always kept) stays 0
+                targets = self._kept_row.to(targets.device)[targets]
         if not return_logits and targets is not None and h.device.type == "cpu":
-            return None, head_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten(), PAD_ID)
-        logits = self.lm_head(h)  # (B, T, V)
+            if bias is not None:  # the fused loss takes no bias: a constant 1 feature carries it
+                h, weight = torch.cat([h, h.new_ones(*h.shape[:-1], 1)], -1), torch.cat([weight, bias[:, None]], -1)
+            return None, head_cross_entropy(h.flatten(0, 1), weight, targets.flatten(), PAD_ID)
+        logits = F.linear(h, weight, bias)  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
         return logits, loss
 
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The head as (V, n_embd) weights and a (V,) bias or None: lm_head's table, or for the glyph
+        head every character's encoded glyph plus the residual table, with the per-character bias."""
+        if self.config.head == "linear":
+            return self.lm_head.weight, None
+        return self.input.vocabulary().to(self.lm_head.weight.dtype) + self.lm_head.weight, self.head_bias
+
+    def exclude_outputs(self, held: torch.Tensor | None) -> None:
+        """Leave the IDs `held` out of every training step's softmax (None: none); evaluation keeps the
+        whole vocabulary. Targets must not name them (data/holdout.py sets those to <pad>)."""
+        if held is None or not len(held):
+            self._kept = None
+            return
+        keep = torch.ones(self.config.vocab_size, dtype=torch.bool)
+        keep[held] = False
+        self._kept = keep.nonzero().squeeze(1)
+        self._kept_row = torch.full((self.config.vocab_size,), PAD_ID, dtype=torch.long)
+        self._kept_row[self._kept.cpu()] = torch.arange(len(self._kept))
+
     def no_weight_decay(self) -> set[str]:
         """Parameters AdamW leaves undecayed besides biases and norms: the embedding tables, and a tied
         head (for vision, GPT2LMHeadModel's otherwise unused wte)."""
         names = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Embedding)}
-        if self.config.tie_head:
+        if self.config.tie_head or self.config.head == "glyph":  # the glyph head's residual: a table too
             names.add("lm_head.weight")
         return names
 
@@ -267,7 +319,7 @@ class HotStartLM(nn.Module):
             counts["input.encoder"] = count(self.input.encoder.encoder)
             counts["input.adapter"] = count(self.input.encoder.adapter) + count(self.input.norm)
         counts["decoder"] = count(self.decoder)
-        counts["lm_head"] = count(self.lm_head)
+        counts["lm_head"] = count(self.lm_head) + (self.head_bias.numel() if self.config.head == "glyph" else 0)
         counts["total"] = count(self)
         return counts
 

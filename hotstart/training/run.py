@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..config import from_dict, load_yaml, save_yaml, to_dict
+from ..data.holdout import HoldoutConfig
 from ..data.prepared import (
     CURRICULUM_ORDERS,
     SPECIALS,
@@ -139,6 +140,8 @@ class RunConfig:
     """Folder written by `hotstart prepare`."""
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+    """Characters never trained on (data/holdout.py); none by default."""
     objective: str = "next-char"
     """What the run learns (training/objective.py); next-char: HotStart's next-character prediction."""
 

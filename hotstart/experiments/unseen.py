@@ -1,0 +1,69 @@
+"""The report's section on characters never seen in training (grid `unseen`, data/holdout.py): for every
+run that held characters out, next-character accuracy right after a held-out character against right
+after a seen one, and how often a held-out character that is the answer ranks in the top 10."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .runs import Run
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def unseen_section(runs: list[Run], out: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown and CSV rows for the runs with held-out characters; writes unseen.png into `out`."""
+    held_runs = sorted((r for r in runs if (r.axes.get("holdout") or 0) > 0 and r.rows), key=lambda r: r.name)
+    if not held_runs:
+        return "No run held characters out (`hotstart sweep unseen`).", []
+    rows = []
+    for run in held_runs:
+        last = run.rows[-1]
+        vocab = run.config["model"].get("vocab_size") or 0
+        rows.append({"run": run.name, "kind": run.axes["kind"], "head": run.axes.get("head", "linear"),
+                     "holdout": run.axes["holdout"], "held_out": (run.summary or {}).get("held_out"),
+                     "samples": last["samples"], "finished": run.summary is not None, "val_acc": last.get("val_acc"),
+                     "after_seen": last.get("val_acc_after_seen"), "after_held": last.get("val_acc_after_heldout"),
+                     "held_positions": last.get("val_heldout_positions"), "top10": last.get("val_heldout_top10"),
+                     "held_answers": last.get("val_heldout_answers"), "top10_chance": 10 / vocab if vocab else None})
+    lines = [("Each run trains without a share of the characters, drawn alike from 5 frequency bands: as inputs they "
+             "are <unk>, as targets ignored and out of the softmax. At evaluation, a vision model reads a held-out "
+             "character's glyph, an index model only <unk>. Accuracy after a held-out (or a seen) character counts the "
+             "positions right after one whose answer was trained on; top-10 is how often a held-out character that is "
+             "the answer ranks among the 10 highest-scoring characters of the whole vocabulary (chance: 10 / vocabulary)."),
+             "", ("| run | input | head | held out | sequences | accuracy (%) | after a seen character (%) | "
+             "after a held-out character (%) | positions | held-out answer in top 10 (%) | answers | chance (%) |"),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['kind']} | {r['head']} | {r['held_out'] or ''} | {r['samples']:,}"
+                     f"{'' if r['finished'] else ' (in progress)'} | {_pct(r['val_acc'])} | {_pct(r['after_seen'])} | "
+                     f"{_pct(r['after_held'])} | {r['held_positions'] or 0:,} | {_pct(r['top10'])} | "
+                     f"{r['held_answers'] or 0:,} | {_pct(r['top10_chance'])} |")
+    _plot(rows, out / "unseen.png")
+    lines += ["", "![unseen characters](unseen.png)"]
+    return "\n".join(lines), rows
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Grouped bars per run: accuracy after a seen and after a held-out character, held-out top-10."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = (("after_seen", "after a seen character"), ("after_held", "after a held-out character"),
+                ("top10", "held-out answer in top 10"))
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=120)
+    width = 0.8 / len(measures)
+    for i, (key, label) in enumerate(measures):
+        ax.bar([x + i * width for x in range(len(rows))], [100 * (r[key] or 0) for r in rows], width, label=label)
+    ax.set_xticks([x + width for x in range(len(rows))], [r["run"] for r in rows], fontsize=7, rotation=10)
+    ax.set_ylabel("%")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
