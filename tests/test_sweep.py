@@ -68,7 +68,8 @@ def test_report_recognises_a_runs_settings_from_its_config() -> None:
                     "pixel_norm": "raw", "output_norm": "layernorm", "embed_init_std": None,
                     "size": "small-cpu", "schedule": "paper", "seed": 0, "encoder_norm": "group", "encoder_size": "ours",
                     "pool": 4, "patch": 0, "input_scale": "none", "center": False, "tie_head": False,
-                    "onecycle_div": 25.0, "span": None, "curriculum": "fresh"}
+                    "onecycle_div": 25.0, "span": None, "curriculum": "fresh", "holdout": 0.0,
+                    "head": "linear"}
 
 
 def test_accuracy_between_evaluations_is_interpolated_and_says_so() -> None:
