@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import HotStartError
@@ -447,32 +447,28 @@ def _family(args: argparse.Namespace) -> None:
     """`hotstart sweep family`: pretrain every member on the same text and budget, then fine-tune each."""
     from .experiments.family import run_family
 
-    for option, given in (("--seeds", args.seeds), ("--list", args.list)):
-        if given:
-            raise HotStartError(f"{option} is not an option of the family grid (its scale sets the fine-tuning seeds); drop it")
-    if not args.out:
-        raise HotStartError("hotstart sweep family needs --out DIR (the family folder; rerunning with it resumes)")
-    command = " ".join(["hotstart", "sweep", "family", "--scale", args.scale, "--out", args.out]
-                       + (["--data", args.data] if args.data else []))
-    statuses = run_family(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
-                          device=args.device, progress=not args.quiet, command=command)
-    for status in statuses:
-        print(f"{status['member']}: {status['status']}")
+    _member_grid(args, "family", run_family, "the family grid (its scale sets the fine-tuning seeds)", "family folder")
 
 
 def _autoregressive(args: argparse.Namespace) -> None:
     """`hotstart sweep autoregressive`: the autoregressive LMs on one decoder and budget, and their generations read back."""
     from .experiments.autoregressive import run_autoregressive
 
+    _member_grid(args, "autoregressive", run_autoregressive, "the autoregressive grid (one seed per member)", "grid folder")
+
+
+def _member_grid(args: argparse.Namespace, grid: str, run: Any, which: str, folder: str) -> None:
+    """A grid of named members (family, autoregressive): no --seeds or --list, an --out to resume in,
+    every member run or resumed by `run`, one status line each."""
     for option, given in (("--seeds", args.seeds), ("--list", args.list)):
         if given:
-            raise HotStartError(f"{option} is not an option of the autoregressive grid (one seed per member); drop it")
+            raise HotStartError(f"{option} is not an option of {which}; drop it")
     if not args.out:
-        raise HotStartError("hotstart sweep autoregressive needs --out DIR (the grid folder; rerunning with it resumes)")
-    command = " ".join(["hotstart", "sweep", "autoregressive", "--scale", args.scale, "--out", args.out]
+        raise HotStartError(f"hotstart sweep {grid} needs --out DIR (the {folder}; rerunning with it resumes)")
+    command = " ".join(["hotstart", "sweep", grid, "--scale", args.scale, "--out", args.out]
                        + (["--data", args.data] if args.data else []))
-    statuses = run_autoregressive(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
-                                  device=args.device, progress=not args.quiet, command=command)
+    statuses = run(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
+                   device=args.device, progress=not args.quiet, command=command)
     for status in statuses:
         print(f"{status['member']}: {status['status']}")
 
