@@ -300,9 +300,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    """Generate from a run: a next-char run streams the characters it samples; a pixel LM (next-patch)
-    draws the prompt and its greedy continuation as one image (--out), and with one character per patch
-    also reads the generated patches back as text."""
+    """Generate from a run: a next-char run streams the characters it samples; a pixel LM (next-patch,
+    pixar, dual) draws the prompt and its greedy continuation as one image (--out) and reads the
+    generated patches back as text (nearest glyphs for char cells, OCR for running text)."""
     from .config import load_yaml
 
     config = Path(args.run) / "config.yaml"
@@ -324,15 +324,19 @@ def cmd_generate(args: argparse.Namespace) -> None:
         load_pixel_run,
         read_generation,
     )
-    from .training.readback import GlyphReader
+    from .training.readback import line_reader
 
     run = load_pixel_run(args.run, checkpoint=args.checkpoint)
     if not args.out:
         raise HotStartError(f"{args.run} is a pixel LM, which writes an image; pass --out FILE.png")
     grown, prompt_len = generate_line(run, args.prompt, args.max_new)
     result = {"run": args.run, "out": args.out, "prompt_patches": prompt_len, "generated_patches": grown.shape[0] - prompt_len}
-    if run.pixel_config.line.cell == "char":
-        result.update(read_generation(GlyphReader(run.pixel_config.line, run.vocab), grown, prompt_len, args.prompt))
+    try:
+        reader = line_reader(run.pixel_config.line, run.vocab)
+    except HotStartError as exc:  # running text without the OCR extra: the image is still the result
+        print(f"note: the generation is not read back as text: {exc}", file=sys.stderr)
+    else:
+        result.update(read_generation(reader, grown, prompt_len, args.prompt))
     title = f"{Path(args.run).name} ({args.checkpoint}): prompt | greedy continuation"
     try:
         continuation_image(grown, prompt_len, title).save(args.out)
