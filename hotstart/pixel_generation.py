@@ -1,6 +1,7 @@
-"""Generation from pixel LM runs (`hotstart generate` for next-patch and pixar runs): the prompt drawn as
-the run draws its lines, continued greedily patch by patch, drawn as one image, and, where every patch
-is one character cell, read back as text with its readability (training/readback.py)."""
+"""Generation from pixel LM runs (`hotstart generate` for next-patch, pixar and dual runs): the prompt
+drawn as the run draws its lines, continued greedily patch by patch, drawn as one image, and read back
+as text with its readability (training/readback.py: nearest glyphs where every patch is one character
+cell, OCR for running text)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .training.checkpoint import load_weights, read_json
 from .training.dual_run import DualRunConfig
 from .training.next_patch_run import NextPatchRunConfig
 from .training.pixar_run import PixarRunConfig
-from .training.readback import END, GlyphReader, language_agreement
+from .training.readback import GlyphReader, OcrReader, line_reader
 
 PIXEL_OBJECTIVES = ("next-patch", "pixar", "dual")
 """Objectives whose runs write pixels, which `hotstart generate` draws and reads back (DualGPT through
@@ -103,17 +104,19 @@ def generate_line(run: LoadedPixelRun, prompt: str, max_new: int) -> tuple[torch
     return grown[: start.shape[1] + max_new], start.shape[1]
 
 
-def read_generation(reader: GlyphReader, grown: torch.Tensor, prompt_len: int, prompt: str) -> dict[str, Any]:
-    """What a char-cell generation reads back as: its text, readability (the share of generated cells
-    read as a readable character) and agreement with the prompt's script (training/readback.py)."""
-    new = grown[prompt_len:]
-    ids = reader.read(new)
-    ends = (ids == END).nonzero()
-    if len(ends):  # a line ends at its end patch: what follows is not part of the generation
-        new, ids = new[: int(ends[0]) + 1], ids[: int(ends[0]) + 1]
-    text = reader.text(ids.tolist())
-    return {"read": text, "readability": float(reader.readable(new, ids).float().mean()) if len(new) else math.nan,
-            "language_agreement": language_agreement(prompt, text)}
+def read_generation(reader: GlyphReader | OcrReader, grown: torch.Tensor, prompt_len: int, prompt: str) -> dict[str, Any]:
+    """What a generation reads back as after its prompt: its text, readability and agreement with the
+    prompt's script (training/readback.py: nearest glyphs for char cells, OCR for running text)."""
+    return reader.read_line(grown[prompt_len:], prompt, prompt_len)
+
+
+def reference_line(renderer: LineRenderer, prompt: str, continuation: str, new_patches: int) -> tuple[torch.Tensor, int]:
+    """The prompt followed by its real continuation, drawn as the run draws its lines, cut like a
+    generation of `new_patches` patches, and how many patches the prompt takes: what a perfect
+    generation would look like, read back by the same measure."""
+    prompt_len = prompt_patches(renderer, prompt).shape[1]
+    drawn = renderer.render_batch([prompt + continuation])
+    return torch.from_numpy(drawn.patches[0, : min(drawn.lengths[0], prompt_len + new_patches)]), prompt_len
 
 
 def continuation_image(grown: torch.Tensor, prompt_len: int, title: str, zoom: int = 2) -> Image.Image:
@@ -132,24 +135,36 @@ def continuation_image(grown: torch.Tensor, prompt_len: int, title: str, zoom: i
 
 
 def generation_readback(run_dir: str | Path, prompts: list[str], new_patches: int, checkpoint: str = "last",
-                        shown: int = 4) -> tuple[dict[str, Any], Image.Image]:
-    """Continue each prompt greedily by `new_patches` patches and read the continuations back (char
-    cells): mean readability and agreement with the prompt's script over the prompts, each prompt's
-    text read back, and an image of the first `shown` continuations."""
+                        shown: int = 4, continuations: list[str] | None = None) -> tuple[dict[str, Any], Image.Image]:
+    """Continue each prompt greedily by `new_patches` patches and read the continuations back: mean
+    readability and agreement with the prompt's script over the prompts, each prompt's text read back,
+    and an image of the first `shown` continuations. Given each prompt's real `continuations`, the same
+    measures of those, drawn and cut alike, stand beside them (`reference_*`)."""
     run = load_pixel_run(run_dir, checkpoint)
-    reader = GlyphReader(run.pixel_config.line, run.vocab)
-    reads, images = [], []
-    for prompt in prompts:
+    reader = line_reader(run.pixel_config.line, run.vocab)
+    reads, references, images = [], [], []
+    for i, prompt in enumerate(prompts):
         grown, prompt_len = generate_line(run, prompt, new_patches)
         reads.append({"prompt": prompt, **read_generation(reader, grown, prompt_len, prompt)})
+        if continuations is not None:
+            drawn, drawn_prompt_len = reference_line(run.renderer, prompt, continuations[i], new_patches)
+            references.append(read_generation(reader, drawn, drawn_prompt_len, prompt))
         if len(images) < shown:
             images.append(continuation_image(grown, prompt_len, f"{Path(run_dir).name}: prompt | greedy continuation"))
-    def mean(key: str) -> float:  # over the prompts where it is defined (no read character: no script)
-        values = [r[key] for r in reads if not math.isnan(r[key])]
+
+    def mean(rows: list[dict[str, Any]], key: str) -> float:  # over the prompts where it is defined (no read character: no script)
+        values = [r[key] for r in rows if not math.isnan(r[key])]
         return sum(values) / len(values) if values else math.nan
 
     summary = {"checkpoint": checkpoint, "prompts": len(reads), "new_patches": new_patches,
-               "readability": mean("readability"), "language_agreement": mean("language_agreement"), "generations": reads}
+               "reader": "glyph" if isinstance(reader, GlyphReader) else "ocr",
+               "readability": mean(reads, "readability"), "language_agreement": mean(reads, "language_agreement")}
+    if references:
+        summary.update(reference_readability=mean(references, "readability"),
+                       reference_language_agreement=mean(references, "language_agreement"))
+    summary["generations"] = reads
+    if references:
+        summary["references"] = references
     sheet = Image.new("L", (max(i.width for i in images), sum(i.height for i in images)), 255) if images else Image.new("L", (1, 1), 255)
     y = 0
     for image in images:

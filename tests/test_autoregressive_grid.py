@@ -28,9 +28,14 @@ def test_the_grid_trains_every_member_alike_reads_back_generations_and_reports(t
     budgets = {m: configs[m]["train"]["max_samples"] for m in MEMBERS if m != "pixar-2"}
     assert len(set(budgets.values())) == 1
     assert configs["pixar-2"]["stage"] == 2 and configs["pixar-2"]["adversarial"]["stage1_run"].endswith("auto-pixar-1")
+    assert configs["pixelgpt-text"]["model"]["line"]["cell"] == "free" and configs["pixelgpt"]["model"]["line"]["cell"] == "char"
     for member in WRITES_PIXELS:
         readback = json.loads((out / "runs" / f"auto-{member}" / "readback.json").read_text())
         assert readback["prompts"] == 2 and 0 <= readback["readability"] <= 1
+        assert readback["reader"] == ("ocr" if member == "pixelgpt-text" else "glyph")
+        # the real continuations, drawn and cut alike, read back (nearly) whole by either reader
+        assert readback["reference_readability"] >= 0.75, member
+        assert len(readback["references"]) == 2
         assert (out / "runs" / f"auto-{member}" / "generations.png").is_file()
     assert main(args) == 0
     assert capsys.readouterr().out.splitlines() == [f"{m}: done before" for m in MEMBERS]

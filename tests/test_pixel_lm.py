@@ -290,6 +290,44 @@ def test_glyphs_read_back_as_their_characters_and_blank_or_end_cells_as_such() -
     assert language_agreement("新华社", "北京 ab") == 0.5
 
 
+def test_running_text_reads_back_by_ocr_and_only_what_reads_as_the_vocabulary_counts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from hotstart.data.prepared import Vocab
+    from hotstart.training.readback import GlyphReader, OcrReader, line_reader
+
+    chars = list(dict.fromkeys("".join(TEXTS)))
+    vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *range(len(chars), 0, -1)])
+    line = LineRenderConfig(max_patches=40)  # running text, 16 px grey
+    reader = line_reader(line, vocab)
+    assert isinstance(reader, OcrReader) and isinstance(line_reader(LineRenderConfig(cell="char"), vocab), GlyphReader)
+    renderer = LineRenderer(line)
+    prompt, rest = "新华社北京电", "我们去公园散步吧一二三四五六"
+    prompt_len = renderer.render_batch([prompt]).lengths[0] - 1
+    drawn = renderer.render_batch([prompt + rest])
+    cells = torch.from_numpy(drawn.patches[0, : drawn.lengths[0]])
+    read = reader.read_line(cells[prompt_len:], prompt, prompt_len)
+    assert read["read"].endswith(rest[1:]) and read["readability"] >= 0.9 and read["language_agreement"] >= 0.9
+    # the end patch closes the line: nothing after it is read
+    ended = reader.read_line(torch.cat([cells[prompt_len:prompt_len + 4], torch.ones(1, 16, 16), cells[prompt_len + 4:]]),
+                             prompt, prompt_len)
+    assert len(ended["read"]) <= 5
+    assert reader.read_line(torch.ones(4, 16, 16), prompt, prompt_len)["readability"] == 0  # the end at once
+    assert reader.read_line(torch.zeros(8, 16, 16), prompt, prompt_len)["readability"] == 0  # blank
+    smudges = torch.rand(12, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert reader.read_line(smudges, prompt, prompt_len)["readability"] <= 0.2
+    # PIXAR's binary 8 px lines are too small for the recogniser, even drawn from real text
+    small = LineRenderConfig(patch=8, mode="binary", max_patches=40)
+    small_len = LineRenderer(small).render_batch([prompt]).lengths[0] - 1
+    drawn = LineRenderer(small).render_batch([prompt + rest])
+    small_cells = torch.from_numpy(drawn.patches[0, : drawn.lengths[0]])
+    assert OcrReader(small, vocab).read_line(small_cells[small_len:], prompt, small_len)["readability"] < 0.5
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # the OCR extra not installed
+    with pytest.raises(HotStartError, match=r"pip install 'hotstart\[ocr\]'"):
+        OcrReader(line, vocab)
+
+
 def test_a_char_cell_run_is_scored_by_reading_predictions_back_and_generates_an_image(
         tiny_corpus: PreparedCorpus, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = tmp_path / "pixelgpt-char"
@@ -305,8 +343,13 @@ def test_a_char_cell_run_is_scored_by_reading_predictions_back_and_generates_an_
     assert Image.open(tmp_path / "gen.png").width >= 2 * 8 * 8
     assert main(["generate", str(run), "--max-new", "3", "--out", str(tmp_path / "empty.png")]) == 0  # no prompt
     assert json.loads(capsys.readouterr().out)["generated_patches"] == 3
-    # a free-cell run's lines are not character cells: no val_acc
+    # a free-cell run's lines are not character cells: no val_acc, and its generations are read by OCR
     assert "val_acc" not in rows_without_timing_of(tiny_corpus, tmp_path / "free")[-1]
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "free"), "--prompt", "新华社", "--max-new", "6",
+                 "--out", str(tmp_path / "free.png")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 <= result["readability"] <= 1 and "ocr_confidence" in result and isinstance(result["read"], str)
 
 
 def rows_without_timing_of(corpus: PreparedCorpus, run: Path) -> list[dict]:

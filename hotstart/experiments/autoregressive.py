@@ -5,17 +5,19 @@ language faster?
     index     HotStart's index LM: character IDs in, character IDs out
     vision    HotStart's vision LM: 8x8 glyphs in (simp encoder), character IDs out
     pixelgpt  PixelGPT: a line of 16x16 grey character cells in, the next cell's pixels out (MSE)
+    pixelgpt-text  PixelGPT as its paper draws text: running text in 16x16 grey patches, read back by OCR
     pixar-1   PIXAR stage 1: binary 8x8 character cells, 2 per position, per-pixel likelihood
     pixar-2   PIXAR stage 2: pixar-1's last weights, then the adversarial loss for a given number of steps
     dual      DualGPT: IDs, 16x16 lines and lines paired with their text (the paper's 4:4:2 mix)
 
 Every member but pixar-2 trains on the same sequences, as many of them, with the same training settings
 (the family grid's: batch 32, cosine 5e-4 over the budget, no curriculum, no early stopping). The
-pixel members draw one character per patch (`cell: char`), so their predictions read back as
-characters (training/readback.py) and their next-character accuracy is HotStart's metric on the same
-validation sequences. After training, each pixel-writing member continues the first validation
-sequences' openings and its continuations are read back: readability and agreement with the prompt's
-script (readback.json, generations.png).
+pixel members but pixelgpt-text draw one character per patch (`cell: char`), so their predictions read
+back as characters (training/readback.py) and their next-character accuracy is HotStart's metric on the
+same validation sequences; pixelgpt-text's running text has no cell per character and is read back by
+OCR only. After training, each pixel-writing member continues the first validation sequences' openings
+and its continuations are read back: readability and agreement with the prompt's script, beside the
+same measures of the real continuations drawn alike (readback.json, generations.png).
 
 A grid folder holds data/, runs/auto-MEMBER/ (with cost.json and, for pixel writers, readback.json and
 generations.png) and autoregressive.json; rerunning the command resumes.
@@ -47,12 +49,13 @@ from ..training.run import RunConfig, TrainConfig
 from .family import training_cost
 from .sweep import prepared_corpus, sweep_precision
 
-MEMBERS = ("index", "vision", "pixelgpt", "pixar-1", "pixar-2", "dual")
-WRITES_PIXELS = ("pixelgpt", "pixar-1", "pixar-2", "dual")
+MEMBERS = ("index", "vision", "pixelgpt", "pixelgpt-text", "pixar-1", "pixar-2", "dual")
+WRITES_PIXELS = ("pixelgpt", "pixelgpt-text", "pixar-1", "pixar-2", "dual")
 DESCRIBED = {
     "index": ("character IDs", "character IDs"),
     "vision": ("8x8 glyphs", "character IDs"),
     "pixelgpt": ("16x16 grey cells", "16x16 grey cells (MSE)"),
+    "pixelgpt-text": ("16x16 grey running text", "16x16 grey patches (MSE)"),
     "pixar-1": ("8x8 binary cells, L = 2", "ink probabilities (likelihood)"),
     "pixar-2": ("8x8 binary cells, L = 2", "ink probabilities (+ adversarial)"),
     "dual": ("IDs, 16x16 cells, pairs", "IDs and 16x16 cells"),
@@ -112,6 +115,8 @@ def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path,
                                                       decoder=decoder_size(scale.size, "llama")), train=tc)
     if member == "pixelgpt":
         return NextPatchRunConfig(data=data, model=pixel, train=tc)
+    if member == "pixelgpt-text":  # running text fits the char cells' line: a Han character is under a patch wide
+        return NextPatchRunConfig(data=data, model=replace(pixel, line=replace(pixel.line, cell="free")), train=tc)
     if member in ("pixar-1", "pixar-2"):
         model = PixelLMConfig(size=scale.size, line=_char_line(seq_len, patch=8, mode="binary"), head="bernoulli", patch_len=2)
         if member == "pixar-1":
@@ -127,12 +132,13 @@ def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path,
     raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
 
 
-def readback_prompts(corpus: PreparedCorpus, count: int, chars: int) -> list[str]:
+def readback_prompts(corpus: PreparedCorpus, count: int, chars: int) -> tuple[list[str], list[str]]:
     """The openings (`chars` characters) of the first validation sequences that every font of the chain
-    draws whole (a prompt with a character no font has would be refused)."""
+    draws whole (a prompt with a character no font has would be refused), and the rest of each sequence."""
     lines = CorpusLines(corpus, LineRenderConfig(cell="char", max_patches=chars + 1))
-    openings = [t[:chars] for t in lines.texts(corpus.val_index[: 4 * count]) if has_visible(t[:chars])]
-    return [t for t in openings if not lines.renderer.render_batch([t]).missing][:count]
+    texts = [t for t in lines.texts(corpus.val_index[: 4 * count]) if has_visible(t[:chars])]
+    texts = [t for t in texts if not lines.renderer.render_batch([t[:chars]]).missing][:count]
+    return [t[:chars] for t in texts], [t[chars:] for t in texts]
 
 
 def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | None = None, members: list[str] | None = None,
@@ -166,7 +172,7 @@ def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | Non
     statuses = []
     for member in chosen:
         run_dir = out / "runs" / f"auto-{member}"
-        done = (run_dir / "summary.json").is_file() and (member not in WRITES_PIXELS or (run_dir / "readback.json").is_file())
+        done = (run_dir / "summary.json").is_file() and (member not in WRITES_PIXELS or _read_back(run_dir))
         if done:
             statuses.append({"member": member, "status": "done before"})
             continue
@@ -179,12 +185,19 @@ def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | Non
         if not (run_dir / "cost.json").is_file():
             write_json(run_dir / "cost.json", training_cost(cfg, corpus))
         if member in WRITES_PIXELS:
-            prompts = readback_prompts(corpus, scale.prompts, corpus.seq_len // 4)
-            readback, sheet = generation_readback(run_dir, prompts, corpus.seq_len // 4)
+            prompts, continuations = readback_prompts(corpus, scale.prompts, corpus.seq_len // 4)
+            readback, sheet = generation_readback(run_dir, prompts, corpus.seq_len // 4, continuations=continuations)
             write_json(run_dir / "readback.json", readback)
             sheet.save(run_dir / "generations.png")
         statuses.append({"member": member, "status": "done"})
     return statuses
+
+
+def _read_back(run_dir: Path) -> bool:
+    """Whether a run's generations are read back, with the real continuations' measures beside them
+    (older grids' readback.json lacks those: reading back again is cheap)."""
+    path = run_dir / "readback.json"
+    return path.is_file() and "reference_readability" in read_json(path, "generations read back")
 
 
 def is_autoregressive_folder(path: Path) -> bool:
@@ -223,6 +236,7 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
             "samples": stage1 + last.get("samples", 0), "finished": summary is not None,
             "val_acc": last.get("val_acc"), "val_pair_acc": last.get("val_pair_acc"),
             "readability": readback.get("readability"), "language_agreement": readback.get("language_agreement"),
+            "reader": readback.get("reader"), "reference_readability": readback.get("reference_readability"),
             # the LM's own parameters: PIXAR's stage-2 discriminator trains beside it but is no part of it
             "parameters": (cost["parameters"]["total"] - cost["parameters"].get("discriminator", 0)) if cost else None,
             "discriminator_parameters": cost.get("parameters", {}).get("discriminator"),
@@ -238,25 +252,32 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
              ("Next-character accuracy is HotStart's metric (characters 1..L-1 of the same validation sequences from "
               "those before). For members that write pixels it is measured by reading each predicted character cell "
               "back as its nearest glyph (our reading; with PIXAR's 2 cells per position, the second is predicted 2 "
-              "characters ahead). DualGPT's is its text path's; the pair column is its accuracy on the text that follows "
-              f"a sequence's own line. Readability: the share of generated cells, over {settings.get('prompts', 0)} "
-              f"greedy continuations of {record.get('seq_len', 0) // 4} characters each, read back as a character whose "
-              "ink overlaps its glyph's by IoU >= 0.5; script agreement: the share of those characters in the prompt's script. "
+              "characters ahead); running text (pixelgpt-text) has no cell per character and no such accuracy. "
+              "DualGPT's is its text path's; the pair column is its accuracy on the text that follows "
+              f"a sequence's own line. Readability, over {settings.get('prompts', 0)} greedy continuations of "
+              f"{record.get('seq_len', 0) // 4} patches each: read back by glyph, the share of generated cells read as "
+              "a character whose ink overlaps its glyph's by IoU >= 0.5; read back by OCR (PP-OCRv4 through "
+              "rapidocr-onnxruntime), the letters and digits read over the characters the generated width holds. "
+              "Real text is the same measure of the prompts' real continuations, drawn and cut alike: the ceiling "
+              "of each reader. Script agreement: the share of read characters in the prompt's script. "
               "Parameters are the language model's own; training FLOPs count a whole step, pixar-2's discriminator "
               "included."),
              "",
-             ("| member | reads | writes | sequences seen | next-char accuracy (%) | pair (%) | readability (%) | "
-              "script agreement (%) | parameters | training FLOPs / sample | samples/s |"),
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             ("| member | reads | writes | sequences seen | next-char accuracy (%) | pair (%) | read back by | "
+              "readability (%) | real text (%) | script agreement (%) | parameters | training FLOPs / sample | samples/s |"),
+             "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         cost = (f"{r['parameters'] / 1e6:.2f}M | {r['train_flops_per_sample'] / 1e9:.2f} GFLOP"
                 if r["parameters"] and r["train_flops_per_sample"] else " | ")
         speed = f"{r['samples_per_s']:.1f}" if r["samples_per_s"] else ""
-        writes_ids = r["member"] in ("index", "vision")
+        if r["member"] in ("index", "vision"):
+            read_back = "IDs | IDs | IDs | IDs"
+        else:
+            read_back = (f"{r['reader'] or ''} | {_pct(r['readability'])} | {_pct(r['reference_readability'])} | "
+                         f"{_pct(r['language_agreement'])}")
         lines.append(f"| {r['member']} | {r['reads']} | {r['writes']} | {r['samples']:,}{'' if r['finished'] else ' (in progress)'} | "
                      f"{_pct(r['val_acc'])} | {_pct(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
-                     f"{'IDs' if writes_ids else _pct(r['readability'])} | {'IDs' if writes_ids else _pct(r['language_agreement'])} | "
-                     f"{cost} | {speed} |")
+                     f"{read_back} | {cost} | {speed} |")
     if curves:
         _accuracy_plot(curves, settings.get("samples", 0), out / "autoregressive_accuracy.png")
         lines += ["", "![next-character accuracy against sequences seen](autoregressive_accuracy.png)"]

@@ -19,6 +19,7 @@ from ..plot import plot_panels, plot_series
 from .autoregressive import autoregressive_section, is_autoregressive_folder
 from .explain import explain_section
 from .family_report import family_section, is_family_folder
+from .fonts import fonts_section, is_fonts_folder
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
 from .runs import Run, Selector, acc_at, acc_stats, final_metrics, load_runs
 from .sweep import CROPS, RESOLUTIONS
@@ -399,29 +400,41 @@ def completeness(runs: list[Run], sweeps: list[dict[str, Any]]) -> str | None:
             "rerun the sweep's command (below) to finish the rest, then this report's command.")
 
 
+MEMBER_GRIDS = {
+    "autoregressive": (is_autoregressive_folder, autoregressive_section,
+                       "Autoregressive language models side by side: reading pixels, writing pixels, or both"),
+    "fonts": (is_fonts_folder, fonts_section, "Other typefaces: reading a font not trained on"),
+}
+"""Grids of named members with one section and one CSV each: folder test, section, section title."""
+
+
 def write_report(paths: list[str | Path], out: str | Path, command: str = "") -> Path:
     """Read the runs under `paths` and write report.md, the CSVs and the plots into `out`."""
     start = time.perf_counter()
     families = [Path(p) for p in paths if is_family_folder(Path(p))]
-    grids = [Path(p) for p in paths if is_autoregressive_folder(Path(p))]
-    others = [p for p in paths if not is_family_folder(Path(p)) and not is_autoregressive_folder(Path(p))]
+    grids = {name: [Path(p) for p in paths if is_grid(Path(p))] for name, (is_grid, _, _) in MEMBER_GRIDS.items()}
+    others = [p for p in paths if not is_family_folder(Path(p)) and not any(is_grid(Path(p)) for is_grid, _, _ in MEMBER_GRIDS.values())]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    family_parts, auto_parts = [], []
+    family_parts = []
     for folder in families:  # members of several families would share plot names: the last one's plots stand
         text, pre_rows, tune_rows = family_section(folder, out)
         family_parts.append(text)
         write_csv(out / "family_pretraining.csv", pre_rows)
         write_csv(out / "family_finetuning.csv", tune_rows)
-    for folder in grids:  # as for families, the last grid's plots stand
-        text, auto_rows = autoregressive_section(folder, out)
-        auto_parts.append(text)
-        write_csv(out / "autoregressive.csv", auto_rows)
-    if not others:  # family or autoregressive folders alone: their sections are the report
+    grid_parts: dict[str, list[str]] = {}
+    for name, folders in grids.items():  # as for families, the last folder's plots stand
+        _, section, _ = MEMBER_GRIDS[name]
+        for folder in folders:
+            text, rows = section(folder, out)
+            grid_parts.setdefault(name, []).append(text)
+            write_csv(out / f"{name}.csv", rows)
+    grid_sections = [f"## {MEMBER_GRIDS[name][2]}\n\n" + "\n\n".join(parts) for name, parts in grid_parts.items()]
+    grid_csvs = [f"{name}.csv" for name in grid_parts]
+    if not others:  # family and member-grid folders alone: their sections are the report
         path = out / "report.md"
-        csvs = ["family_pretraining.csv", "family_finetuning.csv"] * bool(family_parts) + ["autoregressive.csv"] * bool(auto_parts)
-        path.write_text("\n\n".join(["# HotStart: the model families side by side", *family_parts,
-                                      *(["## Autoregressive language models side by side\n\n" + t for t in auto_parts]),
+        csvs = ["family_pretraining.csv", "family_finetuning.csv"] * bool(family_parts) + grid_csvs
+        path.write_text("\n\n".join(["# HotStart: the model families side by side", *family_parts, *grid_sections,
                                       (f"Made by `{command or 'hotstart report'}`; the numbers are in {', '.join(csvs)}.")])
                         + "\n", encoding="utf-8")
         return path
@@ -480,11 +493,10 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
         *(["## The family: pixel and index encoders, pretrained alike, fine-tuned on one task\n\n" + "\n\n".join(family_parts)]
           if family_parts else []),
-        *(["## Autoregressive language models side by side: reading pixels, writing pixels, or both\n\n" + "\n\n".join(auto_parts)]
-          if auto_parts else []),
+        *grid_sections,
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
          "ablations.csv, verdicts.csv, embeddings.csv, explain.csv" + (", family_pretraining.csv, family_finetuning.csv" if family_parts else "")
-         + (", autoregressive.csv" if auto_parts else "")
+         + "".join(f", {name}" for name in grid_csvs)
          + "; runs.csv has one row per run and curves.csv every evaluation of every run."),
         "## How this was made\n\n" + _environment_section(runs, sweeps, command or "hotstart report", time.perf_counter() - start),
     ]

@@ -66,6 +66,10 @@ class InputConfig:
     center: bool = False
     """vision: subtract the vocabulary's mean input vector from every character's (training then
     encodes the whole vocabulary at every step, not only a batch's distinct glyphs)."""
+    mix_fonts: list[str] = field(default_factory=list)
+    """vision: more fonts ("path" or "path#face") that training draws glyphs in: at every step each
+    glyph encoded is drawn in the primary font or one of these, chosen at random (per glyph draw);
+    evaluation and generation use the primary font (or the one `hotstart eval --font` gives)."""
 
     def validate(self) -> None:
         """Raise HotStartError for an unknown choice."""
@@ -79,6 +83,11 @@ class InputConfig:
                 raise HotStartError(f"unknown {name} '{value}'; choose one of {', '.join(allowed)}")
         if not (math.isfinite(self.embed_init_std) and self.embed_init_std > 0):
             raise HotStartError(f"--embed-init-std must be a positive number, got {self.embed_init_std}")
+        mix_ok = isinstance(self.mix_fonts, (list, tuple)) and all(isinstance(f, str) and f for f in self.mix_fonts)
+        if not mix_ok:
+            raise HotStartError(f'mix_fonts must be a list of "path" or "path#face" strings, got {self.mix_fonts!r}')
+        if self.mix_fonts and self.kind != "vision":
+            raise HotStartError("--mix-font draws glyphs in more fonts; it needs --input vision")
         if self.kind == "vision":
             self.encoder.validate()
             self.render.validate()
@@ -132,7 +141,8 @@ class VisionInput(nn.Module):
     a weight or the bank changes.
     """
 
-    def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor, encoder_width: int = 0) -> None:
+    def __init__(self, cfg: InputConfig, n_embd: int, glyphs: torch.Tensor, encoder_width: int = 0,
+                 mix_glyphs: torch.Tensor | None = None) -> None:
         super().__init__()
         self.pixel_norm, self.center = cfg.pixel_norm, cfg.center
         self.encoder = GlyphEncoder(cfg.encoder, n_embd, cfg.render.res, encoder_width)
@@ -141,10 +151,14 @@ class VisionInput(nn.Module):
         # weights; the pixel statistics are, so that a bank rendered differently at evaluation
         # time (another crop or font) is standardised exactly as in training.
         self.register_buffer("glyphs", glyphs.float(), persistent=False)  # (V, R, R)
+        # the other fonts' banks that training draws from (--mix-font), (K, V, R, R); the pixel
+        # statistics are then over every font's glyphs, as training sees them all
+        self.register_buffer("mix_glyphs", None if mix_glyphs is None else mix_glyphs.float(), persistent=False)
+        seen = glyphs.float() if mix_glyphs is None else torch.cat([glyphs[None], mix_glyphs]).flatten(0, 1).float()
         if cfg.pixel_norm == "position":  # statistics per pixel position, over the vocabulary
-            mean, std = glyphs.float().mean(dim=0, keepdim=True), glyphs.float().std(dim=0, keepdim=True)  # (1, R, R)
+            mean, std = seen.mean(dim=0, keepdim=True), seen.std(dim=0, keepdim=True)  # (1, R, R)
         else:
-            mean, std = glyphs.float().mean().reshape(1), glyphs.float().std().reshape(1)
+            mean, std = seen.mean().reshape(1), seen.std().reshape(1)
         self.register_buffer("pixel_mean", mean)
         self.register_buffer("pixel_std", std.clamp_min(1e-6))
         self._table_key: tuple | None = None
@@ -216,16 +230,26 @@ class VisionInput(nn.Module):
         if not self.training and not torch.is_grad_enabled():  # evaluation and generation
             return F.embedding(ids, self.table())  # (B, T) -> (B, T, n_embd)
         if self.center:  # the vocabulary's mean needs every glyph encoded
-            return F.embedding(ids, self._centred(self.embed_glyphs(self.glyphs)))  # (V, n_embd) -> (B, T, n_embd)
+            every = torch.arange(len(self.glyphs), device=ids.device)
+            return F.embedding(ids, self._centred(self.embed_glyphs(self.drawn(every))))  # (V, n_embd) -> (B, T, n_embd)
         unique, inverse = torch.unique(ids, return_inverse=True)  # distinct IDs of the batch
         # F.embedding rather than [inverse]: the same gather, with a several times faster backward
-        return F.embedding(inverse, self.embed_glyphs(self.glyphs[unique]))  # (U, n_embd) -> (B, T, n_embd)
+        return F.embedding(inverse, self.embed_glyphs(self.drawn(unique)))  # (U, n_embd) -> (B, T, n_embd)
+
+    def drawn(self, rows: torch.Tensor) -> torch.Tensor:
+        """(N,) vocabulary IDs -> (N, R, R) their glyphs as a training step sees them: in the primary
+        font, or with --mix-font each in a font chosen at random (uniform over all of them)."""
+        if self.mix_glyphs is None:
+            return self.glyphs[rows]
+        font = torch.randint(len(self.mix_glyphs) + 1, rows.shape, device=rows.device)  # 0: the primary
+        other = self.mix_glyphs[(font - 1).clamp(min=0), rows]  # (N, R, R): only the rows asked for
+        return torch.where((font == 0)[:, None, None], self.glyphs[rows], other)
 
 
 class HotStartLM(nn.Module):
     """Input path -> GPT-2 decoder (fed through inputs_embeds) -> linear head over the vocabulary."""
 
-    def __init__(self, cfg: ModelConfig, glyphs: torch.Tensor | None = None) -> None:
+    def __init__(self, cfg: ModelConfig, glyphs: torch.Tensor | None = None, mix_glyphs: torch.Tensor | None = None) -> None:
         super().__init__()
         cfg.validate()
         self.config = cfg
@@ -246,7 +270,7 @@ class HotStartLM(nn.Module):
         else:
             if glyphs is None:
                 raise ValueError("a vision model needs its glyph bank")
-            self.input = VisionInput(cfg.input, d.n_embd, glyphs, self._encoder_width())
+            self.input = VisionInput(cfg.input, d.n_embd, glyphs, self._encoder_width(), mix_glyphs)
 
     def _encoder_width(self) -> int:
         """The glyph encoder's base width: set, derived from the paper's counts, or 0 (derive ours)."""

@@ -123,13 +123,22 @@ def default_font() -> tuple[str, int]:
             "the default font package is not installed; pip install noto-cjk-sans-otc or pass --font PATH"
         ) from None
     path = str(noto_cjk_sans_otc.FONT_PATH)
+    face = face_named(path, "Noto Sans CJK SC")
+    if face is None:
+        raise HotStartError(f"font file {path} has no Noto Sans CJK SC face; reinstall noto-cjk-sans-otc")
+    return path, face
+
+
+def face_named(path: str, name: str) -> int | None:
+    """The index of the first face of font file `path` whose full or family name contains `name`
+    (monospaced variants aside), or None."""
     for face in range(_face_count(path)):
         # the name table is tiny; the cmap of faces we skip is never loaded
         with TTFont(path, fontNumber=face, lazy=True) as tt:
             names = [tt["name"].getDebugName(i) or "" for i in (4, 1)]
-        if any("Noto Sans CJK SC" in n and "Mono" not in n for n in names):
-            return path, face
-    raise HotStartError(f"font file {path} has no Noto Sans CJK SC face; reinstall noto-cjk-sans-otc")
+        if any(name in n and "Mono" not in n for n in names):
+            return face
+    return None
 
 
 def parse_font_spec(spec: str) -> tuple[str, int]:

@@ -15,26 +15,46 @@ Our reading where the issue and the papers leave room:
 - a character's script is the first word of its Unicode name (CJK, LATIN, DIGIT, ...), and a
   generation agrees with its prompt's language when a read character's script is the prompt's most
   common one.
+
+Running text (`cell: free` or `bigram`) has no cell per character; an OCR engine reads it back
+(OcrReader): rapidocr-onnxruntime's PP-OCRv4 recogniser, whose ONNX models ship inside its wheel and run
+offline (`pip install 'hotstart[ocr]'`). Our reading there:
+- the line is scaled to the recogniser's 48 px height and read as one line (no text detection);
+- a generation ends before its first patch with at least END_INK mean ink (the end patch is full ink,
+  and no text is that dark);
+- readability is the number of read characters that are letters or digits of the run's vocabulary
+  (after NFKC, as the corpus), over the number of characters the generated width holds at one
+  character per em (a Han character's advance; two per patch with bigram cells), capped at 1: OCR reads
+  smudges as punctuation or nothing, and a line of real text scores close to, not exactly, 1 (its
+  punctuation does not count, a character cut at the prompt's edge is lost), so compare with the same
+  measure on real continuations. Latin letters are narrower than an em, so Latin-heavy lines reach
+  the cap sooner.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..data.prepared import SPECIALS, Vocab
 from ..errors import HotStartError
-from ..render.line import LineRenderConfig, LineRenderer, has_visible
+from ..render.line import LineRenderConfig, LineRenderer, has_visible, line_image
 
 BLANK, END = -1, -2
 """What a cell reads as besides a vocabulary ID: a blank cell, the end-of-sequence patch."""
 READABLE_IOU = 0.5
 """A read character is readable when its ink overlaps its glyph's by at least this IoU."""
+END_INK = 0.75
+"""Running text: a patch with at least this mean ink is the end patch (full ink; text is far lighter)."""
+OCR_HEIGHT = 48
+"""The line height PP-OCRv4's recogniser reads; lines are scaled to it."""
 
 
 class GlyphReader:
@@ -89,6 +109,18 @@ class GlyphReader:
         iou = (flat & glyphs).sum(1) / union
         return ((iou >= READABLE_IOU) & (ids.reshape(-1) >= 0)).reshape(ids.shape)
 
+    def read_line(self, new: torch.Tensor, prompt: str, prompt_patches: int) -> dict:
+        """What the generated patches `new` (after a prompt) read back as: text, readability (the share
+        of generated cells, up to the end patch, read as a readable character) and agreement with the
+        prompt's script. `prompt_patches` is unused: every cell is one character."""
+        ids = self.read(new)
+        ends = (ids == END).nonzero()
+        if len(ends):  # a line ends at its end patch: what follows is not part of the generation
+            new, ids = new[: int(ends[0]) + 1], ids[: int(ends[0]) + 1]
+        text = self.text(ids.tolist())
+        return {"read": text, "readability": float(self.readable(new, ids).float().mean()) if len(new) else math.nan,
+                "language_agreement": language_agreement(prompt, text)}
+
     def text(self, ids: Sequence[int]) -> str:
         """Read IDs as text: characters, a space for BLANK, nothing after END."""
         out = []
@@ -112,3 +144,51 @@ def language_agreement(prompt: str, read: str) -> float:
         return float("nan")
     main = Counter(scripts).most_common(1)[0][0]
     return sum(script(c) == main for c in chars) / len(chars)
+
+
+class OcrReader:
+    """Running text read back by an OCR engine (PP-OCRv4's recogniser, through rapidocr-onnxruntime)."""
+
+    def __init__(self, cfg: LineRenderConfig, vocab: Vocab) -> None:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError:
+            raise HotStartError("reading running text back needs an OCR engine; pip install 'hotstart[ocr]' "
+                                "(rapidocr-onnxruntime, whose models ship in its wheel)") from None
+        self.cfg = cfg
+        self.known = {ch for ch in vocab.chars if unicodedata.category(ch)[0] in "LN"}
+        """The characters that count as read: the vocabulary's letters and digits."""
+        self.engine = RapidOCR()
+
+    def ocr(self, patches: torch.Tensor) -> tuple[str, float]:
+        """(n, P, P[, C]) patches -> the text the recogniser reads in them (NFKC) and its confidence."""
+        if not len(patches):
+            return "", math.nan
+        line = line_image(patches.float().clamp(0, 1).numpy()).convert("L")
+        line = line.resize((round(line.width * OCR_HEIGHT / line.height), OCR_HEIGHT), Image.BICUBIC)
+        pad = OCR_HEIGHT // 3  # a white border, as on a scanned line
+        page = Image.new("L", (line.width + 2 * pad, line.height + 2 * pad), 255)
+        page.paste(line, (pad, pad))
+        result, _ = self.engine(np.asarray(page.convert("RGB")), use_det=False, use_cls=False, use_rec=True)
+        text, confidence = result[0] if result else ("", 0.0)
+        return unicodedata.normalize("NFKC", text), float(confidence)
+
+    def read_line(self, new: torch.Tensor, prompt: str, prompt_patches: int) -> dict:
+        """What the generated patches `new` read back as: text, the recogniser's confidence, readability
+        (module docstring) and agreement with the prompt's script. `prompt_patches` is unused."""
+        if not len(new):
+            return {"read": "", "readability": math.nan, "language_agreement": math.nan, "ocr_confidence": math.nan}
+        ink = new.float().reshape(len(new), -1).mean(1)
+        ends = (ink >= END_INK).nonzero()
+        text_patches = new[: int(ends[0])] if len(ends) else new
+        text, confidence = self.ocr(text_patches)
+        per_patch = 2.0 if self.cfg.cell == "bigram" else self.cfg.patch / self.cfg.em_px  # one per em
+        expected = max(1, round(len(text_patches) * per_patch))
+        valid = sum(ch in self.known for ch in text)
+        return {"read": text, "readability": min(1.0, valid / expected),
+                "language_agreement": language_agreement(prompt, text), "ocr_confidence": confidence}
+
+
+def line_reader(cfg: LineRenderConfig, vocab: Vocab) -> GlyphReader | OcrReader:
+    """The reader for lines drawn by `cfg`: glyphs where every patch is a character cell, OCR otherwise."""
+    return GlyphReader(cfg, vocab) if cfg.cell == "char" else OcrReader(cfg, vocab)

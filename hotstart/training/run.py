@@ -25,6 +25,7 @@ from ..errors import HotStartError
 from ..models.encoders import patch_stride
 from ..models.hotstart_lm import (
     HotStartLM,
+    InputConfig,
     ModelConfig,
     glyph_bank,
 )
@@ -146,12 +147,29 @@ class RunConfig:
     """What the run learns (training/objective.py); next-char: HotStart's next-character prediction."""
 
 
-def build_model(cfg: ModelConfig, vocab: Vocab, progress: bool = True) -> HotStartLM:
-    """The model for `cfg`, with its glyph bank rendered (or loaded from the cache) for vision."""
-    glyphs = None
+def build_model(cfg: ModelConfig, vocab: Vocab, progress: bool = True, mix: bool = True) -> HotStartLM:
+    """The model for `cfg`, with its glyph bank rendered (or loaded from the cache) for vision, and with
+    `mix`, the banks of the fonts training mixes in (--mix-font; a trained model reads the primary's)."""
+    glyphs = mix_glyphs = None
     if cfg.input.kind == "vision":
         glyphs = glyph_bank(vocab.tokens, SPECIALS, cfg.input.render, progress=progress)
-    return HotStartLM(cfg, glyphs)
+        if mix and cfg.input.mix_fonts:
+            mix_glyphs = torch.stack([glyph_bank(vocab.tokens, SPECIALS, render, progress=progress)
+                                      for render in mix_renders(cfg.input)])
+    return HotStartLM(cfg, glyphs, mix_glyphs)
+
+
+def mix_renders(cfg: InputConfig) -> list[RenderConfig]:
+    """The render settings of each --mix-font: the primary's, in that font and face."""
+    from dataclasses import replace
+
+    from ..render.fonts import parse_font_spec
+
+    renders = []
+    for spec in cfg.mix_fonts:
+        path, face = parse_font_spec(spec)
+        renders.append(replace(cfg.render, font=path, face=face))
+    return renders
 
 
 def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab) -> None:
@@ -162,8 +180,11 @@ def write_run_files(run_dir: Path, cfg: RunConfig, vocab: Vocab) -> None:
         from ..render.glyph import GlyphRenderer
 
         font = GlyphRenderer(cfg.model.input.render).font
+        mixed = [GlyphRenderer(render).font for render in mix_renders(cfg.model.input)]
         write_json(run_dir / "render.json", {**to_dict(cfg.model.input.render), "font_name": font.name,
-                                             "font_path": font.path, "font_face": font.face, "font_sha256": font.sha256})
+                                             "font_path": font.path, "font_face": font.face, "font_sha256": font.sha256,
+                                             **({"mix_fonts": [{"font_name": f.name, "font_path": f.path, "font_face": f.face,
+                                                                "font_sha256": f.sha256} for f in mixed]} if mixed else {})})
 
 
 @dataclass
@@ -218,7 +239,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
         raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best, last or init")
     if checkpoint == "init":
         torch.manual_seed(cfg.train.seed)  # as training does right before building its model
-    model = build_model(cfg.model, vocab, progress)
+    # the mixed-in fonts only matter to training (and to the weights it started from)
+    model = build_model(cfg.model, vocab, progress, mix=checkpoint == "init")
     if checkpoint != "init":
         if not (run_dir / "checkpoints").is_dir():
             raise HotStartError(f"{run_dir} has no checkpoints folder (result folders are kept without their weights); "

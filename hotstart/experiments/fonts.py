@@ -1,0 +1,252 @@
+"""`hotstart sweep fonts`: does a vision LM read a typeface it was not trained on, and does training on
+a mix of typefaces close the gap?
+
+    index       HotStart's index LM: it reads IDs, so no typeface touches it (one accuracy for all)
+    vision      the vision LM (simp encoder, 8x8 glyphs) trained on the default font, Noto Sans CJK SC
+    vision-mix  the same, each training glyph drawn at random in one of the scale's first `mixed`
+                typefaces (--mix-font; the default font among them)
+
+Every member trains like the sweep's `final` protocol at the same scale (decoder, budget, schedule,
+seed), and is then evaluated on the same validation sequences with its glyphs drawn in each of the
+scale's typefaces (`hotstart eval --font`: the trained weights, other pictures). The typefaces after
+the first `mixed` are in no member's training: a typeface unseen by both vision members.
+
+The cpu scale's typefaces besides the default come from Debian packages (fonts-noto-cjk,
+fonts-arphic-ukai, fonts-wqy-zenhei); the smoke scale uses other faces of the default font's own
+collection (Noto Sans CJK TC, JP, KR), so that it runs wherever HotStart is installed.
+
+A grid folder holds data/, runs/fonts-MEMBER/ (each with typefaces.json: accuracy per typeface) and
+fonts.json; rerunning the command resumes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.prepared import PreparedCorpus
+from ..errors import HotStartError
+from ..render.fonts import default_font, face_named, font_info
+from ..render.glyph import GlyphRenderer, RenderConfig
+from ..training.checkpoint import read_json, write_json
+from .sweep import RunSpec, get_scale, prepared_corpus, sweep_precision
+
+MEMBERS = ("index", "vision", "vision-mix")
+DEBIAN_FONTS = "apt install fonts-noto-cjk fonts-arphic-ukai fonts-wqy-zenhei"
+
+
+@dataclass(frozen=True)
+class Typeface:
+    """A face of a font file, found by name."""
+
+    name: str
+    file: str | None
+    """The font file; None is the default font's collection (noto-cjk-sans-otc)."""
+    source: str
+    """Where the file comes from."""
+
+
+DEFAULT_FACE = Typeface("Noto Sans CJK SC", None, "noto-cjk-sans-otc (PyPI), the default font")
+
+
+@dataclass(frozen=True)
+class FontsScale:
+    """How big the comparison is, and in which typefaces."""
+
+    name: str
+    sweep_scale: str
+    """The sweep scale whose `final` protocol every member trains with."""
+    typefaces: tuple[Typeface, ...]
+    """Evaluated in every one; the first is the default font, which every vision member trains on."""
+    mixed: int
+    """vision-mix trains on the first `mixed` typefaces."""
+    eval_sequences: int | None
+    """Validation sequences of every evaluation (None: all)."""
+    about: str
+
+
+FONTS_SCALES = {
+    "smoke": FontsScale("smoke", "smoke", (DEFAULT_FACE, *(Typeface(f"Noto Sans CJK {r}", None, "noto-cjk-sans-otc (PyPI)")
+                                                          for r in ("TC", "JP", "KR"))),
+                        mixed=3, eval_sequences=64, about="checks the machinery on the default font's other faces; "
+                                                          "the numbers mean nothing"),
+    "cpu": FontsScale("cpu", "cpu", (
+        DEFAULT_FACE,
+        Typeface("Noto Serif CJK SC", "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", "fonts-noto-cjk (Debian)"),
+        Typeface("AR PL UKai CN", "/usr/share/fonts/truetype/arphic/ukai.ttc", "fonts-arphic-ukai (Debian)"),
+        Typeface("WenQuanYi Zen Hei", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "fonts-wqy-zenhei (Debian)"),
+    ), mixed=3, eval_sequences=2048, about="the sweep's cpu scale (small-cpu decoder, 24,576 sequences); a sans, "
+                                          "a serif and a brush (kai) typeface mixed, a second sans unseen"),
+}
+
+
+def fonts_scale(name: str) -> FontsScale:
+    """The named scale, or a one-line error."""
+    if name not in FONTS_SCALES:
+        raise HotStartError(f"the fonts grid has no scale '{name}'; choose one of {', '.join(FONTS_SCALES)}")
+    return FONTS_SCALES[name]
+
+
+def resolve(typeface: Typeface) -> tuple[str, int]:
+    """(path, face) of a typeface, or a one-line error saying how to install it."""
+    path = typeface.file or default_font()[0]
+    if not Path(path).is_file():
+        raise HotStartError(f"font {typeface.name} is not installed ({path}, from {typeface.source}); on Debian or "
+                            f"Ubuntu: {DEBIAN_FONTS}")
+    face = face_named(path, typeface.name)
+    if face is None:
+        raise HotStartError(f"font file {path} has no face named {typeface.name}; reinstall {typeface.source}")
+    return path, face
+
+
+def member_config(member: str, scale: FontsScale, data: str) -> Any:
+    """The run config of `member`: the sweep's `final` protocol at the scale, vision-mix with its fonts."""
+    if member not in MEMBERS:
+        raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
+    spec = RunSpec("final", "index" if member == "index" else "vision", res=8)
+    cfg = spec.run_config(get_scale(scale.sweep_scale), data)
+    if member == "vision-mix":
+        cfg.model.input.mix_fonts = ["{}#{}".format(*resolve(t)) for t in scale.typefaces[1 : scale.mixed]]
+    return cfg
+
+
+def _typeface_record(typeface: Typeface, vocab_chars: list[str]) -> dict[str, Any]:
+    """A typeface as the record keeps it: its file, face, hash, source and how many characters of the
+    vocabulary it lacks (drawn blank: the glyph renderer's default policy)."""
+    path, face = resolve(typeface)
+    renderer = GlyphRenderer(RenderConfig(font=path, face=face))
+    info = font_info(path, face)
+    return {"name": typeface.name, "path": path, "face": face, "sha256": info.sha256, "source": typeface.source,
+            "lacks": sum(not renderer.has_glyph(ch) for ch in vocab_chars)}
+
+
+def run_fonts(out: str | Path, scale_name: str = "cpu", data: str | None = None, members: list[str] | None = None,
+              precision: str = "auto", device: str = "auto", progress: bool = True,
+              command: str = "") -> list[dict[str, Any]]:
+    """Train every member not yet done, then evaluate it in every typeface; one status row per member."""
+    from ..training.evaluate import evaluate_run
+    from ..training.loop import train
+
+    scale = fonts_scale(scale_name)
+    chosen = members or list(MEMBERS)
+    for member in chosen:
+        if member not in MEMBERS:
+            raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
+    faces = [resolve(t) for t in scale.typefaces]  # every font present before anything trains
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / "fonts.json"
+    record = read_json(record_path, "grid record") if record_path.exists() else {"scale": scale.name, "commands": []}
+    if record["scale"] != scale.name:
+        raise HotStartError(f"{out} holds the fonts grid at scale '{record['scale']}', not '{scale.name}'; use another --out")
+    pinned = sweep_precision(out, precision, device)
+    sweep_scale = get_scale(scale.sweep_scale)
+    corpus_dir = prepared_corpus(data, out, sweep_scale.seq_len, scale.name, progress)
+    corpus = PreparedCorpus.load(corpus_dir)
+    record.update(precision=pinned, mixed=scale.mixed, about=scale.about, eval_sequences=scale.eval_sequences,
+                  sweep_scale=asdict(sweep_scale), typefaces=[_typeface_record(t, corpus.vocab.chars) for t in scale.typefaces])
+    if command and command not in record["commands"]:
+        record["commands"].append(command)
+    write_json(record_path, record)
+    statuses = []
+    for member in chosen:
+        run_dir = out / "runs" / f"fonts-{member}"
+        if (run_dir / "summary.json").is_file() and (run_dir / "typefaces.json").is_file():
+            statuses.append({"member": member, "status": "done before"})
+            continue
+        cfg = member_config(member, scale, str(corpus_dir))
+        cfg.train.precision, cfg.train.device = pinned, device
+        if not (run_dir / "summary.json").is_file():
+            resume = (run_dir / "checkpoints" / "state.safetensors").is_file()
+            print(f"training {run_dir.name}", file=sys.stderr, flush=True)
+            train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
+        results = []
+        for typeface, (path, face) in zip(scale.typefaces, faces):
+            # an index LM reads no glyphs: evaluated once, the same in every typeface
+            if member == "index" and results:
+                results.append({**results[0], "typeface": typeface.name})
+                continue
+            overrides = None if member == "index" else {"font": path, "face": face}
+            metrics = evaluate_run(run_dir, checkpoint="best", sequences=scale.eval_sequences, render_overrides=overrides,
+                                   device=device, precision=pinned, progress=False)
+            results.append({"typeface": typeface.name, "val_acc": metrics["val_acc"], "val_loss": metrics["val_loss"],
+                            "sequences": metrics["sequences"]})
+        write_json(run_dir / "typefaces.json", {"checkpoint": "best", "results": results,
+                                                "trained_on": [t.name for t in scale.typefaces[: scale.mixed if member == "vision-mix" else 1]]
+                                                if member != "index" else []})
+        statuses.append({"member": member, "status": "done"})
+    return statuses
+
+
+def is_fonts_folder(path: Path) -> bool:
+    """True for a folder written by `hotstart sweep fonts`."""
+    return (Path(path) / "fonts.json").is_file()
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+
+
+def fonts_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown and CSV rows of one fonts grid folder (accuracy per member and typeface); writes fonts.png."""
+    record = read_json(folder / "fonts.json", "grid record")
+    names = [t["name"] for t in record.get("typefaces", [])]
+    rows = []
+    for member in MEMBERS:
+        path = folder / "runs" / f"fonts-{member}" / "typefaces.json"
+        if not path.is_file():
+            continue
+        evaluated = read_json(path, "accuracy per typeface")
+        for result in evaluated["results"]:
+            rows.append({"member": member, "typeface": result["typeface"], "val_acc": result["val_acc"],
+                         "val_loss": result["val_loss"], "sequences": result["sequences"],
+                         "trained_on_it": result["typeface"] in evaluated["trained_on"]})
+    settings = record.get("sweep_scale", {})
+    lines = [(f"Scale '{record['scale']}': {record.get('about', '')}. Every member trains like the sweep's `final` "
+              f"protocol ({settings.get('size')} decoder, {settings.get('final_samples') or 0:,} sequences, seed 0, one seed), "
+              f"in {record.get('precision')}; each is then evaluated (checkpoint best, the first "
+              f"{record.get('eval_sequences') or 'all'} validation sequences) with its glyphs drawn in every typeface. "
+              "Commands: " + "; ".join(f"`{c}`" for c in record.get("commands", [])) + "."),
+             "",
+             "Typefaces: " + "; ".join(f"{t['name']} ({t['source']}, face {t['face']}, sha256 {t['sha256'][:12]}; lacks "
+                                       f"{t['lacks']:,} of the vocabulary's characters, drawn blank)"
+                                       for t in record.get("typefaces", [])) + ".",
+             "",
+             "Next-character accuracy (%); * marks a typeface the member trained on:",
+             "",
+             "| member | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for member in MEMBERS:
+        cells = {r["typeface"]: r for r in rows if r["member"] == member}
+        if cells:
+            lines.append(f"| {member} | " + " | ".join(
+                f"{_pct(cells[n]['val_acc'])}{' *' if cells[n]['trained_on_it'] else ''}" if n in cells else "" for n in names) + " |")
+    if rows:
+        _plot(rows, names, out / "fonts.png")
+        lines += ["", "![accuracy per typeface](fonts.png)"]
+    return "\n".join(lines), rows
+
+
+def _plot(rows: list[dict[str, Any]], names: list[str], path: Path) -> None:
+    """Grouped bars: a group per typeface, a bar per member."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    members = [m for m in MEMBERS if any(r["member"] == m for r in rows)]
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=120)
+    width = 0.8 / len(members)
+    for i, member in enumerate(members):
+        acc = {r["typeface"]: r["val_acc"] for r in rows if r["member"] == member}
+        ax.bar([x + i * width for x in range(len(names))], [100 * acc.get(n, 0) for n in names], width, label=member)
+    ax.set_xticks([x + width * (len(members) - 1) / 2 for x in range(len(names))], names, fontsize=8)
+    ax.set_ylabel("next-character accuracy (%)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
