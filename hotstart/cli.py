@@ -271,9 +271,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
     overrides = {k: v for k, v in (("res", args.res), ("crop", args.crop), ("margin", args.margin),
                                     ("font", args.font), ("face", args.face), ("missing", args.missing),
                                     ("fallback_fonts", args.fallback_fonts)) if v is not None}
+    perturbation = None
+    if args.noise or args.stroke_dropout or args.confusable_share:
+        from .render.perturb import Perturbation
+
+        perturbation = Perturbation(noise=args.noise, stroke_dropout=args.stroke_dropout,
+                                    confusable_share=args.confusable_share, seed=args.perturb_seed)
     result = evaluate_run(args.run, checkpoint=args.checkpoint, sequences=args.sequences,
                           render_overrides=overrides, device=args.device, precision=args.precision,
-                          progress=not args.quiet)
+                          progress=not args.quiet, perturbation=perturbation)
     print(json.dumps(result, ensure_ascii=False))
 
 
@@ -430,10 +436,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.grid == "autoregressive":
         _autoregressive(args)
         return
-    if args.grid == "fonts":
-        from .experiments.fonts import run_fonts
+    if args.grid in ("fonts", "robustness"):
+        from .experiments.fonts import run_fonts, run_robustness
 
-        _member_grid(args, "fonts", run_fonts, "the fonts grid (one seed per member)", "grid folder")
+        _member_grid(args, args.grid, run_fonts if args.grid == "fonts" else run_robustness,
+                     f"the {args.grid} grid (one seed per member)", "grid folder")
         return
     seeds = _seed_list(args.seeds) if args.seeds else None
     if args.list:
@@ -697,6 +704,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_argument(p)
     _add_render_options(p, res_default=None)
     p.add_argument("--sequences", type=int, help="evaluate on the first N validation sequences (default all)")
+    g = p.add_argument_group("perturbed input (robustness; render/perturb.py)")
+    g.add_argument("--noise", type=float, default=0.0, help="vision: std of Gaussian noise added to every glyph's pixels")
+    g.add_argument("--stroke-dropout", type=float, default=0.0, help="vision: probability that an inked glyph pixel is blanked")
+    g.add_argument("--confusable-share", type=float, default=0.0,
+                   help="share of input characters swapped for their look-alike (nearest glyph at 32x32); targets stay")
+    g.add_argument("--perturb-seed", type=int, default=0, help="seed of the noise, dropout and swaps (default 0)")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_eval)
@@ -750,19 +763,20 @@ def build_parser() -> argparse.ArgumentParser:
         "the glyph head), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
         "pretrained alike, then fine-tuned on iNews sentiment), autoregressive (index, vision, PixelGPT, PIXAR stages "
         "1 and 2, DualGPT on one Llama-style decoder and budget, generations read back), fonts (index, vision on "
-        "the default font, vision on a mix of fonts, each evaluated in every typeface of the scale). "
+        "the default font, vision on a mix of fonts, each evaluated in every typeface of the scale), robustness (the "
+        "fonts grid's members, in its folder, evaluated with noisy glyphs, stroke dropout and look-alike characters). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
-        "family: smoke | demo | cpu; autoregressive, fonts: smoke | cpu."))
+        "family: smoke | demo | cpu; autoregressive, fonts, robustness: smoke | cpu."))
     p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | unseen | family | "
-                                "autoregressive | fonts")
+                                "autoregressive | fonts | robustness")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
     p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
     p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
                                              "(family: members index, vision, mae, mlm; autoregressive: index, vision, "
-                                             "pixelgpt, pixelgpt-text, pixar-1, pixar-2, dual; fonts: index, "
-                                             "vision, vision-mix)")
+                                             "pixelgpt, pixelgpt-text, pixar-1, pixar-2, dual; fonts, robustness: "
+                                             "index, vision, vision-mix)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
     p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -180,6 +180,8 @@ CASES = [
          "does not exist"),
     Case("fonts-grid-bad-scale", "a scale the fonts grid does not have", "sweep fonts --scale paper --out {tmp}/g",
          "the fonts grid has no scale 'paper'"),
+    Case("eval-stroke-dropout-above-1", "--stroke-dropout above 1 in `hotstart eval`", "eval {run} --stroke-dropout 1.5",
+         "--stroke-dropout must be a number from 0 to 1"),
     Case("mlm-mask-prob", "--mask-prob outside (0, 1)", TRAIN + " --objective mlm --mask-prob 0", "mask_prob"),
     Case("finetune-not-a-run", "fine-tuning a folder that is not a pretraining run (a prepared corpus)",
          "finetune {data} --out {tmp}/ft", "not a run folder"),

@@ -80,3 +80,50 @@ def test_the_fonts_grid_evaluates_every_member_in_every_typeface_and_reports(tin
     assert [line.split(" | ")[0][2:] for line in table] == list(MEMBERS)
     assert table[2].count("*") == 3 and table[1].count("*") == 1
     assert (tmp_path / "report" / "fonts.png").is_file() and (tmp_path / "report" / "fonts.csv").is_file()
+    # robustness: the same members and runs, evaluated with perturbed input (nothing trains again)
+    capsys.readouterr()
+    assert main(["sweep", "robustness", *args[2:]]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{m}: done" for m in MEMBERS]
+    robust = {m: json.loads((out / "runs" / f"fonts-{m}" / "robustness.json").read_text()) for m in MEMBERS}
+    index_rows = {(r["perturbation"], r["level"]): r["val_acc"] for r in robust["index"]["results"]}
+    # noise and stroke dropout touch glyphs only: the index LM reads the same IDs at every level
+    assert all(acc == robust["index"]["clean_val_acc"] for (kind, _), acc in index_rows.items() if kind != "confusable_share")
+    vision_rows = {(r["perturbation"], r["level"]): r["val_acc"] for r in robust["vision"]["results"]}
+    assert vision_rows[("noise", 0.4)] != robust["vision"]["clean_val_acc"]
+    assert all(0 < r["swapped"] < 0.4 for r in robust["vision"]["results"] if r["perturbation"] == "confusable_share")
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Noisy and look-alike input" in report and (tmp_path / "report" / "robustness.png").is_file()
+
+
+def test_perturbations_change_glyphs_or_inputs_as_asked_and_nothing_else() -> None:
+    from hotstart.data.prepared import SPECIALS, Vocab
+    from hotstart.render.glyph import RenderConfig
+    from hotstart.render.perturb import (
+        Perturbation,
+        lookalikes,
+        perturb_glyphs,
+        swap_lookalikes,
+    )
+
+    glyphs = (torch.rand(50, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.6).float()
+    dropped = perturb_glyphs(glyphs, Perturbation(stroke_dropout=0.5))
+    assert ((dropped > 0) <= (glyphs > 0)).all()  # ink only removed
+    assert 0.4 < 1 - dropped.sum() / glyphs.sum() < 0.6
+    noisy = perturb_glyphs(glyphs, Perturbation(noise=0.2))
+    assert noisy.min() >= 0 and noisy.max() <= 1 and 0.05 < (noisy - glyphs).abs().mean() < 0.2
+    assert torch.equal(perturb_glyphs(glyphs, Perturbation(noise=0.2)), noisy)  # one seed, one draw
+    chars = list("日曰目白百自木本未末大太犬天夫")
+    vocab = Vocab([*SPECIALS, *chars], [0, 0, 0, *range(len(chars), 0, -1)])
+    table = lookalikes(vocab, RenderConfig())
+    assert table[:3].tolist() == [0, 1, 2]  # specials stay
+    look = {chars[i - 3]: chars[int(table[i]) - 3] for i in range(3, len(vocab))}
+    assert look["日"] in "曰目白" and look["未"] in "末本" and look["大"] in "太犬天夫"
+    assert all(a != b for a, b in look.items())
+    sequences = torch.tensor([[2, 3, 4, 5, 6, 7, 8, 9, 10, 11] * 20])
+    swapped = swap_lookalikes(sequences, table, 0.3)
+    changed = swapped != sequences
+    assert (sequences[changed] >= 3).all() and torch.equal(swapped[changed], table[sequences][changed])
+    assert 0.15 < changed.float().mean() < 0.45
+    with pytest.raises(HotStartError, match="--stroke-dropout must be a number from 0 to 1"):
+        Perturbation(stroke_dropout=1.5).validate()

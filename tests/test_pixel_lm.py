@@ -317,6 +317,12 @@ def test_running_text_reads_back_by_ocr_and_only_what_reads_as_the_vocabulary_co
     assert reader.read_line(torch.zeros(8, 16, 16), prompt, prompt_len)["readability"] == 0  # blank
     smudges = torch.rand(12, 16, 16, generator=torch.Generator().manual_seed(0))
     assert reader.read_line(smudges, prompt, prompt_len)["readability"] <= 0.2
+    # the recogniser decodes a row of blurred average glyphs as characters too (a PixelGPT run's did, 健建爆),
+    # with low probabilities: only characters it is sure of count (the engine isolated: a fixed reading)
+    for probability, counted in ((0.25, 0), (0.9, 2)):
+        reading = [("我们", 0.0, [0, [], [], [], [probability, probability]])]
+        monkeypatch.setattr(reader.engine, "text_rec", lambda image, return_word_box, r=reading: (r, 0.0))
+        assert reader.read_line(cells[:2], prompt, prompt_len)["readability"] == counted / 2
     # PIXAR's binary 8 px lines are too small for the recogniser, even drawn from real text
     small = LineRenderConfig(patch=8, mode="binary", max_patches=40)
     small_len = LineRenderer(small).render_batch([prompt]).lengths[0] - 1

@@ -257,9 +257,10 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
               f"a sequence's own line. Readability, over {settings.get('prompts', 0)} greedy continuations of "
               f"{record.get('seq_len', 0) // 4} patches each: read back by glyph, the share of generated cells read as "
               "a character whose ink overlaps its glyph's by IoU >= 0.5; read back by OCR (PP-OCRv4 through "
-              "rapidocr-onnxruntime), the letters and digits read over the characters the generated width holds. "
+              "rapidocr-onnxruntime), the letters and digits read with a probability of at least 0.5 over the "
+              "characters the generated width holds (one per em). "
               "Real text is the same measure of the prompts' real continuations, drawn and cut alike: the ceiling "
-              "of each reader. Script agreement: the share of read characters in the prompt's script. "
+              "of each reader. Script agreement: the share of the readable characters in the prompt's script. "
               "Parameters are the language model's own; training FLOPs count a whole step, pixar-2's discriminator "
               "included."),
              "",

@@ -1,5 +1,6 @@
-"""`hotstart sweep fonts`: does a vision LM read a typeface it was not trained on, and does training on
-a mix of typefaces close the gap?
+"""`hotstart sweep fonts` and `hotstart sweep robustness`: does a vision LM read a typeface it was not
+trained on, does training on a mix of typefaces close the gap, and how do index and vision LMs take
+noisy glyphs and look-alike characters?
 
     index       HotStart's index LM: it reads IDs, so no typeface touches it (one accuracy for all)
     vision      the vision LM (simp encoder, 8x8 glyphs) trained on the default font, Noto Sans CJK SC
@@ -15,8 +16,12 @@ The cpu scale's typefaces besides the default come from Debian packages (fonts-n
 fonts-arphic-ukai, fonts-wqy-zenhei); the smoke scale uses other faces of the default font's own
 collection (Noto Sans CJK TC, JP, KR), so that it runs wherever HotStart is installed.
 
-A grid folder holds data/, runs/fonts-MEMBER/ (each with typefaces.json: accuracy per typeface) and
-fonts.json; rerunning the command resumes.
+`robustness` shares the members, their runs and the folder: it trains what the fonts grid has not yet
+trained, then evaluates each member, in the default font, with its input perturbed at every level of
+ROBUSTNESS_LEVELS (render/perturb.py: pixel noise, stroke dropout, look-alike characters).
+
+A grid folder holds data/, runs/fonts-MEMBER/ (each with typefaces.json: accuracy per typeface, and
+robustness.json: accuracy per perturbation and level) and fonts.json; rerunning a command resumes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +37,17 @@ from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
 from ..render.fonts import default_font, face_named, font_info
 from ..render.glyph import GlyphRenderer, RenderConfig
+from ..render.perturb import Perturbation
 from ..training.checkpoint import read_json, write_json
 from .sweep import RunSpec, get_scale, prepared_corpus, sweep_precision
 
 MEMBERS = ("index", "vision", "vision-mix")
+ROBUSTNESS_LEVELS = {"noise": (0.1, 0.2, 0.4), "stroke_dropout": (0.1, 0.25, 0.5), "confusable_share": (0.05, 0.1, 0.2)}
+"""Perturbation -> the levels each member is evaluated at (besides 0, the clean input)."""
+PERTURBATION_NAMES = {"noise": "pixel noise (std)", "stroke_dropout": "stroke dropout (share of ink)",
+                      "confusable_share": "look-alike characters (share of inputs)"}
+EVALUATIONS = {"fonts": "typefaces.json", "robustness": "robustness.json"}
+"""What each grid adds to a member's run folder."""
 DEBIAN_FONTS = "apt install fonts-noto-cjk fonts-arphic-ukai fonts-wqy-zenhei"
 
 
@@ -127,6 +140,19 @@ def run_fonts(out: str | Path, scale_name: str = "cpu", data: str | None = None,
               precision: str = "auto", device: str = "auto", progress: bool = True,
               command: str = "") -> list[dict[str, Any]]:
     """Train every member not yet done, then evaluate it in every typeface; one status row per member."""
+    return _run_grid("fonts", out, scale_name, data, members, precision, device, progress, command)
+
+
+def run_robustness(out: str | Path, scale_name: str = "cpu", data: str | None = None, members: list[str] | None = None,
+                   precision: str = "auto", device: str = "auto", progress: bool = True,
+                   command: str = "") -> list[dict[str, Any]]:
+    """Train every member not yet done, then evaluate it with perturbed input; one status row per member."""
+    return _run_grid("robustness", out, scale_name, data, members, precision, device, progress, command)
+
+
+def _run_grid(grid: str, out: str | Path, scale_name: str, data: str | None, members: list[str] | None,
+              precision: str, device: str, progress: bool, command: str) -> list[dict[str, Any]]:
+    """The members trained (or resumed) in `out`, then evaluated as `grid` asks."""
     from ..training.evaluate import evaluate_run
     from ..training.loop import train
 
@@ -154,7 +180,7 @@ def run_fonts(out: str | Path, scale_name: str = "cpu", data: str | None = None,
     statuses = []
     for member in chosen:
         run_dir = out / "runs" / f"fonts-{member}"
-        if (run_dir / "summary.json").is_file() and (run_dir / "typefaces.json").is_file():
+        if (run_dir / "summary.json").is_file() and (run_dir / EVALUATIONS[grid]).is_file():
             statuses.append({"member": member, "status": "done before"})
             continue
         cfg = member_config(member, scale, str(corpus_dir))
@@ -163,6 +189,12 @@ def run_fonts(out: str | Path, scale_name: str = "cpu", data: str | None = None,
             resume = (run_dir / "checkpoints" / "state.safetensors").is_file()
             print(f"training {run_dir.name}", file=sys.stderr, flush=True)
             train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
+        evaluate = partial(evaluate_run, run_dir, checkpoint="best", sequences=scale.eval_sequences, device=device,
+                           precision=pinned, progress=False)
+        if grid == "robustness":
+            write_json(run_dir / "robustness.json", _robustness(evaluate))
+            statuses.append({"member": member, "status": "done"})
+            continue
         results = []
         for typeface, (path, face) in zip(scale.typefaces, faces):
             # an index LM reads no glyphs: evaluated once, the same in every typeface
@@ -170,8 +202,7 @@ def run_fonts(out: str | Path, scale_name: str = "cpu", data: str | None = None,
                 results.append({**results[0], "typeface": typeface.name})
                 continue
             overrides = None if member == "index" else {"font": path, "face": face}
-            metrics = evaluate_run(run_dir, checkpoint="best", sequences=scale.eval_sequences, render_overrides=overrides,
-                                   device=device, precision=pinned, progress=False)
+            metrics = evaluate(render_overrides=overrides)
             results.append({"typeface": typeface.name, "val_acc": metrics["val_acc"], "val_loss": metrics["val_loss"],
                             "sequences": metrics["sequences"]})
         write_json(run_dir / "typefaces.json", {"checkpoint": "best", "results": results,
@@ -179,6 +210,82 @@ def run_fonts(out: str | Path, scale_name: str = "cpu", data: str | None = None,
                                                 if member != "index" else []})
         statuses.append({"member": member, "status": "done"})
     return statuses
+
+
+def _robustness(evaluate: Any) -> dict[str, Any]:
+    """A member's accuracy on clean input and at every perturbation level (the default font)."""
+    clean = evaluate()
+    results = []
+    for kind, levels in ROBUSTNESS_LEVELS.items():
+        for level in levels:
+            metrics = evaluate(perturbation=Perturbation(**{kind: level}))
+            results.append({"perturbation": kind, "level": level, "val_acc": metrics["val_acc"],
+                            "val_loss": metrics["val_loss"], **({"swapped": metrics["swapped"]} if "swapped" in metrics else {})})
+    return {"checkpoint": "best", "sequences": clean["sequences"], "clean_val_acc": clean["val_acc"],
+            "clean_val_loss": clean["val_loss"], "results": results}
+
+
+def is_robustness_folder(path: Path) -> bool:
+    """True for a fonts grid folder where `hotstart sweep robustness` evaluated a member."""
+    return is_fonts_folder(path) and any(Path(path).glob("runs/fonts-*/robustness.json"))
+
+
+def robustness_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown and CSV rows: accuracy per member, perturbation and level; writes robustness.png."""
+    record = read_json(folder / "fonts.json", "grid record")
+    rows = []
+    for member in MEMBERS:
+        path = folder / "runs" / f"fonts-{member}" / "robustness.json"
+        if not path.is_file():
+            continue
+        evaluated = read_json(path, "accuracy under perturbation")
+        for kind in ROBUSTNESS_LEVELS:
+            rows.append({"member": member, "perturbation": kind, "level": 0.0, "val_acc": evaluated["clean_val_acc"],
+                         "val_loss": evaluated["clean_val_loss"]})
+            rows += [{"member": member, **{k: r.get(k) for k in ("perturbation", "level", "val_acc", "val_loss", "swapped")}}
+                     for r in evaluated["results"] if r["perturbation"] == kind]
+    lines = [(f"The fonts grid's members (scale '{record['scale']}'), each evaluated in the default font (checkpoint "
+              f"best, the first {record.get('eval_sequences') or 'all'} validation sequences) with its input perturbed "
+              "(render/perturb.py; our reading): Gaussian pixel noise added to every glyph and clipped to [0, 1], "
+              "stroke dropout blanking each inked pixel with the given probability, and a share of the input "
+              "characters swapped for their look-alike (the other character nearest by cosine at 32x32 in the same "
+              "font) while the targets stay. Noise and dropout touch glyphs only: an index model reads the same IDs. "
+              "One draw per level (seed 0). Next-character accuracy (%):"),
+             "",
+             "| member | perturbation | " + " | ".join(f"level {i}" for i in range(4)) + " |",
+             "|---|---|" + "---:|" * 4]
+    for member in MEMBERS:
+        for kind in ROBUSTNESS_LEVELS:
+            cells = [r for r in rows if r["member"] == member and r["perturbation"] == kind]
+            if cells:
+                lines.append(f"| {member} | {PERTURBATION_NAMES[kind]} | " +
+                             " | ".join(f"{_pct(r['val_acc'])} ({r['level']:g})" for r in cells) + " |")
+    if rows:
+        _robustness_plot(rows, out / "robustness.png")
+        lines += ["", "![accuracy under perturbation](robustness.png)"]
+    return "\n".join(lines), rows
+
+
+def _robustness_plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """A panel per perturbation: accuracy against level, a line per member."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ROBUSTNESS_LEVELS), figsize=(10, 3.4), dpi=120, sharey=True)
+    for ax, kind in zip(axes, ROBUSTNESS_LEVELS):
+        for member in MEMBERS:
+            points = [(r["level"], 100 * r["val_acc"]) for r in rows if r["member"] == member and r["perturbation"] == kind]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=member)
+        ax.set_title(PERTURBATION_NAMES[kind], fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("next-character accuracy (%)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def is_fonts_folder(path: Path) -> bool:

@@ -19,7 +19,12 @@ from ..plot import plot_panels, plot_series
 from .autoregressive import autoregressive_section, is_autoregressive_folder
 from .explain import explain_section
 from .family_report import family_section, is_family_folder
-from .fonts import fonts_section, is_fonts_folder
+from .fonts import (
+    fonts_section,
+    is_fonts_folder,
+    is_robustness_folder,
+    robustness_section,
+)
 from .paper import HOT_POINTS, PAPER_EFFICIENCY, PAPER_HOT, PAPER_MAIN
 from .runs import Run, Selector, acc_at, acc_stats, final_metrics, load_runs
 from .sweep import CROPS, RESOLUTIONS
@@ -404,6 +409,7 @@ MEMBER_GRIDS = {
     "autoregressive": (is_autoregressive_folder, autoregressive_section,
                        "Autoregressive language models side by side: reading pixels, writing pixels, or both"),
     "fonts": (is_fonts_folder, fonts_section, "Other typefaces: reading a font not trained on"),
+    "robustness": (is_robustness_folder, robustness_section, "Noisy and look-alike input"),
 }
 """Grids of named members with one section and one CSV each: folder test, section, section title."""
 
@@ -414,6 +420,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     families = [Path(p) for p in paths if is_family_folder(Path(p))]
     grids = {name: [Path(p) for p in paths if is_grid(Path(p))] for name, (is_grid, _, _) in MEMBER_GRIDS.items()}
     others = [p for p in paths if not is_family_folder(Path(p)) and not any(is_grid(Path(p)) for is_grid, _, _ in MEMBER_GRIDS.values())]
+    grids["fonts"] = [p for p in grids["fonts"] if any(p.glob("runs/fonts-*/typefaces.json"))]  # robustness alone: no table
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     family_parts = []

@@ -8,6 +8,7 @@ targets excluded, so they mean the same thing at any batch size.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import torch
 
 from ..data.prepared import PAD_ID, SPECIALS
 from ..models.hotstart_lm import HotStartLM
+from ..render.glyph import RenderConfig
+from ..render.perturb import Perturbation, lookalikes, perturb_glyphs, swap_lookalikes
 from .precision import Precision, resolve
 from .run import load_run
 
@@ -96,23 +99,37 @@ def evaluate_run(
     precision: str = "auto",
     batch_size: int = 128,
     progress: bool = True,
+    perturbation: Perturbation | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run folder on its corpus's validation set, optionally re-rendering its glyphs.
 
     `render_overrides` (res, crop, margin, font, face, ...) re-renders a vision model's glyph bank
     with other settings, keeping the trained weights: the robustness test of the paper's RQ4
-    without retraining. Returns the metrics plus what was evaluated.
+    without retraining. `perturbation` adds noise or stroke dropout to the glyphs, or swaps a share of
+    the input characters for look-alikes (render/perturb.py). Returns the metrics plus what was evaluated.
     """
     prec = resolve(device, precision)
+    if perturbation is not None:
+        perturbation.validate()
     run = load_run(run_dir, checkpoint=checkpoint, render_overrides=render_overrides, progress=progress)
+    vision = run.config.model.input.kind == "vision"
+    if perturbation is not None and perturbation.touches_glyphs and vision:
+        run.model.input.set_glyphs(perturb_glyphs(run.model.input.glyphs.cpu(), perturbation))
     run.model.to(prec.device)
     index = run.corpus.val_index if sequences is None else run.corpus.val_index[:sequences]
-    metrics = evaluate(run.model, run.corpus.sequences(index), prec, batch_size)
+    seqs = run.corpus.sequences(index)
+    inputs = None
+    if perturbation is not None and perturbation.confusable_share > 0:
+        table = lookalikes(run.corpus.vocab, run.config.model.input.render if vision else RenderConfig())
+        inputs = swap_lookalikes(seqs, table, perturbation.confusable_share, perturbation.seed)
+    metrics = evaluate(run.model, seqs, prec, batch_size, inputs=inputs)
     return {
         "run": str(run_dir),
         "checkpoint": checkpoint,
         "input": run.config.model.input.kind,
         "render": run.render_settings,
+        **({"perturbation": asdict(perturbation)} if perturbation is not None else {}),
+        **({"swapped": float((inputs != seqs).sum() / (seqs >= len(SPECIALS)).sum().clamp(min=1))} if inputs is not None else {}),
         "sequences": len(index),
         "precision": prec.name,
         **metrics,

@@ -13,8 +13,8 @@ Our reading where the issue and the papers leave room:
   patch) whose ink, thresholded at 1/2, overlaps the read glyph's ink by an intersection over union
   of at least READABLE_IOU: a smudge is read as its nearest glyph too, but does not count as readable;
 - a character's script is the first word of its Unicode name (CJK, LATIN, DIGIT, ...), and a
-  generation agrees with its prompt's language when a read character's script is the prompt's most
-  common one.
+  generation's agreement with its prompt's language is the share of its readable characters whose
+  script is the prompt's most common one (smudges read as some glyph say nothing of a language).
 
 Running text (`cell: free` or `bigram`) has no cell per character; an OCR engine reads it back
 (OcrReader): rapidocr-onnxruntime's PP-OCRv4 recogniser, whose ONNX models ship inside its wheel and run
@@ -22,13 +22,15 @@ offline (`pip install 'hotstart[ocr]'`). Our reading there:
 - the line is scaled to the recogniser's 48 px height and read as one line (no text detection);
 - a generation ends before its first patch with at least END_INK mean ink (the end patch is full ink,
   and no text is that dark);
-- readability is the number of read characters that are letters or digits of the run's vocabulary
-  (after NFKC, as the corpus), over the number of characters the generated width holds at one
-  character per em (a Han character's advance; two per patch with bigram cells), capped at 1: OCR reads
-  smudges as punctuation or nothing, and a line of real text scores close to, not exactly, 1 (its
-  punctuation does not count, a character cut at the prompt's edge is lost), so compare with the same
-  measure on real continuations. Latin letters are narrower than an em, so Latin-heavy lines reach
-  the cap sooner.
+- a read character counts when it is a letter or digit of the run's vocabulary (after NFKC, as the
+  corpus) and the recogniser gave it a probability of at least OCR_CONFIDENT: the recogniser decodes a
+  grey smudge as some character too (a PixelGPT line of blurred average glyphs reads as a row of 健,
+  建 and 爆), but with a probability near 0.2, where real text reads near 1;
+- readability is the number of such characters over the number the generated width holds at one
+  character per em (a Han character's advance; two per patch with bigram cells), capped at 1. A line of
+  real text scores close to, not exactly, 1 (its punctuation does not count, a character cut at the
+  prompt's edge is lost), so compare with the same measure on real continuations. Latin letters are
+  narrower than an em, so Latin-heavy lines reach the cap sooner.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ END_INK = 0.75
 """Running text: a patch with at least this mean ink is the end patch (full ink; text is far lighter)."""
 OCR_HEIGHT = 48
 """The line height PP-OCRv4's recogniser reads; lines are scaled to it."""
+OCR_CONFIDENT = 0.5
+"""A character the recogniser reads with at least this probability counts as read."""
 
 
 class GlyphReader:
@@ -112,14 +116,15 @@ class GlyphReader:
     def read_line(self, new: torch.Tensor, prompt: str, prompt_patches: int) -> dict:
         """What the generated patches `new` (after a prompt) read back as: text, readability (the share
         of generated cells, up to the end patch, read as a readable character) and agreement with the
-        prompt's script. `prompt_patches` is unused: every cell is one character."""
+        prompt's script (of the readable characters). `prompt_patches` is unused: every cell is one character."""
         ids = self.read(new)
         ends = (ids == END).nonzero()
         if len(ends):  # a line ends at its end patch: what follows is not part of the generation
             new, ids = new[: int(ends[0]) + 1], ids[: int(ends[0]) + 1]
         text = self.text(ids.tolist())
-        return {"read": text, "readability": float(self.readable(new, ids).float().mean()) if len(new) else math.nan,
-                "language_agreement": language_agreement(prompt, text)}
+        readable = self.readable(new, ids)
+        return {"read": text, "readability": float(readable.float().mean()) if len(new) else math.nan,
+                "language_agreement": language_agreement(prompt, self.text(ids[readable].tolist()))}
 
     def text(self, ids: Sequence[int]) -> str:
         """Read IDs as text: characters, a space for BLANK, nothing after END."""
@@ -160,18 +165,22 @@ class OcrReader:
         """The characters that count as read: the vocabulary's letters and digits."""
         self.engine = RapidOCR()
 
-    def ocr(self, patches: torch.Tensor) -> tuple[str, float]:
-        """(n, P, P[, C]) patches -> the text the recogniser reads in them (NFKC) and its confidence."""
+    def ocr(self, patches: torch.Tensor) -> tuple[str, list[float]]:
+        """(n, P, P[, C]) patches -> the text the recogniser reads in them and each character's probability."""
         if not len(patches):
-            return "", math.nan
+            return "", []
         line = line_image(patches.float().clamp(0, 1).numpy()).convert("L")
         line = line.resize((round(line.width * OCR_HEIGHT / line.height), OCR_HEIGHT), Image.BICUBIC)
         pad = OCR_HEIGHT // 3  # a white border, as on a scanned line
         page = Image.new("L", (line.width + 2 * pad, line.height + 2 * pad), 255)
         page.paste(line, (pad, pad))
-        result, _ = self.engine(np.asarray(page.convert("RGB")), use_det=False, use_cls=False, use_rec=True)
-        text, confidence = result[0] if result else ("", 0.0)
-        return unicodedata.normalize("NFKC", text), float(confidence)
+        # the recogniser alone (the line is known: no detection), with each character's probability
+        (text, _, details), *_ = self.engine.text_rec(np.asarray(page.convert("RGB")), return_word_box=True)[0]
+        confidences = [float(c) for c in details[4]] if text else []
+        if len(confidences) != len(text):
+            raise HotStartError(f"the OCR engine gave {len(confidences)} probabilities for {len(text)} characters; "
+                                "install the version the ocr extra names (pip install 'hotstart[ocr]')")
+        return text, confidences
 
     def read_line(self, new: torch.Tensor, prompt: str, prompt_patches: int) -> dict:
         """What the generated patches `new` read back as: text, the recogniser's confidence, readability
@@ -181,12 +190,14 @@ class OcrReader:
         ink = new.float().reshape(len(new), -1).mean(1)
         ends = (ink >= END_INK).nonzero()
         text_patches = new[: int(ends[0])] if len(ends) else new
-        text, confidence = self.ocr(text_patches)
+        raw, confidences = self.ocr(text_patches)
+        read = [(unicodedata.normalize("NFKC", ch), p) for ch, p in zip(raw, confidences)]  # as the corpus is
         per_patch = 2.0 if self.cfg.cell == "bigram" else self.cfg.patch / self.cfg.em_px  # one per em
         expected = max(1, round(len(text_patches) * per_patch))
-        valid = sum(ch in self.known for ch in text)
-        return {"read": text, "readability": min(1.0, valid / expected),
-                "language_agreement": language_agreement(prompt, text), "ocr_confidence": confidence}
+        counted = [c for chars, p in read if p >= OCR_CONFIDENT for c in chars if c in self.known]
+        return {"read": "".join(chars for chars, _ in read), "readability": min(1.0, len(counted) / expected),
+                "language_agreement": language_agreement(prompt, "".join(counted)),
+                "ocr_confidence": sum(confidences) / len(confidences) if confidences else math.nan}
 
 
 def line_reader(cfg: LineRenderConfig, vocab: Vocab) -> GlyphReader | OcrReader:
