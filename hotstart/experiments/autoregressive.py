@@ -234,7 +234,7 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
         rows.append({
             "member": member, "reads": DESCRIBED[member][0], "writes": DESCRIBED[member][1],
             "samples": stage1 + last.get("samples", 0), "finished": summary is not None,
-            "val_acc": last.get("val_acc"), "val_pair_acc": last.get("val_pair_acc"),
+            "val_acc": last.get("val_acc"), "val_pair_acc": last.get("val_pair_acc"), "blank_acc": _blank_accuracy(run),
             "readability": readback.get("readability"), "language_agreement": readback.get("language_agreement"),
             "reader": readback.get("reader"), "reference_readability": readback.get("reference_readability"),
             # the LM's own parameters: PIXAR's stage-2 discriminator trains beside it but is no part of it
@@ -253,6 +253,9 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
               "those before). For members that write pixels it is measured by reading each predicted character cell "
               "back as its nearest glyph (our reading; with PIXAR's 2 cells per position, the second is predicted 2 "
               "characters ahead); running text (pixelgpt-text) has no cell per character and no such accuracy. "
+              "A model that predicts a blank cell everywhere scores the share of next characters that draw as a "
+              "blank cell in its lines (spaces, specials, and at binary 8x8 punctuation too): the 'all blank' column, "
+              "the floor a pixel writer's accuracy must clear to say anything. "
               "DualGPT's is its text path's; the pair column is its accuracy on the text that follows "
               f"a sequence's own line. Readability, over {settings.get('prompts', 0)} greedy continuations of "
               f"{record.get('seq_len', 0) // 4} patches each: read back by glyph, the share of generated cells read as "
@@ -264,9 +267,9 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
               "Parameters are the language model's own; training FLOPs count a whole step, pixar-2's discriminator "
               "included."),
              "",
-             ("| member | reads | writes | sequences seen | next-char accuracy (%) | pair (%) | read back by | "
+             ("| member | reads | writes | sequences seen | next-char accuracy (%) | all blank (%) | pair (%) | read back by | "
               "readability (%) | real text (%) | script agreement (%) | parameters | training FLOPs / sample | samples/s |"),
-             "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         cost = (f"{r['parameters'] / 1e6:.2f}M | {r['train_flops_per_sample'] / 1e9:.2f} GFLOP"
                 if r["parameters"] and r["train_flops_per_sample"] else " | ")
@@ -277,7 +280,8 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
             read_back = (f"{r['reader'] or ''} | {_pct(r['readability'])} | {_pct(r['reference_readability'])} | "
                          f"{_pct(r['language_agreement'])}")
         lines.append(f"| {r['member']} | {r['reads']} | {r['writes']} | {r['samples']:,}{'' if r['finished'] else ' (in progress)'} | "
-                     f"{_pct(r['val_acc'])} | {_pct(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
+                     f"{_pct(r['val_acc'])} | {'' if r['blank_acc'] is None else _pct(r['blank_acc'])} | "
+                     f"{_pct(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
                      f"{read_back} | {cost} | {speed} |")
     if curves:
         _accuracy_plot(curves, settings.get("samples", 0), out / "autoregressive_accuracy.png")
@@ -287,6 +291,30 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
             lines += ["", f"{r['member']}: greedy continuations (after the mark) of validation openings:", "",
                       f"![{r['member']} generations](autoregressive_{r['member']}.png)"]
     return "\n".join(lines), rows
+
+
+def _blank_accuracy(run: Path) -> float | None:
+    """For a char-cell pixel writer: the next-character accuracy of predicting a blank cell everywhere, on
+    the validation sequences its val_acc counts (characters that draw blank, and the specials, read as
+    one); None for other members or where the prepared corpus is not at hand."""
+    from ..config import load_yaml
+    from ..render.line import LineRenderConfig
+    from ..training.readback import BLANK, GlyphReader
+
+    saved = load_yaml(run / "config.yaml")
+    line = (saved.get("model", {}).get("pixel") or saved.get("model", {})).get("line")
+    if saved.get("objective") not in ("next-patch", "pixar") or not line or line.get("cell") != "char":
+        return None
+    try:
+        corpus = PreparedCorpus.load(saved["data"])
+    except HotStartError:
+        return None
+    from ..config import from_dict
+
+    reader = GlyphReader(from_dict(LineRenderConfig, line), corpus.vocab)
+    targets = corpus.sequences(corpus.val_index[: saved.get("train", {}).get("eval_sequences") or None])[:, 1:]
+    counted = targets != 0  # <pad> never counts
+    return float(((reader.drawn_as(targets) == BLANK) & counted).sum() / counted.sum().clamp(min=1))
 
 
 def _accuracy_plot(curves: dict[str, list[dict[str, Any]]], stage1: int, path: Path) -> None:
