@@ -40,6 +40,9 @@ def _add_render_options(p: argparse.ArgumentParser, res_default: int | None = 8)
     p.add_argument("--res", type=int, default=res_default, help="thumbnail side R in pixels, 4..128 (default 8)")
     p.add_argument("--crop", type=float, help="fraction of ink rows kept from the top: 1.0, 0.8, 0.5 = Vision-100/80/50%%")
     p.add_argument("--margin", type=float, help="blank margin as a fraction of R on each side (default 0.1)")
+    p.add_argument("--keep", help="pixels of the ink box drawn: all (default), centre (the --centre-share of them nearest "
+                                  "its middle, whole rings) or border (the rest); the crop generalised to masks")
+    p.add_argument("--centre-share", type=float, help="share of the ink box that is its centre, for --keep (default 0.3)")
     p.add_argument("--font", help="TTF/OTF/TTC font file (default: Noto Sans CJK SC, installed with hotstart)")
     p.add_argument("--face", type=int, help="face index inside a font collection (default: the SC face / 0)")
     p.add_argument("--missing", help="characters the font lacks: blank (default), error, fallback")
@@ -52,7 +55,8 @@ def _render_config(args: argparse.Namespace, base: RenderConfig | None = None) -
     from .config import replace
     from .render.glyph import RenderConfig
 
-    cfg = replace(base or RenderConfig(), res=args.res, crop=args.crop, margin=args.margin, font=args.font,
+    cfg = replace(base or RenderConfig(), res=args.res, crop=args.crop, margin=args.margin, keep=args.keep,
+                  centre_share=args.centre_share, font=args.font,
                   face=args.face, missing=args.missing, fallback_fonts=args.fallback_fonts)
     cfg.validate()
     return cfg
@@ -117,7 +121,8 @@ _OPTION_PATHS = {
     **{k: ("model", "input", k) for k in ("pixel_norm", "output_norm", "input_scale", "center", "mix_fonts")},
     "tie_head": ("model", "tie_head"), "curriculum_order": ("train", "curriculum_order"), "head": ("model", "head"),
     "holdout_share": ("holdout", "share"), "holdout_seed": ("holdout", "seed"),
-    **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "font", "face", "missing", "fallback_fonts")},
+    **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "keep", "centre_share", "font", "face",
+                                                    "missing", "fallback_fonts")},
     **{k: ("model", "decoder", k) for k in ("n_layer", "n_head", "n_embd", "dropout", "n_kv_head")},
     "decoder": ("model", "decoder", "kind"),
     **{k: ("train", k) for k in (
@@ -269,7 +274,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if not Path(args.run).exists():
         raise HotStartError(f"run folder {args.run} does not exist")
     overrides = {k: v for k, v in (("res", args.res), ("crop", args.crop), ("margin", args.margin),
-                                    ("font", args.font), ("face", args.face), ("missing", args.missing),
+                                    ("keep", args.keep), ("centre_share", args.centre_share), ("font", args.font), ("face", args.face), ("missing", args.missing),
                                     ("fallback_fonts", args.fallback_fonts)) if v is not None}
     perturbation = None
     if args.noise or args.stroke_dropout or args.confusable_share:
@@ -435,6 +440,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         return
     if args.grid == "autoregressive":
         _autoregressive(args)
+        return
+    if args.grid == "attribution":
+        from .experiments.attribution import run_attribution
+
+        _member_grid(args, "attribution", run_attribution, "the attribution grid (one seed per member)", "grid folder")
         return
     if args.grid in ("fonts", "robustness"):
         from .experiments.fonts import run_fonts, run_robustness
@@ -764,11 +774,13 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrained alike, then fine-tuned on iNews sentiment), autoregressive (index, vision, PixelGPT, PIXAR stages "
         "1 and 2, DualGPT on one Llama-style decoder and budget, generations read back), fonts (index, vision on "
         "the default font, vision on a mix of fonts, each evaluated in every typeface of the scale), robustness (the "
-        "fonts grid's members, in its folder, evaluated with noisy glyphs, stroke dropout and look-alike characters). "
+        "fonts grid's members, in its folder, evaluated with noisy glyphs, stroke dropout and look-alike characters), "
+        "attribution (vision at 4x4, 8x8 and 20x20: which pixels of a glyph the prediction rests on, by integrated "
+        "gradients and occlusion, and the accuracy with only the centre or only the border drawn). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
-        "family: smoke | demo | cpu; autoregressive, fonts, robustness: smoke | cpu."))
+        "family: smoke | demo | cpu; autoregressive, fonts, robustness, attribution: smoke | cpu."))
     p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | unseen | family | "
-                                "autoregressive | fonts | robustness")
+                                "autoregressive | fonts | robustness | attribution")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
@@ -776,7 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
                                              "(family: members index, vision, mae, mlm; autoregressive: index, vision, "
                                              "pixelgpt, pixelgpt-text, pixar-1, pixar-2, dual; fonts, robustness: "
-                                             "index, vision, vision-mix)")
+                                             "index, vision, vision-mix; attribution: vision-4x4, vision-8x8, "
+                                             "vision-20x20)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
     p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

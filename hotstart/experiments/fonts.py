@@ -27,19 +27,18 @@ robustness.json: accuracy per perturbation and level) and fonts.json; rerunning 
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
 from ..render.fonts import default_font, face_named, font_info
 from ..render.glyph import GlyphRenderer, RenderConfig
 from ..render.perturb import Perturbation
 from ..training.checkpoint import read_json, write_json
-from .sweep import RunSpec, get_scale, prepared_corpus, sweep_precision
+from .grid import check_members, open_member_grid, train_member
+from .sweep import RunSpec, get_scale
 
 MEMBERS = ("index", "vision", "vision-mix")
 ROBUSTNESS_LEVELS = {"noise": (0.1, 0.2, 0.4), "stroke_dropout": (0.1, 0.25, 0.5), "confusable_share": (0.05, 0.1, 0.2)}
@@ -154,43 +153,26 @@ def _run_grid(grid: str, out: str | Path, scale_name: str, data: str | None, mem
               precision: str, device: str, progress: bool, command: str) -> list[dict[str, Any]]:
     """The members trained (or resumed) in `out`, then evaluated as `grid` asks."""
     from ..training.evaluate import evaluate_run
-    from ..training.loop import train
 
     scale = fonts_scale(scale_name)
-    chosen = members or list(MEMBERS)
-    for member in chosen:
-        if member not in MEMBERS:
-            raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
+    chosen = check_members(members, MEMBERS)
     faces = [resolve(t) for t in scale.typefaces]  # every font present before anything trains
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record_path = out / "fonts.json"
-    record = read_json(record_path, "grid record") if record_path.exists() else {"scale": scale.name, "commands": []}
-    if record["scale"] != scale.name:
-        raise HotStartError(f"{out} holds the fonts grid at scale '{record['scale']}', not '{scale.name}'; use another --out")
-    pinned = sweep_precision(out, precision, device)
     sweep_scale = get_scale(scale.sweep_scale)
-    corpus_dir = prepared_corpus(data, out, sweep_scale.seq_len, scale.name, progress)
-    corpus = PreparedCorpus.load(corpus_dir)
-    record.update(precision=pinned, mixed=scale.mixed, about=scale.about, eval_sequences=scale.eval_sequences,
-                  sweep_scale=asdict(sweep_scale), typefaces=[_typeface_record(t, corpus.vocab.chars) for t in scale.typefaces])
-    if command and command not in record["commands"]:
-        record["commands"].append(command)
-    write_json(record_path, record)
+    opened = open_member_grid(out, "fonts", "fonts.json", scale.name, sweep_scale.seq_len, data, precision, device,
+                              progress, command)
+    opened.save(mixed=scale.mixed, about=scale.about, eval_sequences=scale.eval_sequences, sweep_scale=asdict(sweep_scale),
+                typefaces=[_typeface_record(t, opened.corpus.vocab.chars) for t in scale.typefaces])
     statuses = []
     for member in chosen:
-        run_dir = out / "runs" / f"fonts-{member}"
+        run_dir = opened.out / "runs" / f"fonts-{member}"
         if (run_dir / "summary.json").is_file() and (run_dir / EVALUATIONS[grid]).is_file():
             statuses.append({"member": member, "status": "done before"})
             continue
-        cfg = member_config(member, scale, str(corpus_dir))
-        cfg.train.precision, cfg.train.device = pinned, device
-        if not (run_dir / "summary.json").is_file():
-            resume = (run_dir / "checkpoints" / "state.safetensors").is_file()
-            print(f"training {run_dir.name}", file=sys.stderr, flush=True)
-            train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
+        cfg = member_config(member, scale, str(opened.corpus_dir))
+        cfg.train.precision, cfg.train.device = opened.precision, device
+        train_member(cfg, run_dir, progress)
         evaluate = partial(evaluate_run, run_dir, checkpoint="best", sequences=scale.eval_sequences, device=device,
-                           precision=pinned, progress=False)
+                           precision=opened.precision, progress=False)
         if grid == "robustness":
             write_json(run_dir / "robustness.json", _robustness(evaluate))
             statuses.append({"member": member, "status": "done"})

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import HotStartError
 from ..models.decoder import DECODER_SIZES
 from ..plot import plot_panels, plot_series
+from .attribution import attribution_section, is_attribution_folder
 from .autoregressive import autoregressive_section, is_autoregressive_folder
 from .explain import explain_section
 from .family_report import family_section, is_family_folder
@@ -410,6 +411,7 @@ MEMBER_GRIDS = {
                        "Autoregressive language models side by side: reading pixels, writing pixels, or both"),
     "fonts": (is_fonts_folder, fonts_section, "Other typefaces: reading a font not trained on"),
     "robustness": (is_robustness_folder, robustness_section, "Noisy and look-alike input"),
+    "attribution": (is_attribution_folder, attribution_section, "The toast centre, measured: which pixels a vision LM reads"),
 }
 """Grids of named members with one section and one CSV each: folder test, section, section title."""
 

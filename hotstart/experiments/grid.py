@@ -1,0 +1,70 @@
+"""What every member grid of `hotstart sweep` (fonts, robustness, attribution, ...) does before and while
+its members train: check the members asked for, open the folder's record (one scale per folder), pin one
+precision for all its runs, prepare the corpus once, and train each member or resume it where it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.prepared import PreparedCorpus
+from ..errors import HotStartError
+from ..training.checkpoint import read_json, write_json
+from .sweep import prepared_corpus, sweep_precision
+
+
+@dataclass
+class MemberGrid:
+    """A grid folder opened for a command: its record, the precision its runs share, and its corpus."""
+
+    out: Path
+    record_path: Path
+    record: dict[str, Any]
+    precision: str
+    corpus_dir: Path
+    corpus: PreparedCorpus
+
+    def save(self, **settings: Any) -> None:
+        """Write the record with `settings` added (what the grid's report needs to describe it)."""
+        self.record.update(settings)
+        write_json(self.record_path, self.record)
+
+
+def check_members(asked: list[str] | None, members: tuple[str, ...]) -> list[str]:
+    """The members asked for (all when none), or a one-line error naming an unknown one."""
+    for member in asked or []:
+        if member not in members:
+            raise HotStartError(f"unknown member '{member}'; choose from {', '.join(members)}")
+    return list(asked or members)
+
+
+def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: str, seq_len: int, data: str | None,
+                     precision: str, device: str, progress: bool, command: str) -> MemberGrid:
+    """Open (or start) the grid folder `out`: its record `record_name` must hold the same scale; the
+    precision is the one its runs trained in; the corpus is --data or the built-in one prepared there."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / record_name
+    record = read_json(record_path, "grid record") if record_path.exists() else {"scale": scale_name, "commands": []}
+    if record["scale"] != scale_name:
+        raise HotStartError(f"{out} holds the {grid} grid at scale '{record['scale']}', not '{scale_name}'; use another --out")
+    pinned = sweep_precision(out, precision, device)
+    corpus_dir = prepared_corpus(data, out, seq_len, scale_name, progress)
+    record["precision"] = pinned
+    if command and command not in record["commands"]:
+        record["commands"].append(command)
+    return MemberGrid(out, record_path, record, pinned, corpus_dir, PreparedCorpus.load(corpus_dir))
+
+
+def train_member(cfg: Any, run_dir: Path, progress: bool) -> None:
+    """Train a member's run unless it finished before, resuming from its last saved state if it has one."""
+    from ..training.loop import train
+
+    if (run_dir / "summary.json").is_file():
+        return
+    resume = (run_dir / "checkpoints" / "state.safetensors").is_file()
+    print(f"training {run_dir.name}", file=sys.stderr, flush=True)
+    train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
