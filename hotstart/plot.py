@@ -133,6 +133,43 @@ def plot_series(xs: list[float], series: dict[str, list[float | None]], out: str
     return out
 
 
+def plot_grouped_bars(groups: list[str], bars: dict[str, list[float]], out: str | Path, ylabel: str,
+                      rotation: float = 0) -> Path:
+    """A group of bars per x label, one bar per series (`bars`: series -> a value per group)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=120)
+    width = 0.8 / max(len(bars), 1)
+    for i, (label, values) in enumerate(bars.items()):
+        ax.bar([x + i * width for x in range(len(groups))], values, width, label=label)
+    ax.set_xticks([x + width * (len(bars) - 1) / 2 for x in range(len(groups))], groups, fontsize=7 if rotation else 8,
+                  rotation=rotation)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_line_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], out: str | Path, ylabel: str) -> Path:
+    """A panel per title, side by side with a shared y axis; in each, a line of (x, y) points per series."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.4), dpi=120, sharey=True, squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels.items()):
+        for label, points in lines.items():
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=label)
+        ax.set_title(title, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 class NullBoard:
     """A do-nothing TensorBoard stand-in, so the training loop logs without an `if`."""
 

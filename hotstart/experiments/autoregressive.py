@@ -26,7 +26,6 @@ generations.png) and autoregressive.json; rerunning the command resumes.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ from ..training.next_patch_run import NextPatchRunConfig
 from ..training.pixar_run import PixarRunConfig
 from ..training.run import RunConfig, TrainConfig
 from .family import training_cost
-from .sweep import prepared_corpus, sweep_precision
+from .grid import check_members, open_member_grid, train_member
 
 MEMBERS = ("index", "vision", "pixelgpt", "pixelgpt-text", "pixar-1", "pixar-2", "dual")
 WRITES_PIXELS = ("pixelgpt", "pixelgpt-text", "pixar-1", "pixar-2", "dual")
@@ -146,42 +145,24 @@ def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | Non
                        command: str = "") -> list[dict[str, Any]]:
     """Train every member not yet done, then read back its generations; one status row per member."""
     from ..pixel_generation import generation_readback
-    from ..training.loop import train
-
     scale = autoregressive_scale(scale_name)
-    chosen = members or list(MEMBERS)
-    for member in chosen:
-        if member not in MEMBERS:
-            raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
+    chosen = check_members(members, MEMBERS)
     if "pixar-2" in chosen and "pixar-1" not in chosen and not (Path(out) / "runs" / "auto-pixar-1" / "summary.json").is_file():
         chosen.insert(chosen.index("pixar-2"), "pixar-1")  # stage 2 starts from stage 1
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record_path = out / "autoregressive.json"
-    record = read_json(record_path, "grid record") if record_path.exists() else {"scale": scale.name, "commands": []}
-    if record["scale"] != scale.name:
-        raise HotStartError(f"{out} holds the autoregressive grid at scale '{record['scale']}', not '{scale.name}'; "
-                            "use another --out")
-    pinned = sweep_precision(out, precision, device)
-    corpus_dir = prepared_corpus(data, out, scale.seq_len, scale.name, progress)
-    corpus = PreparedCorpus.load(corpus_dir)
-    record.update(precision=pinned, seq_len=corpus.seq_len, scale_settings=asdict(scale))
-    if command and command not in record["commands"]:
-        record["commands"].append(command)
-    write_json(record_path, record)
+    grid = open_member_grid(out, "autoregressive", "autoregressive.json", scale.name, scale.seq_len, data, precision,
+                            device, progress, command)
+    corpus = grid.corpus
+    grid.save(seq_len=corpus.seq_len, scale_settings=asdict(scale))
     statuses = []
     for member in chosen:
-        run_dir = out / "runs" / f"auto-{member}"
+        run_dir = grid.out / "runs" / f"auto-{member}"
         done = (run_dir / "summary.json").is_file() and (member not in WRITES_PIXELS or _read_back(run_dir))
         if done:
             statuses.append({"member": member, "status": "done before"})
             continue
-        cfg = member_config(member, scale, str(corpus_dir), out, corpus.seq_len)
-        cfg.train.precision, cfg.train.device = pinned, device
-        if not (run_dir / "summary.json").is_file():
-            resume = (run_dir / "checkpoints" / "state.safetensors").is_file()
-            print(f"training {run_dir.name}", file=sys.stderr, flush=True)
-            train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
+        cfg = member_config(member, scale, str(grid.corpus_dir), grid.out, corpus.seq_len)
+        cfg.train.precision, cfg.train.device = grid.precision, device
+        train_member(cfg, run_dir, progress)
         if not (run_dir / "cost.json").is_file():
             write_json(run_dir / "cost.json", training_cost(cfg, corpus))
         if member in WRITES_PIXELS:

@@ -42,7 +42,7 @@ from ..training.checkpoint import read_json, write_json
 from ..training.mae_run import MAERunConfig, mae_train_defaults
 from ..training.mlm_run import MLMRunConfig
 from ..training.run import RunConfig, TrainConfig
-from .sweep import prepared_corpus, sweep_precision
+from .grid import open_member_grid
 
 MEMBERS = ("mae", "mlm", "index", "vision")
 MODES = ("probe", "full")
@@ -158,20 +158,10 @@ def run_family(out: str | Path, scale_name: str = "cpu", data: str | None = None
     for member in chosen:
         if member not in MEMBERS:
             raise HotStartError(f"unknown family member '{member}'; choose from {', '.join(MEMBERS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record_path = out / "family.json"
-    record = read_json(record_path, "family record") if record_path.exists() else {"scale": scale.name, "commands": []}
-    if record["scale"] != scale.name:
-        raise HotStartError(f"{out} holds a family comparison at scale '{record['scale']}', not '{scale.name}'; "
-                            "use another --out")
-    pinned = sweep_precision(out, precision, device)
-    corpus_dir = prepared_corpus(data, out, scale.seq_len, scale.name, progress)
-    corpus = PreparedCorpus.load(corpus_dir)
-    record.update(precision=pinned, task=task, seq_len=corpus.seq_len, scale_settings=asdict(scale))
-    if command and command not in record["commands"]:
-        record["commands"].append(command)
-    write_json(record_path, record)
+    grid = open_member_grid(out, "family", "family.json", scale.name, scale.seq_len, data, precision, device, progress,
+                            command)
+    corpus, corpus_dir, pinned, out = grid.corpus, grid.corpus_dir, grid.precision, grid.out
+    grid.save(task=task, seq_len=corpus.seq_len, scale_settings=asdict(scale))
     statuses = []
     for member in chosen:
         run_dir = out / "runs" / f"family-{member}"

@@ -250,24 +250,12 @@ def robustness_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any
 
 def _robustness_plot(rows: list[dict[str, Any]], path: Path) -> None:
     """A panel per perturbation: accuracy against level, a line per member."""
-    import matplotlib
+    from ..plot import plot_line_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(ROBUSTNESS_LEVELS), figsize=(10, 3.4), dpi=120, sharey=True)
-    for ax, kind in zip(axes, ROBUSTNESS_LEVELS):
-        for member in MEMBERS:
-            points = [(r["level"], 100 * r["val_acc"]) for r in rows if r["member"] == member and r["perturbation"] == kind]
-            if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=member)
-        ax.set_title(PERTURBATION_NAMES[kind], fontsize=8)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("next-character accuracy (%)")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    panels = {PERTURBATION_NAMES[kind]: {member: [(r["level"], 100 * r["val_acc"]) for r in rows
+                                                  if r["member"] == member and r["perturbation"] == kind]
+                                         for member in MEMBERS} for kind in ROBUSTNESS_LEVELS}
+    plot_line_panels(panels, path, "next-character accuracy (%)")
 
 
 def is_fonts_folder(path: Path) -> bool:
@@ -321,21 +309,11 @@ def fonts_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
 
 def _plot(rows: list[dict[str, Any]], names: list[str], path: Path) -> None:
     """Grouped bars: a group per typeface, a bar per member."""
-    import matplotlib
+    from ..plot import plot_grouped_bars
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    members = [m for m in MEMBERS if any(r["member"] == m for r in rows)]
-    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=120)
-    width = 0.8 / len(members)
-    for i, member in enumerate(members):
+    bars = {}
+    for member in MEMBERS:
         acc = {r["typeface"]: r["val_acc"] for r in rows if r["member"] == member}
-        ax.bar([x + i * width for x in range(len(names))], [100 * acc.get(n, 0) for n in names], width, label=member)
-    ax.set_xticks([x + width * (len(members) - 1) / 2 for x in range(len(names))], names, fontsize=8)
-    ax.set_ylabel("next-character accuracy (%)")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+        if acc:
+            bars[member] = [100 * acc.get(n, 0) for n in names]
+    plot_grouped_bars(names, bars, path, "next-character accuracy (%)")

@@ -49,21 +49,9 @@ def unseen_section(runs: list[Run], out: Path) -> tuple[str, list[dict[str, Any]
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     """Grouped bars per run: accuracy after a seen and after a held-out character, held-out top-10."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plot import plot_grouped_bars
 
     measures = (("after_seen", "after a seen character"), ("after_held", "after a held-out character"),
                 ("top10", "held-out answer in top 10"))
-    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=120)
-    width = 0.8 / len(measures)
-    for i, (key, label) in enumerate(measures):
-        ax.bar([x + i * width for x in range(len(rows))], [100 * (r[key] or 0) for r in rows], width, label=label)
-    ax.set_xticks([x + width for x in range(len(rows))], [r["run"] for r in rows], fontsize=7, rotation=10)
-    ax.set_ylabel("%")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    plot_grouped_bars([r["run"] for r in rows], {label: [100 * (r[key] or 0) for r in rows] for key, label in measures},
+                      path, "%", rotation=10)
