@@ -273,9 +273,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     if not Path(args.run).exists():
         raise HotStartError(f"run folder {args.run} does not exist")
-    overrides = {k: v for k, v in (("res", args.res), ("crop", args.crop), ("margin", args.margin),
-                                    ("keep", args.keep), ("centre_share", args.centre_share), ("font", args.font), ("face", args.face), ("missing", args.missing),
-                                    ("fallback_fonts", args.fallback_fonts)) if v is not None}
+    options = ("res", "crop", "margin", "keep", "centre_share", "font", "face", "missing", "fallback_fonts")
+    overrides = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
     perturbation = None
     if args.noise or args.stroke_dropout or args.confusable_share:
         from .render.perturb import Perturbation

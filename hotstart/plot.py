@@ -170,6 +170,26 @@ def plot_line_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], ou
     return out
 
 
+def plot_heat_maps(rows: list[list[tuple[str, list[list[float]], list[list[int]]]]], out: str | Path) -> Path:
+    """A grid of heat maps, each (title, values, outline): `outline` is a 0/1 mask drawn as a contour."""
+    import numpy as np
+
+    columns = max(len(row) for row in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(2.4 * columns, 2.3 * len(rows)), dpi=120, squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        for ax, (title, values, outline) in zip(ax_row, row):
+            ax.imshow(np.array(values), cmap="magma")
+            ax.contour(np.array(outline, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.set_title(title, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 class NullBoard:
     """A do-nothing TensorBoard stand-in, so the training loop logs without an `if`."""
 

@@ -53,18 +53,24 @@ def test_keeping_the_centre_or_the_border_blanks_exactly_the_other_pixels() -> N
     for field, value in (("keep", "middle"), ("centre_share", 1.0)):
         with pytest.raises(HotStartError, match=f"render option {field}="):
             RenderConfig(res=8, **{field: value}).validate()
+    with pytest.raises(HotStartError, match="only read with keep centre or border"):
+        RenderConfig(res=8, centre_share=0.5).validate()
+    with pytest.raises(HotStartError, match="makes the centre the whole 4x4 ink box"):
+        RenderConfig(res=4, keep="border", centre_share=0.9).validate()
 
 
-def _tiny_vision_model(vocab_chars: str, res: int = 8) -> HotStartLM:
+def _tiny_vision_model(vocab_chars: str, res: int = 8, **options) -> HotStartLM:
     torch.manual_seed(0)
     glyphs = glyph_bank(list(SPECIALS) + list(vocab_chars), SPECIALS, RenderConfig(res=res), progress=False)
-    model = HotStartLM(ModelConfig(len(glyphs), InputConfig(kind="vision", render=RenderConfig(res=res)),
-                                   decoder_size("tiny")), glyphs)
+    head = options.pop("head", "linear")
+    model = HotStartLM(ModelConfig(len(glyphs), InputConfig(kind="vision", render=RenderConfig(res=res), **options),
+                                   decoder_size("tiny"), head=head), glyphs)
     return model.eval()
 
 
-def test_the_attributed_score_is_the_models_own_log_probability_of_the_next_character() -> None:
-    model = _tiny_vision_model("中国人民银行的政策，。")
+@pytest.mark.parametrize("options", [{}, {"center": True, "head": "glyph"}])
+def test_the_attributed_score_is_the_models_own_log_probability_of_the_next_character(options: dict) -> None:
+    model = _tiny_vision_model("中国人民银行的政策，。", **options)
     windows = torch.randint(len(SPECIALS), len(model.input.glyphs), (6, 10))
     targets = torch.randint(len(SPECIALS), len(model.input.glyphs), (6,))
     with torch.no_grad():
@@ -74,13 +80,16 @@ def test_the_attributed_score_is_the_models_own_log_probability_of_the_next_char
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-def test_attribution_is_complete_zero_on_blank_pixels_and_occlusion_is_the_drop_in_score() -> None:
-    model = _tiny_vision_model("中国人民银行的政策")
+@pytest.mark.parametrize("res", [8, 20])
+def test_attribution_is_complete_zero_on_blank_pixels_and_occlusion_is_the_drop_in_score(res: int) -> None:
+    model = _tiny_vision_model("中国人民银行的政策", res=res)
     windows = torch.randint(len(SPECIALS), len(model.input.glyphs), (4, 8))
     targets = torch.randint(len(SPECIALS), len(model.input.glyphs), (4,))
     pixels = model.input.glyphs[windows[:, -1]]
     cfg = AttributionConfig(positions=4, context=8, steps=64, batch=4)
+    trainable = [p.requires_grad for p in model.parameters()]
     ig, checks = attribute(model, windows, targets, cfg, "integrated_gradients")
+    assert [p.requires_grad for p in model.parameters()] == trainable and any(trainable)  # the model as it was
     score = NextCharScore(model)
     with torch.no_grad():
         change = score(pixels, windows, targets) - score(torch.zeros_like(pixels), windows, targets)
@@ -89,7 +98,7 @@ def test_attribution_is_complete_zero_on_blank_pixels_and_occlusion_is_the_drop_
     occ, _ = attribute(model, windows, targets, cfg, "occlusion")
     blank = pixels == 0
     assert not ig[blank].any() and not occ[blank].any()  # nothing to take away where there is no ink
-    row, col = (pixels[0] > 0).nonzero()[0].tolist()  # occlusion at 8x8: one pixel at a time
+    row, col = (pixels[0] > 0).nonzero()[0].tolist()  # occlusion: one pixel at a time
     hidden = pixels.clone()
     hidden[0, row, col] = 0
     with torch.no_grad():
@@ -108,7 +117,7 @@ def test_positions_read_an_inked_glyph_and_their_target_is_the_next_character() 
     text = [row.tolist() for row in sequences]
     for window, target in zip(windows.tolist(), targets.tolist()):  # each window and target occur in a sequence
         assert any(any(row[i : i + 7] == [*window, target] for i in range(len(row) - 6)) for row in text)
-    with pytest.raises(HotStartError, match="use a smaller context"):
+    with pytest.raises(HotStartError, match="prepared with --seq-len above 24"):
         sample_positions(sequences, glyphs, AttributionConfig(context=24))
 
 
@@ -147,13 +156,13 @@ def test_eval_keeps_the_centre_or_the_border_and_an_index_run_has_no_pixels_to_a
         tiny_corpus: PreparedCorpus, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = train_tiny_vision_run(tiny_corpus, tmp_path / "vision")
     capsys.readouterr()
-    accuracy = {}
+    losses = {}
     for kept in ("all", "centre", "border"):
         assert main(["eval", str(run), "--keep", kept, "--sequences", "8", "--quiet"]) == 0
         result = json.loads(capsys.readouterr().out)
         assert result["render"]["keep"] == kept
-        accuracy[kept] = result["val_loss"]
-    assert len(set(accuracy.values())) == 3  # three different pictures, three different losses
+        losses[kept] = result["val_loss"]
+    assert len(set(losses.values())) == 3  # three different pictures, three different losses
     index = HotStartLM(ModelConfig(12, InputConfig(kind="index"), decoder_size("tiny")))
     with pytest.raises(HotStartError, match="an index run reads no pixels"):
         NextCharScore(index)

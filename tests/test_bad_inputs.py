@@ -186,6 +186,8 @@ CASES = [
          "render option keep='middle' is not allowed; use all, centre or border"),
     Case("eval-centre-share-1", "--centre-share 1 (no border left)", "eval {run} --keep border --centre-share 1",
          "render option centre_share=1.0 is not allowed; use 0 < centre_share < 1"),
+    Case("eval-centre-share-without-keep", "--centre-share without a --keep region to apply it to",
+         "eval {run} --centre-share 0.5", "only read with keep centre or border; add --keep centre or --keep border"),
     Case("attribution-grid-bad-scale", "a scale the attribution grid does not have",
          "sweep attribution --scale paper --out {tmp}/g", "the attribution grid has no scale 'paper'"),
     Case("mlm-mask-prob", "--mask-prob outside (0, 1)", TRAIN + " --objective mlm --mask-prob 0", "mask_prob"),

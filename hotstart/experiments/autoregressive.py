@@ -25,7 +25,6 @@ generations.png) and autoregressive.json; rerunning the command resumes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from ..training.next_patch_run import NextPatchRunConfig
 from ..training.pixar_run import PixarRunConfig
 from ..training.run import RunConfig, TrainConfig
 from .family import training_cost
+from .formatting import percent
 from .grid import check_members, open_member_grid, train_member
 
 MEMBERS = ("index", "vision", "pixelgpt", "pixelgpt-text", "pixar-1", "pixar-2", "dual")
@@ -186,11 +186,6 @@ def is_autoregressive_folder(path: Path) -> bool:
     return (Path(path) / "autoregressive.json").is_file()
 
 
-def _pct(value: float | None) -> str:
-    """A share in percent with two decimals, 'n/a' where there is none."""
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
-
-
 def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
     """Markdown and CSV rows of one autoregressive grid folder; writes autoregressive_accuracy.png and
     each pixel writer's generations (autoregressive_MEMBER.png) into `out`."""
@@ -258,11 +253,11 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
         if r["member"] in ("index", "vision"):
             read_back = "IDs | IDs | IDs | IDs"
         else:
-            read_back = (f"{r['reader'] or ''} | {_pct(r['readability'])} | {_pct(r['reference_readability'])} | "
-                         f"{_pct(r['language_agreement'])}")
+            read_back = (f"{r['reader'] or ''} | {percent(r['readability'])} | {percent(r['reference_readability'])} | "
+                         f"{percent(r['language_agreement'])}")
         lines.append(f"| {r['member']} | {r['reads']} | {r['writes']} | {r['samples']:,}{'' if r['finished'] else ' (in progress)'} | "
-                     f"{_pct(r['val_acc'])} | {'' if r['blank_acc'] is None else _pct(r['blank_acc'])} | "
-                     f"{_pct(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
+                     f"{percent(r['val_acc'])} | {'' if r['blank_acc'] is None else percent(r['blank_acc'])} | "
+                     f"{percent(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
                      f"{read_back} | {cost} | {speed} |")
     if curves:
         _accuracy_plot(curves, settings.get("samples", 0), out / "autoregressive_accuracy.png")

@@ -26,7 +26,6 @@ robustness.json: accuracy per perturbation and level) and fonts.json; rerunning 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..render.fonts import default_font, face_named, font_info
 from ..render.glyph import GlyphRenderer, RenderConfig
 from ..render.perturb import Perturbation
 from ..training.checkpoint import read_json, write_json
+from .formatting import percent
 from .grid import check_members, open_member_grid, train_member
 from .sweep import RunSpec, get_scale
 
@@ -241,7 +241,7 @@ def robustness_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any
             cells = [r for r in rows if r["member"] == member and r["perturbation"] == kind]
             if cells:
                 lines.append(f"| {member} | {PERTURBATION_NAMES[kind]} | " +
-                             " | ".join(f"{_pct(r['val_acc'])} ({r['level']:g})" for r in cells) + " |")
+                             " | ".join(f"{percent(r['val_acc'])} ({r['level']:g})" for r in cells) + " |")
     if rows:
         _robustness_plot(rows, out / "robustness.png")
         lines += ["", "![accuracy under perturbation](robustness.png)"]
@@ -261,10 +261,6 @@ def _robustness_plot(rows: list[dict[str, Any]], path: Path) -> None:
 def is_fonts_folder(path: Path) -> bool:
     """True for a folder written by `hotstart sweep fonts`."""
     return (Path(path) / "fonts.json").is_file()
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
 
 def fonts_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -300,7 +296,7 @@ def fonts_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
         cells = {r["typeface"]: r for r in rows if r["member"] == member}
         if cells:
             lines.append(f"| {member} | " + " | ".join(
-                f"{_pct(cells[n]['val_acc'])}{' *' if cells[n]['trained_on_it'] else ''}" if n in cells else "" for n in names) + " |")
+                f"{percent(cells[n]['val_acc'])}{' *' if cells[n]['trained_on_it'] else ''}" if n in cells else "" for n in names) + " |")
     if rows:
         _plot(rows, names, out / "fonts.png")
         lines += ["", "![accuracy per typeface](fonts.png)"]

@@ -7,11 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .formatting import percent
 from .runs import Run
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}"
 
 
 def unseen_section(runs: list[Run], out: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -39,9 +36,9 @@ def unseen_section(runs: list[Run], out: Path) -> tuple[str, list[dict[str, Any]
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['run']} | {r['kind']} | {r['head']} | {r['held_out'] or ''} | {r['samples']:,}"
-                     f"{'' if r['finished'] else ' (in progress)'} | {_pct(r['val_acc'])} | {_pct(r['after_seen'])} | "
-                     f"{_pct(r['after_held'])} | {r['held_positions'] or 0:,} | {_pct(r['top10'])} | "
-                     f"{r['held_answers'] or 0:,} | {_pct(r['top10_chance'])} |")
+                     f"{'' if r['finished'] else ' (in progress)'} | {percent(r['val_acc'])} | {percent(r['after_seen'])} | "
+                     f"{percent(r['after_held'])} | {r['held_positions'] or 0:,} | {percent(r['top10'])} | "
+                     f"{r['held_answers'] or 0:,} | {percent(r['top10_chance'])} |")
     _plot(rows, out / "unseen.png")
     lines += ["", "![unseen characters](unseen.png)"]
     return "\n".join(lines), rows

@@ -43,6 +43,7 @@ from .fonts import (
 
 MISSING_POLICIES = ("blank", "error", "fallback")
 KEEP_REGIONS = ("all", "centre", "border")
+DEFAULT_CENTRE_SHARE = 0.3  # the paper's "about 30% of pixels"
 SPECIAL_GLYPHS = ("<pad>", "<unk>", "<sep>")  # the special tokens this renderer can draw
 GRID_RESOLUTIONS = (4, 8, 20, 40)  # default rows of the preview grid, a spread of the paper's grid
 _CACHE_FORMAT = 1  # bump whenever rendering changes, so older cache files are never reused
@@ -62,8 +63,9 @@ class RenderConfig:
     keep: str = "all"
     """Which pixels of the ink box are drawn: all, centre (centre_region) or border (the rest); the
     crop generalised to masks, applied after it."""
-    centre_share: float = 0.3
-    """Share of the ink box's pixels that make its centre (rounded to whole rings, centre_region)."""
+    centre_share: float = DEFAULT_CENTRE_SHARE
+    """Share of the ink box's pixels that make its centre (rounded to whole rings, centre_region); the
+    masks blank specials too, so under keep=centre <unk>'s outline is as blank as <pad>."""
     font: str | None = None
     """Path to a TTF/OTF/TTC file; None is the default Noto Sans CJK SC."""
     face: int | None = None
@@ -112,6 +114,12 @@ class RenderConfig:
                 f"render margin {self.margin} leaves no ink area at res {self.res}; "
                 "use a smaller margin or a larger res"
             )
+        if self.keep == "all" and self.centre_share != DEFAULT_CENTRE_SHARE:
+            raise HotStartError(f"render option centre_share={self.centre_share} is only read with keep centre or border; "
+                                "add --keep centre or --keep border")
+        if self.keep != "all" and centre_region(self).sum() == self.ink_px ** 2:
+            raise HotStartError(f"render option centre_share={self.centre_share} makes the centre the whole "
+                                f"{self.ink_px}x{self.ink_px} ink box at res {self.res}; use a smaller --centre-share")
         if self.missing == "fallback" and not self.fallback_fonts:
             raise HotStartError("missing=fallback needs a fallback font; add --fallback-font PATH")
         if self.fallback_fonts and self.missing != "fallback":

@@ -10,10 +10,11 @@ reading where the paper leaves room:
   are drawn at random from the validation sequences, so every character of the vocabulary counts as
   often as it occurs (as it does in accuracy); a glyph that draws nothing is skipped.
 - Integrated gradients from a blank glyph (no ink): the natural "nothing read" picture. Occlusion
-  blanks a square of pixels at a time (side max(1, R // 8), so every resolution is probed on a grid of
-  about 8x8 squares) and takes the drop in that log-probability.
-- Both give a blank pixel no attribution (nothing to take away), so where the ink lies bounds where the
-  attribution can lie: the ink's own share in the centre is reported beside the attribution's.
+  blanks one pixel at a time and takes the drop in that log-probability (a larger square would hand
+  its whole drop to the blank pixels inside it too).
+- Both give a blank pixel no attribution (nothing to take away), so only inked pixels can hold any:
+  the ink's own share in the centre is reported beside the attribution's, and attribution more central
+  than the ink is what leaning on central strokes means here.
 - Each position's |attribution| is made a share of its total before averaging, so every position
   weighs the same whatever its scale; the mean is a map of the ink box that sums to 1.
 - The centre is render/glyph.py: centre_region (whole rings of the ink box nearest its middle, about
@@ -59,7 +60,7 @@ def sample_positions(sequences: torch.Tensor, glyphs: torch.Tensor, cfg: Attribu
     length = sequences.shape[1]
     if length <= cfg.context:
         raise HotStartError(f"attribution reads {cfg.context} characters of context, but the sequences hold {length}; "
-                            "use a smaller context")
+                            f"use a corpus prepared with --seq-len above {cfg.context}")
     inked = glyphs.flatten(1).sum(1) > 0  # (V,)
     inked[: len(SPECIALS)] = False
     ends = torch.arange(cfg.context - 1, length - 1)  # the attributed position t; its target is t + 1
@@ -79,7 +80,8 @@ class NextCharScore(torch.nn.Module):
     """(B, R, R) pixels of the last glyph read, (B, context) windows, (B,) targets -> (B,) log-probability
     of each target: the model reading its window with the last glyph's pixels swapped in. The rest of
     the window is read from the model's own encoded vocabulary, fixed (and, with --center, so is the
-    vocabulary's mean that centring subtracts)."""
+    vocabulary's mean that centring subtracts). The model's weights are frozen while it scores
+    (`attribute` gives them their flags back)."""
 
     def __init__(self, model: HotStartLM) -> None:
         super().__init__()
@@ -103,9 +105,13 @@ class NextCharScore(torch.nn.Module):
         return logp.gather(1, targets[:, None]).squeeze(1)
 
 
-def occlusion_side(res: int) -> int:
-    """Side of the square occlusion blanks: about an eighth of the glyph, at least a pixel."""
-    return max(1, res // 8)
+def captum_methods() -> tuple[Any, Any]:
+    """Captum's IntegratedGradients and Occlusion, or a one-line error saying how to install Captum."""
+    try:
+        from captum.attr import IntegratedGradients, Occlusion
+    except ImportError:
+        raise HotStartError("attribution needs Captum; pip install 'hotstart[attribution]'") from None
+    return IntegratedGradients, Occlusion
 
 
 def attribute(model: HotStartLM, windows: torch.Tensor, targets: torch.Tensor, cfg: AttributionConfig,
@@ -113,12 +119,10 @@ def attribute(model: HotStartLM, windows: torch.Tensor, targets: torch.Tensor, c
     """(K, R, R) per-pixel attribution of each position's log-probability to its last glyph's pixels,
     and what checks it (integrated gradients: how far the attributions' sum is from the score's change
     along the path, its completeness; relative to that change)."""
-    try:
-        from captum.attr import IntegratedGradients, Occlusion
-    except ImportError:
-        raise HotStartError("attribution needs Captum; pip install 'hotstart[attribution]'") from None
+    IntegratedGradients, Occlusion = captum_methods()
     if method not in METHODS:
         raise HotStartError(f"unknown attribution method '{method}'; choose {' or '.join(METHODS)}")
+    needs_grad = [p.requires_grad for p in model.parameters()]
     score = NextCharScore(model)
     device = score.table.device
     glyphs = model.input.glyphs
@@ -134,12 +138,12 @@ def attribute(model: HotStartLM, windows: torch.Tensor, targets: torch.Tensor, c
                 changes.append((score(pixels, w, t) - score(blank, w, t)).abs().cpu())
             gaps.append(delta.abs().detach().cpu())
         else:
-            side = occlusion_side(pixels.shape[-1])
             with torch.no_grad():
-                attr = Occlusion(score).attribute(pixels, sliding_window_shapes=(side, side), strides=(side, side),
-                                                  baselines=0.0, additional_forward_args=(w, t),
-                                                  perturbations_per_eval=16)
+                attr = Occlusion(score).attribute(pixels, sliding_window_shapes=(1, 1), baselines=0.0,
+                                                  additional_forward_args=(w, t), perturbations_per_eval=16)
         out.append(attr.detach().float().cpu())
+    for param, flag in zip(model.parameters(), needs_grad):  # as the caller had them
+        param.requires_grad_(flag)
     checks = {}
     if gaps:
         checks["completeness_gap"] = float(torch.cat(gaps).mean() / torch.cat(changes).mean().clamp_min(1e-12))
