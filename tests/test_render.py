@@ -180,8 +180,8 @@ def test_face_out_of_range_names_the_face_count(font: str | None) -> None:
 def test_settings_record_everything_that_determines_the_pixels() -> None:
     r = renderer(res=8, missing="fallback", fallback_fonts=(DEJAVU,))
     s = r.settings()
-    assert set(s) == {"res", "margin", "crop", "font_name", "font_path", "face", "font_sha256", "missing",
-                      "fallback_fonts"}
+    assert set(s) == {"res", "margin", "crop", "keep", "centre_share", "font_name", "font_path", "face", "font_sha256",
+                      "missing", "fallback_fonts"}
     assert (s["res"], s["margin"], s["crop"], s["missing"]) == (8, 0.1, 1.0, "fallback")
     assert (s["font_name"], s["font_path"], s["face"]) == ("Noto Sans CJK SC", *default_font())
     assert s["font_sha256"] == r.font.sha256 and [f["name"] for f in s["fallback_fonts"]] == ["DejaVu Sans"]
