@@ -31,8 +31,8 @@ from ..render.glyph import centre_region
 from ..training.attribution import METHODS, AttributionConfig
 from ..training.checkpoint import read_json, write_json
 from .formatting import percent
-from .grid import check_members, open_member_grid, train_member
-from .sweep import RunSpec, get_scale
+from .grid import budgeted_scale, check_members, open_member_grid, train_member
+from .sweep import RunSpec, Scale
 
 MEMBERS = ("vision-4x4", "vision-8x8", "vision-20x20")
 RESOLUTIONS = {"vision-4x4": 4, "vision-8x8": 8, "vision-20x20": 20}
@@ -54,11 +54,17 @@ class AttributionScale:
     """Validation sequences of the masked evaluations and of the positions' draw (None: all)."""
     attribution: AttributionConfig
     about: str
+    train_samples: int | None = None
+    """A smaller budget than the sweep scale's `final` one (None: the sweep scale's)."""
+
+    def sweep(self) -> Scale:
+        """The sweep scale every member trains at, with this scale's budget."""
+        return budgeted_scale(self.sweep_scale, self.train_samples)
 
 
 ATTRIBUTION_SCALES = {
     "smoke": AttributionScale("smoke", "smoke", 64, AttributionConfig(positions=16, context=16, steps=8),
-                              "checks the machinery; the numbers mean nothing"),
+                              "checks the machinery; the numbers mean nothing", train_samples=512),
     "cpu": AttributionScale("cpu", "cpu", 2048, AttributionConfig(positions=512, context=32, steps=32),
                             "the sweep's cpu scale (small-cpu decoder, 24,576 sequences)"),
 }
@@ -80,7 +86,7 @@ def run_attribution(out: str | Path, scale_name: str = "cpu", data: str | None =
     scale = attribution_scale(scale_name)
     chosen = check_members(members, MEMBERS)
     captum_methods()  # missing: say so now, not after hours of training
-    sweep_scale = get_scale(scale.sweep_scale)
+    sweep_scale = scale.sweep()
     grid = open_member_grid(out, "attribution", "attribution.json", scale.name, sweep_scale.seq_len, data, precision,
                             device, progress, command)
     if grid.corpus.seq_len <= scale.attribution.context:

@@ -37,8 +37,8 @@ from ..render.glyph import GlyphRenderer, RenderConfig
 from ..render.perturb import Perturbation
 from ..training.checkpoint import read_json, write_json
 from .formatting import percent
-from .grid import check_members, open_member_grid, train_member
-from .sweep import RunSpec, get_scale
+from .grid import budgeted_scale, check_members, open_member_grid, train_member
+from .sweep import RunSpec, Scale
 
 MEMBERS = ("index", "vision", "vision-mix")
 ROBUSTNESS_LEVELS = {"noise": (0.1, 0.2, 0.4), "stroke_dropout": (0.1, 0.25, 0.5), "confusable_share": (0.05, 0.1, 0.2)}
@@ -78,12 +78,18 @@ class FontsScale:
     eval_sequences: int | None
     """Validation sequences of every evaluation (None: all)."""
     about: str
+    train_samples: int | None = None
+    """A smaller budget than the sweep scale's `final` one (None: the sweep scale's)."""
+
+    def sweep(self) -> Scale:
+        """The sweep scale every member trains at, with this scale's budget."""
+        return budgeted_scale(self.sweep_scale, self.train_samples)
 
 
 FONTS_SCALES = {
     "smoke": FontsScale("smoke", "smoke", (DEFAULT_FACE, *(Typeface(f"Noto Sans CJK {r}", None, "noto-cjk-sans-otc (PyPI)")
                                                           for r in ("TC", "JP", "KR"))),
-                        mixed=3, eval_sequences=64, about="checks the machinery on the default font's other faces; "
+                        mixed=3, eval_sequences=64, train_samples=512, about="checks the machinery on the default font's other faces; "
                                                           "the numbers mean nothing"),
     "cpu": FontsScale("cpu", "cpu", (
         DEFAULT_FACE,
@@ -119,7 +125,7 @@ def member_config(member: str, scale: FontsScale, data: str) -> Any:
     if member not in MEMBERS:
         raise HotStartError(f"unknown member '{member}'; choose from {', '.join(MEMBERS)}")
     spec = RunSpec("final", "index" if member == "index" else "vision", res=8)
-    cfg = spec.run_config(get_scale(scale.sweep_scale), data)
+    cfg = spec.run_config(scale.sweep(), data)
     if member == "vision-mix":
         cfg.model.input.mix_fonts = ["{}#{}".format(*resolve(t)) for t in scale.typefaces[1 : scale.mixed]]
     return cfg
@@ -157,7 +163,7 @@ def _run_grid(grid: str, out: str | Path, scale_name: str, data: str | None, mem
     scale = fonts_scale(scale_name)
     chosen = check_members(members, MEMBERS)
     faces = [resolve(t) for t in scale.typefaces]  # every font present before anything trains
-    sweep_scale = get_scale(scale.sweep_scale)
+    sweep_scale = scale.sweep()
     opened = open_member_grid(out, "fonts", "fonts.json", scale.name, sweep_scale.seq_len, data, precision, device,
                               progress, command)
     opened.save(mixed=scale.mixed, about=scale.about, eval_sequences=scale.eval_sequences, sweep_scale=asdict(sweep_scale),

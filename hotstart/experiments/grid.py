@@ -6,14 +6,14 @@ precision for all its runs, prepare the corpus once, and train each member or re
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
 from ..training.checkpoint import read_json, write_json
-from .sweep import prepared_corpus, sweep_precision
+from .sweep import Scale, get_scale, prepared_corpus, sweep_precision
 
 
 @dataclass
@@ -31,6 +31,13 @@ class MemberGrid:
         """Write the record with `settings` added (what the grid's report needs to describe it)."""
         self.record.update(settings)
         write_json(self.record_path, self.record)
+
+
+def budgeted_scale(name: str, samples: int | None) -> Scale:
+    """The sweep scale `name`, its `final` budget replaced by `samples` when given (a grid's smoke scale
+    trains less than the sweep's, to keep its test short)."""
+    scale = get_scale(name)
+    return replace(scale, final_samples=samples) if samples else scale
 
 
 def check_members(asked: list[str] | None, members: tuple[str, ...]) -> list[str]:
