@@ -93,8 +93,11 @@ def run_attribution(out: str | Path, scale_name: str = "cpu", data: str | None =
         raise HotStartError(f"the attribution grid reads {scale.attribution.context} characters of context, but the corpus "
                             f"at {grid.corpus_dir} has sequences of {grid.corpus.seq_len}; prepare one with --seq-len "
                             f"{sweep_scale.seq_len}, or leave out --data")
+    from ..training.evaluate import most_frequent_accuracy
+
+    index = grid.corpus.val_index if scale.eval_sequences is None else grid.corpus.val_index[: scale.eval_sequences]
     grid.save(about=scale.about, eval_sequences=scale.eval_sequences, attribution=asdict(scale.attribution),
-              sweep_scale=asdict(sweep_scale))
+              sweep_scale=asdict(sweep_scale), most_frequent_accuracy=most_frequent_accuracy(grid.corpus, index))
     statuses = []
     for member in chosen:
         run_dir = grid.out / "runs" / f"attribution-{member}"
@@ -162,6 +165,7 @@ def attribution_section(folder: Path, out: Path) -> tuple[str, list[dict[str, An
     measured = {m: read_json(p, "attribution") for m in MEMBERS
                 if (p := folder / "runs" / f"attribution-{m}" / "pixels.json").is_file()}
     settings, sweep = record.get("attribution", {}), record.get("sweep_scale", {})
+    drawn_from = f"{record['eval_sequences']:,}" if record.get("eval_sequences") else "all"
     rows = []
     for member, result in measured.items():
         row = {"member": member, "res": result["res"], "centre_pixels_share": result["centre_pixels_share"],
@@ -179,7 +183,7 @@ def attribution_section(folder: Path, out: Path) -> tuple[str, list[dict[str, An
          f"{record.get('precision')}. Commands: " + "; ".join(f"`{c}`" for c in record.get("commands", [])) + "."),
         "",
         (f"At {rows[0]['positions'] if rows else settings.get('positions')} validation positions drawn at random (from the first "
-         f"{record.get('eval_sequences') or 'all'} sequences; each reading an inked glyph after {settings.get('context', 0) - 1} "
+         f"{drawn_from} sequences; each reading an inked glyph after {settings.get('context', 0) - 1} "
          "characters of context), the log-probability of the true next character is attributed to the pixels of the "
          f"glyph just read (training/attribution.py; our reading): Captum's integrated gradients from a blank glyph "
          f"({settings.get('steps')} steps) and occlusion (blanking one pixel at a time). Each "
@@ -193,7 +197,9 @@ def attribution_section(folder: Path, out: Path) -> tuple[str, list[dict[str, An
          "attribution mass, and more than the ink's own share there. "
          "Columns (%): the share of the ink box the centre region is; the share of ink in it; the share of "
          "attribution in it; the mass each position's own top 30% of pixels holds; next-character accuracy (checkpoint "
-         "best) with every pixel drawn, with the centre only (`--keep centre`) and the border only (`--keep border`)."),
+         "best) with every pixel drawn, with the centre only (`--keep centre`) and the border only (`--keep border`)"
+         + (f"; on the same sequences, always predicting the most frequent character scores "
+            f"{percent(record['most_frequent_accuracy'])}%." if "most_frequent_accuracy" in record else ".")),
         "",
         ("| member | centre region | ink in centre | IG in centre | occlusion in centre | IG top 30% | ink top 30% | "
          "verdict | acc all | acc centre only | acc border only |"),
