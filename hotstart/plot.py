@@ -35,11 +35,7 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: str | Path, metric
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 LINE_STYLES = (("-", "o"), ("--", "^"), ("-.", "s"), (":", "D"), ("-", "v"), ("--", "x"))
@@ -100,6 +96,11 @@ def plot_panels(panels: list[tuple[str, dict[str, list[list[dict[str, Any]]]]]],
         draw_band_curves(ax, curves, reference, title, paper, colors, metric)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
+    return _save(fig, out)
+
+
+def _save(fig: plt.Figure, out: str | Path) -> Path:
+    """Lay out, write and close a figure; its path."""
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out)
@@ -126,11 +127,7 @@ def plot_series(xs: list[float], series: dict[str, list[float | None]], out: str
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_grouped_bars(groups: list[str], bars: dict[str, list[float]], out: str | Path, ylabel: str,
@@ -145,11 +142,7 @@ def plot_grouped_bars(groups: list[str], bars: dict[str, list[float]], out: str 
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_line_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], out: str | Path, ylabel: str) -> Path:
@@ -163,11 +156,7 @@ def plot_line_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], ou
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_heat_maps(rows: list[list[tuple[str, list[list[float]], list[list[int]]]]], out: str | Path) -> Path:
@@ -183,11 +172,7 @@ def plot_heat_maps(rows: list[list[tuple[str, list[list[float]], list[list[int]]
             ax.set_title(title, fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 class NullBoard:
