@@ -245,15 +245,17 @@ def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produc
     assert "No candidate produced a hot start (2 of 18 rows run so far). Closest: 1. orig encoder (ResNet) (-0.20 pp" in text
 
 
-def test_a_candidate_whose_run_is_still_training_is_in_progress_not_unmeasured() -> None:
+def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured() -> None:
     from hotstart.experiments.explain import candidate_rows
     from hotstart.experiments.runs import Selector
 
     index = _window_run("index", (0.050, 0.060, 0.07), curriculum="prefix")
     vision = _window_run("vision", (0.045, 0.050, 0.06), curriculum="prefix")
     vision.rows, vision.summary = vision.rows[:1], None  # evaluated at 4,096 samples so far, no summary.json yet
+    vision.rows[0]["wall_s"], vision.config = 130.0, {"train": {"max_samples": 10248}}
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
-    assert row["verdict"] == "in progress" and row["lead_8192"] is None  # 8,200 may still show a lead
+    # 8,200 may still show a lead; the verdict says how far the run got and what it cost so far
+    assert row["verdict"] == "unfinished: vision at 4,096 of 10,248 samples, 2 min" and row["lead_8192"] is None
     vision.summary = {"stop_reason": "early_stopping"}  # finished at 4,096: the rule reads what there is
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
     assert row["verdict"] == "no hot start"

@@ -127,7 +127,7 @@ def test_smoke_sweep_resumes_and_reports(inews_corpus: PreparedCorpus, tmp_path:
     (out / "runs" / "hot-index-s1" / "summary.json").unlink()  # as if killed mid-run
     shutil.rmtree(out / "runs" / "hot-simp-8x8-s1")  # as if never started
     text = write_report([out], tmp_path / "report").read_text()
-    assert ("Partial report: 2 of 4 planned runs finished, 1 in progress, 1 not started (hot-simp-8x8-s1)"
+    assert ("Partial report: 2 of 4 planned runs finished, 1 unfinished, 1 not started (hot-simp-8x8-s1)"
             in text)
 
 

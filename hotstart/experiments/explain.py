@@ -75,13 +75,22 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
             row[f"index_{samples}"], row[f"vision_{samples}"] = _pct(i, isd, ni), _pct(v, vsd, nv)
             row[f"lead_{samples}"] = round(100 * (v - i), 2) if i is not None and v is not None else None
         found, shown = hot_lead(index, vision)
-        # no summary.json yet: still training (or killed), so later points may still show a lead
-        training = any(r.summary is None for r in index + vision)
-        row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) if found else "in progress" if training
+        # no summary.json yet: still training, or stopped with the session; later points may still show a lead
+        unfinished = [r for r in index + vision if r.summary is None]
+        row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) if found
+                          else "unfinished: " + "; ".join(_progress(r) for r in unfinished) if unfinished
                           else "no hot start" if shown else "not measured (window too short)")
         rows.append(row)
     ranked = sorted((r for r in rows if r.get("lead_8192") is not None), key=lambda r: -r["lead_8192"])
     return ranked + [r for r in rows if r.get("lead_8192") is None]
+
+
+def _progress(run: Run) -> str:
+    """How far an unfinished run got and what it cost: 'vision at 4,096 of 10,240 samples, 53 min'."""
+    last = run.rows[-1] if run.rows else {"samples": 0, "wall_s": 0.0}
+    target = run.config["train"].get("max_samples")
+    return (f"{run.axes['kind']} at {last['samples']:,}" + (f" of {target:,}" if target else "")
+            + f" samples, {last['wall_s'] / 60:.0f} min")
 
 
 def explain_section(select: Selector, out: Path) -> tuple[str, list[dict[str, Any]]]:

@@ -292,7 +292,7 @@ def ablation_section(select: Selector, factors: list[tuple[str, dict[str, list[R
             stats = [acc_stats(runs, c) for c in checkpoints]
             exit_at = plateau_exit(runs, ref)
             running = sum(1 for r in runs if not r.summary)
-            seeds = f"{len(runs)}" + (f" ({running} in progress)" if running else "")
+            seeds = f"{len(runs)}" + (f" ({running} unfinished)" if running else "")
             lines.append(f"| {label} | {seeds} | " + " | ".join(_pct(*s[:3]) for s in stats)
                          + f" | {f'{exit_at:,}' if exit_at is not None else 'not within the window'} |")
             for c, s in zip(checkpoints, stats):
@@ -381,7 +381,7 @@ def _environment_section(runs: list[Run], sweeps: list[dict[str, Any]], command:
     lines += ["", "Command that wrote this report:", "", f"    {command}", ""]
     lines += [f"Environment of the runs ({n} run(s)): " + ", ".join(f"{k} {v}" for k, v in env) for env, n in envs.items()]
     finished = sum(1 for r in runs if r.summary)
-    lines += ["", (f"{len(runs)} runs ({finished} finished, {len(runs) - finished} still in progress); training wall "
+    lines += ["", (f"{len(runs)} runs ({finished} finished, {len(runs) - finished} unfinished: training, or stopped before their budget); training wall "
                    f"time of all runs together {wall / 3600:.2f} h; the report took {seconds:.1f} s.")]
     for sweep in sweeps:
         settings = sweep.get("scale_settings")
@@ -402,7 +402,7 @@ def completeness(runs: list[Run], sweeps: list[dict[str, Any]]) -> str | None:
     names = (f" ({', '.join(missing[:8])}{f' and {len(missing) - 8} more' if len(missing) > 8 else ''})"
              if missing else "")
     return (f"**Partial report: {len(planned & finished)} of {len(planned)} planned runs finished, "
-            f"{len(in_progress)} in progress, {len(missing)} not started{names}.** Tables show what exists; "
+            f"{len(in_progress)} unfinished, {len(missing)} not started{names}.** Tables show what exists; "
             "rerun the sweep's command (below) to finish the rest, then this report's command.")
 
 
