@@ -259,3 +259,28 @@ def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured() 
     vision.summary = {"stop_reason": "early_stopping"}  # finished at 4,096: the rule reads what there is
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
     assert row["verdict"] == "no hot start"
+
+
+def test_runs_at_the_paper_decoder_are_listed_with_how_far_they_got_and_what_they_cost(tmp_path) -> None:
+    from hotstart.experiments.explain import explain_section
+    from hotstart.experiments.runs import Selector
+
+    runs = [_window_run("index", (0.050, 0.060, 0.07)), _window_run("vision", (0.045, 0.050, 0.06)),
+            _window_run("vision", (0.048, 0.058, 0.07), encoder="orig"),
+            _window_run("index", (0.055, 0.094, 0.12), size="gpt2-small"),
+            _window_run("vision", (0.065, 0.098, 0.12), encoder="orig", size="gpt2-small")]
+    for run, wall in zip(runs[3:], (7200.0, 3600.0), strict=True):
+        for row in run.rows:
+            row["wall_s"] = wall * row["samples"] / 10248
+        run.config = {"train": {"max_samples": 10248}}
+    runs[4].rows, runs[4].summary = runs[4].rows[:2], None  # stopped after 8,192 samples
+    text, _ = explain_section(Selector(runs), tmp_path)
+    assert "Runs at the paper's decoder (gpt2-small)" in text
+    assert f"| {runs[3].name} | index | 10,248 of 10,248 | 5.50 | 9.40 | 12.00 | 2.00 h | 1.42 |" in text
+    assert f"| {runs[4].name} | orig 8x8 | 8,192 of 10,248 (unfinished) | 6.50 | 9.80 | - | 0.80 h | 2.85 |" in text
+    # at the paper's scale every run has that decoder, and the main table holds them
+    paper_scale = [_window_run("index", (0.05, 0.06, 0.07), size="gpt2-small"),
+                   _window_run("vision", (0.04, 0.05, 0.06), size="gpt2-small"),
+                   _window_run("vision", (0.04, 0.05, 0.06), encoder="orig", size="gpt2-small")]
+    text, _ = explain_section(Selector(paper_scale), tmp_path)
+    assert "No candidate produced a hot start" in text and "Runs at the paper's decoder" not in text

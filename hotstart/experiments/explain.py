@@ -120,7 +120,37 @@ def explain_section(select: Selector, out: Path) -> tuple[str, list[dict[str, An
                    f"pp at 8,192 samples; the paper's lead at 8,200 was +6.50 pp).")]
     _lead_plot(select, out / "explain.png")
     lines += ["", "![what the hot start needs](explain.png)"]
+    lines += paper_decoder_table(select)
     return "\n".join(lines), rows
+
+
+PAPER_DECODER = "gpt2-small"
+
+
+def paper_decoder_table(select: Selector) -> list[str]:
+    """Every evaluation of the hot-window runs at the paper's decoder, how far each got and what it cost.
+
+    Those runs take hours each on a CPU, so some are reported unfinished; at the `paper` scale every run
+    has that decoder and the main table already holds them (empty list).
+    """
+    runs = [r for r in select.runs if r.axes["protocol"] == "hot" and r.axes["size"] == PAPER_DECODER]
+    if not runs or select.base_size == PAPER_DECODER:
+        return []
+    points = sorted({row["samples"] for r in runs for row in r.rows if row["samples"] > 0})
+    lines = ["", (f"Runs at the paper's decoder ({PAPER_DECODER}), accuracy (%) at every evaluation; wall time "
+                  "includes the evaluations, samples/s is over the whole run:"), "",
+             "| run | input | reached | " + " | ".join(f"{p:,}" for p in points) + " | wall time | samples/s |",
+             "|---|---|---|" + "---:|" * len(points) + "---:|---:|"]
+    for r in sorted(runs, key=lambda r: r.name):
+        last, target = r.rows[-1], r.config["train"].get("max_samples")
+        reached = f"{last['samples']:,}" + (f" of {target:,}" if target else "") + ("" if r.summary else " (unfinished)")
+        accs = [acc_at(r.rows, p) for p in points]
+        cells = [f"{100 * a:.2f}" if a is not None and not interpolated else "-" for a, interpolated in accs]
+        what = "index" if r.axes["kind"] == "index" else f"{r.axes['encoder']} {r.axes['res']}x{r.axes['res']}"
+        speed = f"{last['samples'] / last['wall_s']:.2f}" if last["wall_s"] else "-"
+        lines.append(f"| {r.name} | {what} | {reached} | " + " | ".join(cells) +
+                     f" | {last['wall_s'] / 3600:.2f} h | {speed} |")
+    return lines
 
 
 def _lead_plot(select: Selector, path: Path) -> None:
