@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +285,18 @@ def test_runs_at_the_paper_decoder_are_listed_with_how_far_they_got_and_what_the
                    _window_run("vision", (0.04, 0.05, 0.06), encoder="orig", size="gpt2-small")]
     text, _ = explain_section(Selector(paper_scale), tmp_path)
     assert "No candidate produced a hot start" in text and "Runs at the paper's decoder" not in text
+
+
+def test_a_run_folder_with_no_evaluation_yet_is_left_out_of_the_report(tmp_path) -> None:
+    import shutil
+
+    from hotstart.experiments.runs import load_runs
+
+    committed = Path(__file__).parent.parent / "docs/results/cpu/runs/hot-orig-8x8-gpt2-small-s0"
+    for name in ("evaluated", "just-started"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        shutil.copy(committed / "config.yaml", tmp_path / "runs" / name)
+    shutil.copy(committed / "metrics.jsonl", tmp_path / "runs/evaluated")
+    (tmp_path / "runs/just-started/metrics.jsonl").write_text("")  # training, before its step-0 evaluation
+    runs, _, _ = load_runs([tmp_path])
+    assert [r.name for r in runs] == ["evaluated"] and runs[0].rows[-1]["samples"] == 10240

@@ -102,14 +102,15 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]],
                                 "pass folders written by `hotstart train` or `hotstart sweep`")
         specs = sweeps[-1].get("runs", {}) if sweeps and sweeps[-1]["path"] == str(path) else {}
         for folder in folders:
-            if not (folder / "metrics.jsonl").is_file():
-                continue  # created but never evaluated
+            rows = read_metrics(folder) if (folder / "metrics.jsonl").is_file() else []
+            if not rows:
+                continue  # created but not evaluated yet
             cfg = load_yaml(folder / "config.yaml")
             summary = read_json(folder / "summary.json", "run summary") if (folder / "summary.json").is_file() else None
             axes = run_axes(cfg)
             if folder.name in specs:  # a sweep knows which protocol it ran; otherwise it is inferred
                 axes["protocol"] = specs[folder.name]["protocol"]
-            runs.append(Run(folder.name, axes, read_metrics(folder), summary, cfg, read_embeddings(folder)))
+            runs.append(Run(folder.name, axes, rows, summary, cfg, read_embeddings(folder)))
     if not runs:
         raise HotStartError(f"no evaluated runs under {', '.join(map(str, paths))}; train some first")
     return runs, sweeps, throughput
