@@ -279,6 +279,7 @@ def test_runs_at_the_paper_decoder_are_listed_with_how_far_they_got_and_what_the
     assert "Runs at the paper's decoder (gpt2-small)" in text
     assert f"| {runs[3].name} | index | 10,248 of 10,248 | 5.50 | 9.40 | 12.00 | 2.00 h | 1.42 |" in text
     assert f"| {runs[4].name} | orig 8x8 | 8,192 of 10,248 (unfinished) | 6.50 | 9.80 | - | 0.80 h | 2.85 |" in text
+    assert f"| {runs[4].name} minus index (pp) | | | +1.00 | +0.40 | - | | |" in text
     # at the paper's scale every run has that decoder, and the main table holds them
     paper_scale = [_window_run("index", (0.05, 0.06, 0.07), size="gpt2-small"),
                    _window_run("vision", (0.04, 0.05, 0.06), size="gpt2-small"),

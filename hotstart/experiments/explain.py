@@ -150,6 +150,11 @@ def paper_decoder_table(select: Selector) -> list[str]:
         speed = f"{last['samples'] / last['wall_s']:.2f}" if last["wall_s"] else "-"
         lines.append(f"| {r.name} | {what} | {reached} | " + " | ".join(cells) +
                      f" | {last['wall_s'] / 3600:.2f} h | {speed} |")
+    index = [r for r in runs if r.axes["kind"] == "index"]
+    for r in sorted((r for r in runs if r.axes["kind"] == "vision"), key=lambda r: r.name):
+        leads = [_mean_lead(index, [r], p) for p in points]
+        lines.append(f"| {r.name} minus index (pp) | | | " + " | ".join(f"{d:+.2f}" if d is not None else "-" for d in leads)
+                     + " | | |")
     return lines
 
 
