@@ -189,7 +189,7 @@ def test_the_explain_grid_varies_one_candidate_per_run_and_the_report_keeps_them
 
     specs = grid_runs("explain", SCALES["cpu"])
     names = [s.name for s in specs]
-    assert len(names) == len(set(names)) == 28 and names[:2] == ["hot-index-s0", "hot-simp-8x8-s0"]
+    assert len(names) == len(set(names)) == 32 and names[:2] == ["hot-index-s0", "hot-simp-8x8-s0"]
     reference = {kind: to_dict(spec.run_config(SCALES["cpu"], "D")) for kind, spec in zip(("index", "vision"), specs)}
     runs = []
     for spec in specs:
@@ -204,12 +204,15 @@ def test_the_explain_grid_varies_one_candidate_per_run_and_the_report_keeps_them
     assert [r.name for r in select("hot", "index", onecycle_div=7.5, span=2_000_000)] == ["hot-index-div7.5-span2M-s0"]
     assert [r.name for r in select("hot", "vision", res=40, pool=0, patch=1)] == [f"hot-simp-40x40-pool0-patch1-s{seed}"
                                                                                  for seed in (0, 1, 2)]
-    # 8. the paper's decoder: the last three runs, gpt2-small to the paper's 10,248 samples (80 steps of 128)
-    assert names[-3:] == ["hot-index-gpt2-small-s0", "hot-orig-8x8-gpt2-small-s0", "hot-simp-40x40-pool0-patch1-gpt2-small-s0"]
-    for spec in specs[-3:]:
+    # 8. the paper's decoder: the last seven runs, gpt2-small to the paper's 10,248 samples (80 steps of 128),
+    # with every hot seed for 40x40 not squeezed and its index pair
+    assert names[-7:] == ["hot-index-gpt2-small-s0", "hot-orig-8x8-gpt2-small-s0", "hot-simp-40x40-pool0-patch1-gpt2-small-s0",
+                          "hot-index-gpt2-small-s1", "hot-simp-40x40-pool0-patch1-gpt2-small-s1",
+                          "hot-index-gpt2-small-s2", "hot-simp-40x40-pool0-patch1-gpt2-small-s2"]
+    for spec in specs[-7:]:
         cfg = spec.run_config(SCALES["cpu"], "D")
         assert cfg.model.decoder.n_layer == 12 and cfg.model.decoder.n_embd == 768 and cfg.train.max_samples == 10_240
-    assert [r.name for r in select("hot", "index", size="gpt2-small")] == ["hot-index-gpt2-small-s0"]
+    assert [r.name for r in select("hot", "index", size="gpt2-small")] == [f"hot-index-gpt2-small-s{seed}" for seed in (0, 1, 2)]
     assert not any(s.size for s in grid_runs("explain", SCALES["smoke"]))  # a smoke sweep stays seconds per run
 
 
