@@ -249,8 +249,8 @@ def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produc
     assert "No candidate produced a hot start (2 of 18 rows run so far). Closest: 1. orig encoder (ResNet) (-0.20 pp" in text
 
 
-def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured() -> None:
-    from hotstart.experiments.explain import candidate_rows
+def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured(tmp_path) -> None:
+    from hotstart.experiments.explain import candidate_rows, explain_section
     from hotstart.experiments.runs import Selector
 
     index = _window_run("index", (0.050, 0.060, 0.07), curriculum="prefix")
@@ -263,6 +263,15 @@ def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured() 
     vision.summary = {"stop_reason": "early_stopping"}  # finished at 4,096: the rule reads what there is
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
     assert row["verdict"] == "no hot start"
+    # a run that met the rule before it stopped: the hot start is named, and so is how far the run got
+    vision.rows[0]["val_acc"], vision.summary = 0.080, None
+    reference = [_window_run("index", (0.050, 0.060, 0.07)), _window_run("vision", (0.045, 0.050, 0.06)),
+                 _window_run("vision", (0.048, 0.058, 0.07), encoder="orig")]
+    rows = candidate_rows(Selector([*reference, index, vision]))
+    row = next(r for r in rows if r["candidate"] == "5. prefix curriculum")
+    assert row["verdict"] == "hot start at 4,096 (unfinished: vision at 4,096 of 10,248 samples, 2 min)"
+    text, _ = explain_section(Selector([*reference, index, vision]), tmp_path)
+    assert "The hot start appears with: 5. prefix curriculum (2 of 18 rows run so far, 1 more unfinished)." in text
 
 
 def test_runs_at_the_paper_decoder_are_listed_with_how_far_they_got_and_what_they_cost(tmp_path) -> None:

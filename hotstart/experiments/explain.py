@@ -77,8 +77,10 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
         found, shown = hot_lead(index, vision)
         # no summary.json yet: still training, or stopped with the session; later points may still show a lead
         unfinished = [r for r in index + vision if r.summary is None]
-        row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) if found
-                          else "unfinished: " + "; ".join(_progress(r) for r in unfinished) if unfinished
+        progress = "unfinished: " + "; ".join(_progress(r) for r in unfinished)
+        row["unfinished"] = bool(unfinished)
+        row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) + (f" ({progress})" if unfinished else "")
+                          if found else progress if unfinished
                           else "no hot start" if shown else "not measured (window too short)")
         rows.append(row)
     ranked = sorted((r for r in rows if r.get("lead_8192") is not None), key=lambda r: -r["lead_8192"])
@@ -111,10 +113,12 @@ def explain_section(select: Selector, out: Path) -> tuple[str, list[dict[str, An
         lines.append(f"| {r['candidate']} | {r['paper']} | {r['seeds'] or '-'} | {r.get('index_4096', '-')} | "
                      f"{r.get('vision_4096', '-')} | {r.get('index_8192', '-')} | {r.get('vision_8192', '-')} | {lead} | "
                      f"**{r['verdict']}** |")
-    held = [r["candidate"] for r in measured if r["verdict"].startswith("hot start")]
+    held = [r["candidate"] for r in rows if r["verdict"].startswith("hot start")]  # an unfinished run's too
     best = measured[0]
     missing = sum(r["verdict"] == "not run yet" for r in rows)
-    so_far = f" ({len(rows) - missing} of {len(rows)} rows run so far)" if missing else ""
+    unfinished = sum(r.get("unfinished", False) for r in rows)
+    so_far = (f" ({len(rows) - missing - unfinished} of {len(rows)} rows run so far"
+              + (f", {unfinished} more unfinished" if unfinished else "") + ")") if missing or unfinished else ""
     lines += ["", (f"The hot start appears with: {'; '.join(held)}{so_far}." if held else
                    f"No candidate produced a hot start{so_far}. Closest: {best['candidate']} ({best['lead_8192']:+.2f} "
                    f"pp at 8,192 samples; the paper's lead at 8,200 was +6.50 pp).")]
