@@ -87,12 +87,15 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
     return ranked + [r for r in rows if r.get("lead_8192") is None]
 
 
+def _reached(run: Run) -> str:
+    """How far a run got: '4,096 of 10,240' (the samples of its last evaluation, of its budget)."""
+    target = run.config["train"].get("max_samples")
+    return f"{run.rows[-1]['samples']:,}" + (f" of {target:,}" if target else "")
+
+
 def _progress(run: Run) -> str:
     """How far an unfinished run got and what it cost: 'vision at 4,096 of 10,240 samples, 53 min'."""
-    last = run.rows[-1] if run.rows else {"samples": 0, "wall_s": 0.0}
-    target = run.config["train"].get("max_samples")
-    return (f"{run.axes['kind']} at {last['samples']:,}" + (f" of {target:,}" if target else "")
-            + f" samples, {last['wall_s'] / 60:.0f} min")
+    return f"{run.axes['kind']} at {_reached(run)} samples, {run.rows[-1]['wall_s'] / 60:.0f} min"
 
 
 def explain_section(select: Selector, out: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -146,8 +149,8 @@ def paper_decoder_table(select: Selector) -> list[str]:
              "| run | input | reached | " + " | ".join(f"{p:,}" for p in points) + " | wall time | samples/s |",
              "|---|---|---|" + "---:|" * len(points) + "---:|---:|"]
     for r in sorted(runs, key=lambda r: r.name):
-        last, target = r.rows[-1], r.config["train"].get("max_samples")
-        reached = f"{last['samples']:,}" + (f" of {target:,}" if target else "") + ("" if r.summary else " (unfinished)")
+        last = r.rows[-1]
+        reached = _reached(r) + ("" if r.summary else " (unfinished)")
         accs = [acc_at(r.rows, p) for p in points]
         cells = [f"{100 * a:.2f}" if a is not None and not interpolated else "-" for a, interpolated in accs]
         what = "index" if r.axes["kind"] == "index" else f"{r.axes['encoder']} {r.axes['res']}x{r.axes['res']}"
