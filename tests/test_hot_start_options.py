@@ -291,7 +291,22 @@ def test_runs_at_the_paper_decoder_are_listed_with_how_far_they_got_and_what_the
     assert "Runs at the paper's decoder (gpt2-small)" in text
     assert f"| {runs[3].name} | index | 10,248 of 10,248 | 5.50 | 9.40 | 12.00 | 2.00 h | 1.42 |" in text
     assert f"| {runs[4].name} | orig 8x8 | 8,192 of 10,248 (unfinished) | 6.50 | 9.80 | - | 0.80 h | 2.85 |" in text
-    assert f"| {runs[4].name} minus index (pp) | | | +1.00 | +0.40 | - | | |" in text
+    assert f"| {runs[4].name} minus {runs[3].name} (pp) | | | +1.00 | +0.40 | - | | |" in text
+    # a second seed: each vision seed is read against index of its own seed, and an unfinished seed
+    # leaves the other seeds' points in the plot's and the table's means
+    seed1 = [_window_run("index", (0.045, 0.070, 0.10), seed=1, size="gpt2-small"),
+             _window_run("vision", (0.080, 0.100, 0.11), seed=1, encoder="orig", size="gpt2-small")]
+    for run in seed1:
+        run.config = {"train": {"max_samples": 10248}}
+        for row in run.rows:
+            row["wall_s"] = 1000.0
+    seed1[0].rows, seed1[0].summary = seed1[0].rows[:1], None  # index seed 1 stopped at 4,096
+    more_reference = [_window_run("index", (0.05, 0.06, 0.07), seed=s) for s in (1, 2)]  # keep small-cpu the sweep's size
+    text, _ = explain_section(Selector(runs + seed1 + more_reference), tmp_path)
+    assert f"| {seed1[1].name} minus {seed1[0].name} (pp) | | | +3.50 | - | - | | |" in text
+    assert f"| {runs[4].name} minus {runs[3].name} (pp) | | | +1.00 | +0.40 | - | | |" in text
+    from hotstart.experiments.explain import _mean_lead
+    assert _mean_lead([runs[3], seed1[0]], [runs[4], seed1[1]], 8192) == pytest.approx(100 * (0.099 - 0.094))
     # at the paper's scale every run has that decoder, and the main table holds them
     paper_scale = [_window_run("index", (0.05, 0.06, 0.07), size="gpt2-small"),
                    _window_run("vision", (0.04, 0.05, 0.06), size="gpt2-small"),

@@ -159,8 +159,11 @@ def paper_decoder_table(select: Selector) -> list[str]:
                      f" | {last['wall_s'] / 3600:.2f} h | {speed} |")
     index = [r for r in runs if r.axes["kind"] == "index"]
     for r in sorted((r for r in runs if r.axes["kind"] == "vision"), key=lambda r: r.name):
-        leads = [_mean_lead(index, [r], p) for p in points]
-        lines.append(f"| {r.name} minus index (pp) | | | " + " | ".join(f"{d:+.2f}" if d is not None else "-" for d in leads)
+        # each seed against index of the same seed (same data order); index's seeds pooled where none matches
+        paired = [i for i in index if i.axes["seed"] == r.axes["seed"]]
+        against = paired[0].name if paired else "index"
+        leads = [_mean_lead(paired or index, [r], p) for p in points]
+        lines.append(f"| {r.name} minus {against} (pp) | | | " + " | ".join(f"{d:+.2f}" if d is not None else "-" for d in leads)
                      + " | | |")
     return lines
 
@@ -178,9 +181,7 @@ def _lead_plot(select: Selector, path: Path) -> None:
 
 
 def _mean_lead(index: list[Run], vision: list[Run], samples: int) -> float | None:
-    """Mean vision accuracy minus mean index accuracy at `samples`, in pp (None if either is missing)."""
-    i = [v for v, _ in (acc_at(r.rows, samples) for r in index) if v is not None]
-    v = [v for v, _ in (acc_at(r.rows, samples) for r in vision) if v is not None]
-    if len(i) < len(index) or len(v) < len(vision) or not i or not v:
-        return None
-    return 100 * (sum(v) / len(v) - sum(i) / len(i))
+    """Mean vision accuracy minus mean index accuracy at `samples`, in pp, over the seeds that reached it
+    (as the table's means are; an unfinished seed does not hide the others); None if either side has none."""
+    i, v = acc_stats(index, samples)[0], acc_stats(vision, samples)[0]
+    return None if i is None or v is None else 100 * (v - i)
