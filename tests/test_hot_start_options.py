@@ -328,3 +328,17 @@ def test_a_run_folder_with_no_evaluation_yet_is_left_out_of_the_report(tmp_path)
     (tmp_path / "runs/just-started/metrics.jsonl").write_text("")  # training, before its step-0 evaluation
     runs, _, _ = load_runs([tmp_path])
     assert [r.name for r in runs] == ["evaluated"] and runs[0].rows[-1]["samples"] == 10240
+
+
+def test_a_plot_of_many_candidates_gives_each_its_own_look_and_keeps_the_legend_off_the_lines(tmp_path, monkeypatch) -> None:
+    from hotstart import plot
+
+    drawn = []
+    monkeypatch.setattr(plot, "_save", lambda fig, out: drawn.append(fig) or out)  # keep the figure to read it
+    series = {f"candidate {i}": [0.0, float(i)] for i in range(18)}
+    plot.plot_series([0, 1], series, tmp_path / "x.png", "samples", "lead", hlines={"no lead": 0.0})
+    ax = drawn[0].axes[0]
+    looks = [(line.get_color(), line.get_linestyle()) for line in ax.get_lines() if line.get_label() in series]
+    assert len(looks) == 18 and len(set(looks)) == 18
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1  # beside the axes, not over the lines
