@@ -491,7 +491,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         (f"Decoder of the sweep: {select.base_size}{'; ' + '; '.join(scales) if scales else ''}. "
          f"Validation reference ({ref_line})."),
         "## Verdicts\n\n" + verdict_text,
-        "## What did and did not replicate\n\n" + replication_section(select, verdict_rows, factors),
+        "## What did and did not replicate\n\n" + replication_section(select, verdict_rows, factors, explain_rows),
         "## RQ2: the hot start\n\n" + hot_text + "\n\n![hot start](hot_start.png)",
         "## RQ1, RQ3, RQ4: final accuracy by mode and resolution\n\n" + main_text + "\n\n![resolution](resolution.png)",
         "## Efficiency\n\n" + eff_text,

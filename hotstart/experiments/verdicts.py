@@ -10,6 +10,7 @@ Rules, so that a reader can check every verdict by hand from the report's tables
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .paper import HOT_POINTS, PAPER_HOT
@@ -168,8 +169,10 @@ def _ablation_effects(select: Selector, groups: list[tuple[str, dict[str, list[R
 
 
 def replication_section(select: Selector, verdict_rows: list[dict[str, Any]],
-                        ablation_groups: list[tuple[str, dict[str, list[Run]]]]) -> str:
-    """What did and did not replicate, in plain words, from the verdicts and the ablation tables."""
+                        ablation_groups: list[tuple[str, dict[str, list[Run]]]],
+                        explain_rows: Sequence[dict[str, Any]] = ()) -> str:
+    """What did and did not replicate, in plain words, from the verdicts, the ablation tables and the
+    rows of "What the hot start needs" (a hot start found there is named here too)."""
     heading_of = lambda verdict: next(h for prefix, h in _GROUPS if verdict.startswith(prefix))  # first match
     lines = []
     for _, heading in _GROUPS:
@@ -178,6 +181,10 @@ def replication_section(select: Selector, verdict_rows: list[dict[str, Any]],
             lines.append(f"- **{heading}:**")
             lines += [f"  - {r['claim']}: {r['evidence'].split('; rule')[0]}." for r in rows]
     lines += [f"- {text}" for res in (8, 40) if (text := _hot_summary(select, res))]
+    if held := [r for r in explain_rows if r["verdict"].startswith("hot start")]:
+        lines.append("- A hot start by the same rule, among the candidate settings of \"What the hot start needs\": "
+                     + "; ".join(f"{r['candidate']} ({r['seeds']} seed{'s' * (r['seeds'] > 1)}: {r['verdict']})"
+                                 for r in held) + ".")
     effects = _ablation_effects(select, ablation_groups, 8192)
     if effects:
         lines.append("- What moved accuracy at 8,192 samples, each variant against its model in the paper's setting, "
