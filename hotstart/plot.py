@@ -112,15 +112,16 @@ def plot_series(xs: list[float], series: dict[str, list[float | None]], out: str
                 ylabel: str, title: str = "", hlines: dict[str, float] | None = None, logx: bool = False) -> Path:
     """Lines of y against shared x values (None leaves a gap), plus labelled horizontal lines.
 
-    Past the colour cycle's 10 colours the line style changes, so no two series look alike; with many
-    series the legend sits beside the axes, where it cannot hide a line."""
+    Past the colour cycle's 10 colours the next of LINE_STYLES follows, so no two series look alike; with
+    many series the legend sits beside the axes, where it cannot hide a line."""
     many = len(series) > 6
     fig, ax = plt.subplots(figsize=(10.5, 4.6) if many else (7, 4.2), dpi=120)
     for i, (label, ys) in enumerate(series.items()):
         points = [(x, y) for x, y in zip(xs, ys) if y is not None]
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=f"C{i % 10}",
-                    linestyle=("-", "--", ":")[i // 10 % 3], label=label)
+            linestyle, marker = LINE_STYLES[i // 10 % len(LINE_STYLES)]
+            ax.plot([p[0] for p in points], [p[1] for p in points], color=f"C{i % 10}", linestyle=linestyle,
+                    marker=marker, label=label)
     for label, y in (hlines or {}).items():
         ax.axhline(y, linestyle="--", linewidth=1, color="grey" if "frequent" in label else "black", label=label)
     if logx:
@@ -131,10 +132,7 @@ def plot_series(xs: list[float], series: dict[str, list[float | None]], out: str
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if many:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **({"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if many else {}))
     return _save(fig, out)
 
 
