@@ -259,7 +259,13 @@ def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured(tm
     vision.rows[0]["wall_s"], vision.config = 130.0, {"train": {"max_samples": 10248}}
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
     # 8,200 may still show a lead; the verdict says how far the run got and what it cost so far
-    assert row["verdict"] == "unfinished: vision at 4,096 of 10,248 samples, 2 min" and row["lead_8192"] is None
+    assert row["verdict"] == "no hot start so far (unfinished: vision at 4,096 of 10,248 samples, 2 min)"
+    assert row["lead_8192"] is None
+    first = vision.rows
+    vision.rows = [{"samples": 0, "val_acc": 0.0, "val_loss": 8.0, "wall_s": 60.0}]  # no point of the rule reached yet
+    row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
+    assert row["verdict"] == "unfinished: vision at 0 of 10,248 samples, 1 min"
+    vision.rows = first
     vision.summary = {"stop_reason": "early_stopping"}  # finished at 4,096: the rule reads what there is
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
     assert row["verdict"] == "no hot start"
@@ -272,6 +278,20 @@ def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured(tm
     assert row["verdict"] == "hot start at 4,096 (unfinished: vision at 4,096 of 10,248 samples, 2 min)"
     text, _ = explain_section(Selector([*reference, index, vision]), tmp_path)
     assert "The hot start appears with: 5. prefix curriculum (2 of 18 rows run so far, 1 more unfinished)." in text
+
+
+def test_the_plateau_is_left_where_every_seed_that_reached_the_point_is_above_it() -> None:
+    from hotstart.experiments.report import plateau_exit
+
+    seeds = [_window_run("index", (0.050, 0.060, 0.07)), _window_run("index", (0.058, 0.062, 0.07), seed=1)]
+    assert plateau_exit(seeds, reference=0.044) == 8192  # seed 0 is only 0.6 points above it at 4,096
+    seeds[1].rows, seeds[1].summary = [{"samples": 0, "val_acc": 0.0, "val_loss": 8.0}], None  # seed 1 just started
+    assert plateau_exit(seeds, reference=0.044) == 8192  # read on seed 0 alone, not "never"
+    seeds[1].rows = [{"samples": 4096, "val_acc": 0.044, "val_loss": 6.0}]  # seed 1 on the plateau at 4,096
+    assert plateau_exit(seeds, reference=0.044) == 8192
+    seeds[0].rows[0]["val_acc"] = 0.060
+    assert plateau_exit(seeds, reference=0.044) == 8192  # seed 1 holds it back at 4,096
+    assert plateau_exit(seeds[:1], reference=0.044) == 4096
 
 
 def test_runs_at_the_paper_decoder_are_listed_with_how_far_they_got_and_what_they_cost(tmp_path) -> None:

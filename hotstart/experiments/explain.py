@@ -80,7 +80,8 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
         progress = "unfinished: " + "; ".join(_progress(r) for r in unfinished)
         row["unfinished"] = bool(unfinished)
         row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) + (f" ({progress})" if unfinished else "")
-                          if found else progress if unfinished
+                          if found else f"no hot start so far ({progress})" if unfinished and shown
+                          else progress if unfinished
                           else "no hot start" if shown else "not measured (window too short)")
         rows.append(row)
     ranked = sorted((r for r in rows if r.get("lead_8192") is not None), key=lambda r: -r["lead_8192"])

@@ -264,13 +264,14 @@ def ablations(select: Selector) -> list[tuple[str, dict[str, list[Run]]]]:
 
 
 def plateau_exit(runs: list[Run], reference: float | None) -> int | None:
-    """First evaluation (samples) where every run is 1 point above the most-frequent-character plateau."""
+    """First evaluation (samples) where every run that reached it is 1 point above the most-frequent-character
+    plateau (as the tables' means are over the seeds that reached a point: an unfinished seed hides nothing)."""
     if reference is None or not runs:
         return None
     points = sorted({r["samples"] for run in runs for r in run.rows})
     for samples in points:
-        values = [acc_at(run.rows, samples)[0] for run in runs]
-        if all(v is not None and v > reference + 0.01 for v in values):
+        values = [v for v in (acc_at(run.rows, samples)[0] for run in runs) if v is not None]
+        if values and all(v > reference + 0.01 for v in values):
             return samples
     return None
 
