@@ -242,6 +242,7 @@ def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produc
     assert [r["lead_8192"] for r in measured] == [6.5, -0.2, -1.0]
     assert measured[0]["verdict"] == "hot start at 6,152, 8,200, 10,248" and measured[1]["verdict"] == "no hot start"
     assert measured[0]["index_runs"] == runs[3].name  # the prefix vision run is compared with the prefix index run
+    assert measured[0]["seeds"] == "1 seed each"
     assert len(rows) == 18 and rows[-1]["verdict"] == "not run yet"
     text, _ = explain_section(Selector(runs), tmp_path)
     assert "The hot start appears with: 5. prefix curriculum (3 of 18 rows run so far)." in text and (tmp_path / "explain.png").stat().st_size > 10_000
@@ -265,6 +266,7 @@ def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured(tm
     vision.rows = [{"samples": 0, "val_acc": 0.0, "val_loss": 8.0, "wall_s": 60.0}]  # no point of the rule reached yet
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
     assert row["verdict"] == "unfinished: vision at 0 of 10,248 samples, 1 min"
+    assert row["seeds"] == "0 seeds of vision, 1 of index"  # a seed counts once it has been evaluated
     vision.rows = first
     vision.summary = {"stop_reason": "early_stopping"}  # finished at 4,096: the rule reads what there is
     row = next(r for r in candidate_rows(Selector([index, vision])) if r["candidate"] == "5. prefix curriculum")
@@ -322,7 +324,10 @@ def test_runs_at_the_paper_decoder_are_listed_with_how_far_they_got_and_what_the
             row["wall_s"] = 1000.0
     seed1[0].rows, seed1[0].summary = seed1[0].rows[:1], None  # index seed 1 stopped at 4,096
     more_reference = [_window_run("index", (0.05, 0.06, 0.07), seed=s) for s in (1, 2)]  # keep small-cpu the sweep's size
-    text, _ = explain_section(Selector(runs + seed1 + more_reference), tmp_path)
+    text, rows = explain_section(Selector(runs + seed1 + more_reference), tmp_path)
+    assert next(r for r in rows if r["candidate"].startswith("8. orig"))["seeds"] == "2 seeds each"
+    assert next(r for r in rows if r["candidate"].startswith("1. orig"))["seeds"] == "1 seed of vision, 3 of index"
+    assert "| 1. orig encoder (ResNet) | " in text and " | 1 / 3 | " in text
     assert f"| {seed1[1].name} minus {seed1[0].name} (pp) | | | +3.50 | - | - | | |" in text
     assert f"| {runs[4].name} minus {runs[3].name} (pp) | | | +1.00 | +0.40 | - | | |" in text
     from hotstart.experiments.explain import _mean_lead

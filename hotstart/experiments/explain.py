@@ -65,9 +65,13 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
         index = select("hot", "index", **(index_axes or {}))
         vision = select("hot", "vision", **vision_axes)
         if not index or not vision:
-            rows.append({"candidate": label, "paper": paper, "verdict": "not run yet", "seeds": 0})
+            rows.append({"candidate": label, "paper": paper, "verdict": "not run yet", "vision_seeds": 0, "index_seeds": 0,
+                         "seeds": "none"})
             continue
-        row: dict[str, Any] = {"candidate": label, "paper": paper, "seeds": min(len(index), len(vision)),
+        nv, ni = _evaluated(vision), _evaluated(index)
+        row: dict[str, Any] = {"candidate": label, "paper": paper, "vision_seeds": nv, "index_seeds": ni,
+                               "seeds": (f"{nv} seed{'s' * (nv != 1)} each" if nv == ni
+                                         else f"{nv} seed{'s' * (nv != 1)} of vision, {ni} of index"),
                                "index_runs": " ".join(r.name for r in index),
                                "vision_runs": " ".join(r.name for r in vision)}
         for samples in WINDOW_POINTS:
@@ -86,6 +90,12 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
         rows.append(row)
     ranked = sorted((r for r in rows if r.get("lead_8192") is not None), key=lambda r: -r["lead_8192"])
     return ranked + [r for r in rows if r.get("lead_8192") is None]
+
+
+def _evaluated(runs: list[Run]) -> int:
+    """How many of the runs (seeds) have been evaluated after some training: a seed that has only just
+    started adds nothing to the means yet, so it is not counted."""
+    return sum(any(row["samples"] > 0 for row in run.rows) for run in runs)
 
 
 def _reached(run: Run) -> str:
@@ -110,11 +120,12 @@ def explain_section(select: Selector, out: Path) -> tuple[str, list[dict[str, An
              "over index at 8,192 samples (pp). Rule (as RQ2): a hot start where vision leads by > 1 pp and > 2 sd "
              "with a ratio >= 1.5 at one of the paper's points (4,096 / 6,152 / 8,200 / 10,248). Settings that apply "
              "to index too are compared with index under the same setting."), "",
-             "| candidate | paper | seeds | index 4,096 | vision 4,096 | index 8,192 | vision 8,192 | lead 8,192 (pp) | verdict |",
+             "| candidate | paper | seeds (vision / index) | index 4,096 | vision 4,096 | index 8,192 | vision 8,192 | lead 8,192 (pp) | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lead = f"{r['lead_8192']:+.2f}" if r.get("lead_8192") is not None else "-"
-        lines.append(f"| {r['candidate']} | {r['paper']} | {r['seeds'] or '-'} | {r.get('index_4096', '-')} | "
+        seeds = f"{r['vision_seeds']} / {r['index_seeds']}" if r["vision_seeds"] or r["index_seeds"] else "-"
+        lines.append(f"| {r['candidate']} | {r['paper']} | {seeds} | {r.get('index_4096', '-')} | "
                      f"{r.get('vision_4096', '-')} | {r.get('index_8192', '-')} | {r.get('vision_8192', '-')} | {lead} | "
                      f"**{r['verdict']}** |")
     held = [r["candidate"] for r in rows if r["verdict"].startswith("hot start")]  # an unfinished run's too

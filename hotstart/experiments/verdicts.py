@@ -183,7 +183,7 @@ def replication_section(select: Selector, verdict_rows: list[dict[str, Any]],
     lines += [f"- {text}" for res in (8, 40) if (text := _hot_summary(select, res))]
     if held := [r for r in explain_rows if r["verdict"].startswith("hot start")]:
         lines.append("- A hot start by the same rule, among the candidate settings of \"What the hot start needs\": "
-                     + "; ".join(f"{r['candidate']} ({r['seeds']} seed{'s' * (r['seeds'] > 1)}: {r['verdict']})"
+                     + "; ".join(f"{r['candidate']} ({r['seeds']}: {r['verdict']})"
                                  for r in held) + ".")
     effects = _ablation_effects(select, ablation_groups, 8192)
     if effects:
