@@ -83,13 +83,19 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
         unfinished = [r for r in index + vision if r.summary is None]
         progress = "unfinished: " + "; ".join(_progress(r) for r in unfinished)
         row["unfinished"] = bool(unfinished)
-        row["verdict"] = ("hot start at " + ", ".join(f"{s:,}" for s in found) + (f" ({progress})" if unfinished else "")
-                          if found else f"no hot start so far ({progress})" if unfinished and shown
-                          else progress if unfinished
-                          else "no hot start" if shown else "not measured (window too short)")
+        row["verdict"] = _verdict(found, bool(shown), progress if unfinished else "")
         rows.append(row)
     ranked = sorted((r for r in rows if r.get("lead_8192") is not None), key=lambda r: -r["lead_8192"])
     return ranked + [r for r in rows if r.get("lead_8192") is None]
+
+
+def _verdict(found: list[int], measured: bool, progress: str) -> str:
+    """The rule's verdict so far; `progress` ('unfinished: ...') is set while a run of the row still trains."""
+    if found:
+        return "hot start at " + ", ".join(f"{s:,}" for s in found) + (f" ({progress})" if progress else "")
+    if not measured:  # no point of the rule reached yet
+        return progress or "not measured (window too short)"
+    return f"no hot start so far ({progress})" if progress else "no hot start"
 
 
 def _evaluated(runs: list[Run]) -> int:
