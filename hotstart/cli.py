@@ -118,7 +118,9 @@ _OPTION_PATHS = {
     "data": ("data",), "input": ("model", "input", "kind"), "embed_init_std": ("model", "input", "embed_init_std"),
     "encoder": ("model", "input", "encoder", "name"), "encoder_width": ("model", "input", "encoder", "width"),
     **{f"encoder_{k}": ("model", "input", "encoder", k) for k in ("size", "pool", "patch", "norm")},
-    **{k: ("model", "input", k) for k in ("pixel_norm", "output_norm", "input_scale", "center", "mix_fonts")},
+    "adapter_init_std": ("model", "input", "encoder", "adapter_init_std"),
+    **{k: ("model", "input", k) for k in ("pixel_norm", "output_norm", "input_scale", "center", "mix_fonts",
+                                          "glyph_permute", "glyph_source")},
     "tie_head": ("model", "tie_head"), "curriculum_order": ("train", "curriculum_order"), "head": ("model", "head"),
     "holdout_share": ("holdout", "share"), "holdout_seed": ("holdout", "seed"),
     **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "keep", "centre_share", "font", "face",
@@ -635,6 +637,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mix-font", action="append", dest="mix_fonts",
                    help="a font training also draws glyphs in (repeatable; PATH or PATH#FACE): each glyph of a step "
                         "is drawn in the primary font or one of these, at random; evaluation uses the primary")
+    g = p.add_argument_group("controls of the hot start (vision): what a lead over index comes from")
+    g.add_argument("--glyph-permute", type=int, metavar="SEED",
+                   help="each character reads another character's glyph, by a fixed permutation drawn with SEED "
+                        "(specials keep theirs): the same pictures with no visual similarity between related characters")
+    g.add_argument("--glyph-source", help="font (default) | noise: each character's own glyph pixels in a fixed "
+                                          "random order (same ink share and grey levels, no strokes)")
+    g.add_argument("--adapter-init-std", type=float, help="std of the adapter's initial weights (default 0: "
+                                                          "PyTorch's, 1/sqrt(3 fan_in)); 0.02 gives it the index "
+                                                          "table's relative step")
     p.add_argument("--embed-init-std", type=float, help="index: wte init std (default 0.02)")
     g = p.add_argument_group("characters never trained on (next-char)")
     g.add_argument("--holdout-share", type=float, help="share of the vocabulary's characters held out of training, "
@@ -769,7 +780,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(resolutions 4-80), rq4 (crops x resolutions), efficiency (index vs orig/opt/simp), ablations "
         "(schedule, embedding init, pixel and output norm, encoder and decoder size), paper (all), explain "
         "(what the hot start needs), unseen (5% of the characters never trained on: index, vision, vision with "
-        "the glyph head), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
+        "the glyph head), controls (pixels or parametrisation: the 40x40-unsqueezed lead against permuted glyphs, "
+        "noise images and an adapter started at the index table's scale), family (HotStart index and vision, PIXEL-M4's MAE and its character BERT "
         "pretrained alike, then fine-tuned on iNews sentiment), autoregressive (index, vision, PixelGPT, PIXAR stages "
         "1 and 2, DualGPT on one Llama-style decoder and budget, generations read back), fonts (index, vision on "
         "the default font, vision on a mix of fonts, each evaluated in every typeface of the scale), robustness (the "
@@ -778,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gradients and occlusion, and the accuracy with only the centre or only the border drawn). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
         "family: smoke | demo | cpu; autoregressive, fonts, robustness, attribution: smoke | cpu."))
-    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | unseen | family | "
+    p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | unseen | controls | family | "
                                 "autoregressive | fonts | robustness | attribution")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")

@@ -69,7 +69,7 @@ def test_report_recognises_a_runs_settings_from_its_config() -> None:
                     "size": "small-cpu", "schedule": "paper", "seed": 0, "encoder_norm": "group", "encoder_size": "ours",
                     "pool": 4, "patch": 0, "input_scale": "none", "center": False, "tie_head": False,
                     "onecycle_div": 25.0, "span": None, "curriculum": "fresh", "holdout": 0.0,
-                    "head": "linear"}
+                    "head": "linear", "glyph_permute": None, "glyph_source": "font", "adapter_init_std": 0.0}
 
 
 def test_accuracy_between_evaluations_is_interpolated_and_says_so() -> None:

@@ -82,6 +82,10 @@ def run_axes(cfg: dict[str, Any]) -> dict[str, Any]:
         # characters never trained on (grid `unseen`), at their defaults in older configs
         "holdout": (cfg.get("holdout") or {}).get("share", 0.0),
         "head": cfg["model"].get("head", "linear"),
+        # the hot start's controls (grid `controls`), at their defaults in older configs
+        "glyph_permute": inp.get("glyph_permute") if vision else None,
+        "glyph_source": inp.get("glyph_source", "font") if vision else None,
+        "adapter_init_std": encoder.get("adapter_init_std", 0.0) if vision else None,
     }
 
 
@@ -119,7 +123,8 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]],
 # The hot-start investigation's axes at their defaults (what `run_axes` gives a config without them).
 NEW_AXIS_DEFAULTS: dict[str, Any] = {"encoder_norm": "group", "encoder_size": "ours", "pool": 4, "patch": 0,
                                      "input_scale": "none", "center": False, "tie_head": False, "onecycle_div": 25.0,
-                                     "span": None, "curriculum": "fresh", "holdout": 0.0, "head": "linear"}
+                                     "span": None, "curriculum": "fresh", "holdout": 0.0, "head": "linear",
+                                     "glyph_permute": None, "glyph_source": "font", "adapter_init_std": 0.0}
 
 
 class Selector:
@@ -138,7 +143,8 @@ class Selector:
         if kind == "vision":
             want = {"encoder": "simp", "res": 8, "crop": 1.0, "pixel_norm": "standardize",
                     "output_norm": "layernorm", "encoder_norm": "group", "encoder_size": "ours", "pool": 4,
-                    "patch": 0, "input_scale": "none", "center": False, **want}
+                    "patch": 0, "input_scale": "none", "center": False, "glyph_permute": None,
+                    "glyph_source": "font", "adapter_init_std": 0.0, **want}
         else:
             want = {"embed_init_std": 0.02, **want}
         # an axis a run does not name (axes made before that setting existed) is at its default

@@ -119,6 +119,10 @@ class RunSpec:
     samples: int | None = None  # hot protocol: a shorter window than the scale's (explain's gpt2-small runs)
     holdout: float = 0.0  # share of characters never trained on (grid `unseen`)
     head: str = "linear"  # linear | glyph (vision: the glyph-tied head)
+    # the hot start's controls (grid `controls`): pixels or parametrisation?
+    glyph_permute: int | None = None  # vision: each character reads another's glyph (permutation seed)
+    glyph_source: str = "font"  # vision: font | noise (each glyph's own pixels in a fixed random order)
+    adapter_init_std: float = 0.0  # vision: the adapter's initial std (0: PyTorch's default)
 
     @property
     def name(self) -> str:
@@ -136,6 +140,9 @@ class RunSpec:
             parts += [f"patch{self.patch}"] if self.patch else []
             parts += ["idxscale"] if self.input_scale != "none" else []
             parts += ["centred"] if self.center else []
+            parts += [f"perm{self.glyph_permute}"] if self.glyph_permute is not None else []
+            parts += ["noise"] if self.glyph_source != "font" else []
+            parts += [f"ainit{self.adapter_init_std:g}"] if self.adapter_init_std else []
         parts += ["tied"] if self.tie_head else []
         parts += [self.size] if self.size else []
         parts += [self.schedule] if self.schedule != "paper" else []
@@ -152,10 +159,10 @@ class RunSpec:
             inp = InputConfig(kind="index", embed_init_std=self.embed_init_std)
         else:
             encoder = EncoderConfig(name=self.encoder, size=self.encoder_size, pool=self.pool, patch=self.patch,
-                                    norm=self.encoder_norm)
+                                    norm=self.encoder_norm, adapter_init_std=self.adapter_init_std)
             inp = InputConfig(kind="vision", encoder=encoder, render=RenderConfig(res=self.res, crop=self.crop),
                               pixel_norm=self.pixel_norm, output_norm=self.output_norm, input_scale=self.input_scale,
-                              center=self.center)
+                              center=self.center, glyph_permute=self.glyph_permute, glyph_source=self.glyph_source)
         tc = TrainConfig(batch_size=scale.batch_size, eval_sequences=scale.eval_sequences, seed=self.seed,
                          eval_every=scale.eval_every, dense_until=self.samples or scale.hot_samples, onecycle_div=self.onecycle_div,
                          schedule_samples=self.span, curriculum_order=self.curriculum)
@@ -252,6 +259,32 @@ def grid_explain(scale: Scale) -> list[RunSpec]:
     return runs
 
 
+UNPOOLED_40 = {"res": 40, "patch": 1, "pool": 0}
+"""The setting with the early lead (explain grid: 40x40 not squeezed to an 8x8 grid), the controls' reference."""
+PERMUTE_SEED = 1
+"""Seed of the controls' glyph permutation (any fixed one: the same for every run seed)."""
+INDEX_ADAM_STD = 0.02
+"""--adapter-init-std that gives the adapter the index table's relative Adam step (wte's init std)."""
+
+
+def grid_controls(scale: Scale) -> list[RunSpec]:
+    """Pixels or parametrisation: the 40x40-unsqueezed reference and index, then each control of the same
+    model, every hot seed: the glyphs permuted among the characters, noise images with each glyph's ink, and
+    the adapter started at the index table's scale. Where the scale's decoder is smaller than GPT-2 small,
+    the permuted glyphs at gpt2-small too (seed 0; the explain grid has its reference and index there),
+    last as it costs the most."""
+    controls = ({"glyph_permute": PERMUTE_SEED}, {"glyph_source": "noise"}, {"adapter_init_std": INDEX_ADAM_STD})
+    runs = []
+    for seed in scale.hot_seeds:
+        runs += [_index("hot", seed), _vision("hot", seed=seed, **UNPOOLED_40)]
+        runs += [_vision("hot", seed=seed, **UNPOOLED_40, **control) for control in controls]
+    if scale.paper_decoder_samples:
+        big = {"size": "gpt2-small", "samples": scale.paper_decoder_samples}
+        runs += [_index("hot", **big), _vision("hot", **UNPOOLED_40, **big),
+                 _vision("hot", glyph_permute=PERMUTE_SEED, **UNPOOLED_40, **big)]
+    return runs
+
+
 UNSEEN_SHARE = 0.05
 """Share of the vocabulary held out in the `unseen` grid (the issue's "say 5%")."""
 
@@ -272,7 +305,7 @@ def grid_paper(scale: Scale) -> list[RunSpec]:
 GRIDS: dict[str, Callable[[Scale], list[RunSpec]]] = {
     "rq1": grid_rq1, "rq2": grid_rq2, "rq3": grid_rq3, "rq4": grid_rq4,
     "efficiency": grid_efficiency, "ablations": grid_ablations, "paper": grid_paper, "explain": grid_explain,
-    "unseen": grid_unseen,
+    "unseen": grid_unseen, "controls": grid_controls,
 }
 
 

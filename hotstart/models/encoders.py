@@ -52,6 +52,10 @@ class EncoderConfig:
     norm: str = "group"
     """orig: normalisation after each ResNet convolution, group (ours), batch (a standard ResNet's) or
     none. The minimal encoders (opt/simp) have no normalisation layers."""
+    adapter_init_std: float = 0.0
+    """A control: std of the normal init of every adapter weight (biases start at zero); 0 keeps PyTorch's
+    default, uniform with std 1/sqrt(3 * fan_in). Adam moves a weight by about the lr whatever its size,
+    so this sets the adapter's relative step: 0.02 puts it where the index table's is."""
 
     def validate(self) -> None:
         """Raise HotStartError for an unknown choice or a negative size."""
@@ -59,6 +63,8 @@ class EncoderConfig:
                                      ("encoder size", self.size, ENCODER_SIZES)):
             if value not in allowed:
                 raise HotStartError(f"unknown {what} '{value}'; choose one of {', '.join(allowed)}")
+        if not (math.isfinite(self.adapter_init_std) and self.adapter_init_std >= 0):
+            raise HotStartError(f"--adapter-init-std must be a number >= 0 (0: PyTorch's default init), got {self.adapter_init_std}")
         if self.width < 0 or self.pool < 0 or self.patch < 0:
             raise HotStartError(f"encoder width, pool and patch must be >= 0, got {self.width}, {self.pool}, {self.patch}")
         if self.name != "orig" and self.norm != "group":
@@ -208,6 +214,11 @@ class GlyphEncoder(nn.Module):
             self.encoder = MinimalEncoder(width, cfg.pool, res, cfg.patch)
             depth = 3 if cfg.name == "opt" else 1
             self.adapter = mlp_adapter(self.encoder.out_features, 2 * n_embd, n_embd, depth)
+        if cfg.adapter_init_std:
+            for layer in self.adapter:
+                if isinstance(layer, nn.Linear):
+                    nn.init.normal_(layer.weight, std=cfg.adapter_init_std)
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, glyphs: torch.Tensor) -> torch.Tensor:
         """(N, R, R) glyphs -> (N, n_embd) decoder inputs."""

@@ -40,6 +40,10 @@ PIXEL_NORMS = ("standardize", "position", "raw")
 OUTPUT_NORMS = ("layernorm", "none")
 INPUT_SCALES = ("none", "index-init")
 HEADS = ("linear", "glyph")
+GLYPH_SOURCES = ("font", "noise")
+NOISE_SEED = 0
+"""Seed of --glyph-source noise's pixel shuffles: fixed, so every run and seed reads the same noise images, as
+every run reads the same glyphs."""
 
 
 @dataclass
@@ -66,6 +70,14 @@ class InputConfig:
     center: bool = False
     """vision: subtract the vocabulary's mean input vector from every character's (training then
     encodes the whole vocabulary at every step, not only a batch's distinct glyphs)."""
+    glyph_permute: int | None = None
+    """vision, a control: each character reads another character's glyph, by a fixed permutation drawn with
+    this seed (the specials keep theirs); None = each reads its own. Same pictures, same adapter, same
+    optimiser, but no visual similarity between related characters."""
+    glyph_source: str = "font"
+    """vision, a control: font (the rendered glyphs) or noise: each character's image is its own glyph's
+    pixels in a fixed random order (our reading of "a random image with its glyph's ink share": the same ink
+    share and the same grey levels, no strokes)."""
     mix_fonts: list[str] = field(default_factory=list)
     """vision: more fonts ("path" or "path#face") that training draws glyphs in: at every step each
     glyph encoded is drawn in the primary font or one of these, chosen at random (per glyph draw);
@@ -78,6 +90,7 @@ class InputConfig:
             ("pixel_norm", self.pixel_norm, PIXEL_NORMS),
             ("output_norm", self.output_norm, OUTPUT_NORMS),
             ("input_scale", self.input_scale, INPUT_SCALES),
+            ("glyph_source", self.glyph_source, GLYPH_SOURCES),
         ):
             if value not in allowed:
                 raise HotStartError(f"unknown {name} '{value}'; choose one of {', '.join(allowed)}")
@@ -88,6 +101,11 @@ class InputConfig:
             raise HotStartError(f'mix_fonts must be a list of "path" or "path#face" strings, got {self.mix_fonts!r}')
         if self.mix_fonts and self.kind != "vision":
             raise HotStartError("--mix-font draws glyphs in more fonts; it needs --input vision")
+        if self.glyph_permute is not None and self.glyph_permute < 0:
+            raise HotStartError(f"--glyph-permute takes a seed >= 0, got {self.glyph_permute}")
+        controls = self.glyph_permute is not None or self.glyph_source != "font"
+        if controls and self.kind != "vision":
+            raise HotStartError("--glyph-permute and --glyph-source change the glyphs a vision model reads; they need --input vision")
         if self.kind == "vision":
             self.encoder.validate()
             self.render.validate()
@@ -352,6 +370,23 @@ def glyph_bank(tokens: list[str], specials: tuple[str, ...], render: RenderConfi
     """Render (or load from the cache) the (V, R, R) bank of a vocabulary."""
     bank = GlyphRenderer(render).render_bank(tokens, specials=specials, progress=progress)
     return torch.from_numpy(np.ascontiguousarray(bank.glyphs))
+
+
+def control_bank(glyphs: torch.Tensor, cfg: InputConfig, n_specials: int) -> torch.Tensor:
+    """The (V, R, R) bank a control run reads: with glyph_source noise each row's pixels shuffled by a fixed
+    permutation of its own, then with glyph_permute the rows after the specials permuted among themselves.
+    With neither, `glyphs` itself."""
+    if cfg.glyph_source == "noise":
+        generator = torch.Generator().manual_seed(NOISE_SEED)
+        flat = glyphs.flatten(1)  # (V, R*R)
+        order = torch.rand(flat.shape, generator=generator).argsort(dim=1)  # one pixel order per character
+        glyphs = flat.gather(1, order).view_as(glyphs)
+    if cfg.glyph_permute is not None:
+        generator = torch.Generator().manual_seed(cfg.glyph_permute)
+        rows = torch.arange(len(glyphs))
+        rows[n_specials:] = n_specials + torch.randperm(len(glyphs) - n_specials, generator=generator)
+        glyphs = glyphs[rows]
+    return glyphs
 
 
 def format_parameter_counts(counts: dict[str, int]) -> str:

@@ -27,6 +27,7 @@ from ..models.hotstart_lm import (
     HotStartLM,
     InputConfig,
     ModelConfig,
+    control_bank,
     glyph_bank,
 )
 from ..render.glyph import RenderConfig
@@ -149,13 +150,15 @@ class RunConfig:
 
 def build_model(cfg: ModelConfig, vocab: Vocab, progress: bool = True, mix: bool = True) -> HotStartLM:
     """The model for `cfg`, with its glyph bank rendered (or loaded from the cache) for vision, and with
-    `mix`, the banks of the fonts training mixes in (--mix-font; a trained model reads the primary's)."""
+    `mix`, the banks of the fonts training mixes in (--mix-font; a trained model reads the primary's).
+    A control run (--glyph-permute, --glyph-source noise) reads every bank through the same control."""
     glyphs = mix_glyphs = None
     if cfg.input.kind == "vision":
-        glyphs = glyph_bank(vocab.tokens, SPECIALS, cfg.input.render, progress=progress)
+        bank = lambda render: control_bank(glyph_bank(vocab.tokens, SPECIALS, render, progress=progress), cfg.input,
+                                           len(SPECIALS))
+        glyphs = bank(cfg.input.render)
         if mix and cfg.input.mix_fonts:
-            mix_glyphs = torch.stack([glyph_bank(vocab.tokens, SPECIALS, render, progress=progress)
-                                      for render in mix_renders(cfg.input)])
+            mix_glyphs = torch.stack([bank(render) for render in mix_renders(cfg.input)])
     return HotStartLM(cfg, glyphs, mix_glyphs)
 
 

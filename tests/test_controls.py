@@ -1,0 +1,97 @@
+"""The hot start's controls: each changes exactly what it says, and the controls grid keeps them apart."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from hotstart.cli import _run_config, build_parser
+from hotstart.data.prepared import SPECIALS, PreparedCorpus
+from hotstart.models.decoder import decoder_size
+from hotstart.models.encoders import EncoderConfig, GlyphEncoder
+from hotstart.models.hotstart_lm import InputConfig, ModelConfig
+from hotstart.render.glyph import RenderConfig
+from hotstart.training.run import build_model
+
+
+def run_config(*options: str):
+    """The RunConfig `hotstart train` builds from these options."""
+    return _run_config(build_parser().parse_args(["train", "--data", "D", "--out", "R", *options]))
+
+
+def bank(corpus: PreparedCorpus, **input_kw) -> torch.Tensor:
+    """The (V, R, R) glyph bank a tiny vision model of these input settings reads."""
+    inp = InputConfig(kind="vision", render=RenderConfig(res=8), **input_kw)
+    return build_model(ModelConfig(len(corpus.vocab), inp, decoder_size("tiny")), corpus.vocab, progress=False).input.glyphs
+
+
+def test_glyph_permute_gives_each_character_another_characters_glyph_and_specials_their_own(tiny_corpus) -> None:
+    own, permuted = bank(tiny_corpus), bank(tiny_corpus, glyph_permute=1)
+    n = len(SPECIALS)
+    assert torch.equal(permuted[:n], own[:n])
+    # the same pictures (a permutation of the rows), and almost no character keeps its own
+    rows = lambda b: Counter(tuple(row.flatten().tolist()) for row in b[n:])
+    assert rows(permuted) == rows(own)
+    kept = (permuted[n:] == own[n:]).flatten(1).all(dim=1).float().mean().item()
+    assert kept < 0.05
+    assert torch.equal(bank(tiny_corpus, glyph_permute=1), permuted)  # fixed: rebuilt alike from the config
+    assert not torch.equal(bank(tiny_corpus, glyph_permute=2), permuted)
+
+
+def test_glyph_source_noise_keeps_each_glyphs_ink_and_loses_its_strokes(tiny_corpus) -> None:
+    own, noise = bank(tiny_corpus), bank(tiny_corpus, glyph_source="noise")
+    inked = own.flatten(1).sum(1) > 0
+    assert inked.sum() > 10
+    # the same pixels in another order: the same ink share and grey levels per character
+    assert torch.equal(own.flatten(1).sort(dim=1).values, noise.flatten(1).sort(dim=1).values)
+    assert (own.flatten(1) != noise.flatten(1))[inked].any(dim=1).all()
+    # no strokes: a glyph's horizontally neighbouring pixels go together, noise's do not
+    def neighbour_correlation(b: torch.Tensor) -> float:
+        left, right = b[inked][:, :, :-1].flatten(), b[inked][:, :, 1:].flatten()
+        return torch.corrcoef(torch.stack([left, right]))[0, 1].item()
+    assert neighbour_correlation(own) > 0.3 and abs(neighbour_correlation(noise)) < 0.1
+    assert torch.equal(bank(tiny_corpus, glyph_source="noise"), noise)  # the same images in every run
+
+
+def test_adapter_init_std_sets_the_adapters_initial_scale() -> None:
+    default = GlyphEncoder(EncoderConfig(pool=0, patch=1), n_embd=64, res=40).adapter[0]
+    fan_in = default.in_features
+    assert default.weight.std().item() == pytest.approx(1 / math.sqrt(3 * fan_in), rel=0.02)  # PyTorch's default
+    scaled = GlyphEncoder(EncoderConfig(pool=0, patch=1, adapter_init_std=0.02), n_embd=64, res=40).adapter[0]
+    assert scaled.weight.std().item() == pytest.approx(0.02, rel=0.02) and scaled.bias.abs().max().item() == 0
+    for layer in GlyphEncoder(EncoderConfig(name="opt", adapter_init_std=0.02), n_embd=64, res=8).adapter:
+        if isinstance(layer, torch.nn.Linear):  # every layer of a deep adapter
+            assert layer.weight.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_the_control_options_reach_the_run_config() -> None:
+    inp = run_config("--input", "vision", "--glyph-permute", "3", "--glyph-source", "noise",
+                     "--adapter-init-std", "0.02").model.input
+    assert (inp.glyph_permute, inp.glyph_source, inp.encoder.adapter_init_std) == (3, "noise", 0.02)
+    plain = run_config("--input", "vision").model.input
+    assert (plain.glyph_permute, plain.glyph_source, plain.encoder.adapter_init_std) == (None, "font", 0.0)
+
+
+def test_the_controls_grid_varies_one_control_per_run_and_the_report_keeps_them_apart() -> None:
+    from hotstart.config import to_dict
+    from hotstart.experiments.runs import Run, Selector, run_axes
+    from hotstart.experiments.sweep import SCALES, grid_runs
+
+    specs = grid_runs("controls", SCALES["cpu"])
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names)) == 3 * 5 + 3
+    assert names[:5] == ["hot-index-s0", "hot-simp-40x40-pool0-patch1-s0", "hot-simp-40x40-pool0-patch1-perm1-s0",
+                         "hot-simp-40x40-pool0-patch1-noise-s0", "hot-simp-40x40-pool0-patch1-ainit0.02-s0"]
+    assert names[-1] == "hot-simp-40x40-pool0-patch1-perm1-gpt2-small-s0"
+    runs = [Run(s.name, run_axes(to_dict(s.run_config(SCALES["cpu"], "D"))), [], None, {}) for s in specs]
+    select = Selector(runs)
+    reference = select("hot", "vision", res=40, pool=0, patch=1)
+    assert sorted(r.name for r in reference) == [f"hot-simp-40x40-pool0-patch1-s{seed}" for seed in range(3)]
+    permuted = select("hot", "vision", res=40, pool=0, patch=1, glyph_permute=1)
+    assert len(permuted) == 3 and all("perm1" in r.name for r in permuted)
+    assert len(select("hot", "vision", res=40, pool=0, patch=1, glyph_source="noise")) == 3
+    assert len(select("hot", "vision", res=40, pool=0, patch=1, adapter_init_std=0.02)) == 3
+    assert not select("hot", "vision")  # the paper's 8x8 setting: no control run stands in for it
