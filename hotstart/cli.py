@@ -130,7 +130,7 @@ _OPTION_PATHS = {
     **{k: ("train", k) for k in (
         "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
         "onecycle_div",
-        "eval_every", "dense_until", "eval_every_late", "eval_sequences", "patience", "precision", "device", "seed",
+        "eval_every", "dense_until", "eval_every_late", "eval_at", "eval_sequences", "patience", "precision", "device", "seed",
         "balance_languages",
         "freeze_decoder", "tensorboard", "compile")},
 }
@@ -541,6 +541,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-every", type=int, help="evaluate every N samples up to --dense-until")
     g.add_argument("--dense-until", type=int, help="end of the dense evaluation window (samples)")
+    g.add_argument("--eval-at", type=int, nargs="+", help="also evaluate at the first step past each of these sample "
+                                                         "counts (e.g. the paper's 4096 6152 8200 10248)")
     g.add_argument("--eval-every-late", type=int, help="evaluate every N samples afterwards (default 16384)")
     g.add_argument("--eval-sequences", type=int, help="validation sequences per evaluation (default: all)")
     g.add_argument("--patience", type=int, help="early stopping patience in evaluations (default 7)")

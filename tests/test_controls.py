@@ -95,3 +95,73 @@ def test_the_controls_grid_varies_one_control_per_run_and_the_report_keeps_them_
     assert len(select("hot", "vision", res=40, pool=0, patch=1, glyph_source="noise")) == 3
     assert len(select("hot", "vision", res=40, pool=0, patch=1, adapter_init_std=0.02)) == 3
     assert not select("hot", "vision")  # the paper's 8x8 setting: no control run stands in for it
+
+
+def test_samples_to_reach_an_accuracy_interpolate_between_evaluations() -> None:
+    from hotstart.experiments.controls import samples_to_reach
+
+    rows = [{"samples": 2048, "val_acc": 0.05}, {"samples": 4096, "val_acc": 0.07}, {"samples": 6144, "val_acc": 0.11}]
+    assert samples_to_reach(rows, 0.06) == pytest.approx(3072)
+    assert samples_to_reach(rows, 0.10) == pytest.approx(4096 + 2048 * 0.75)
+    assert samples_to_reach(rows, 0.05) == 2048 and samples_to_reach(rows, 0.12) is None
+
+
+def test_a_bootstrap_interval_needs_two_values_and_brackets_the_statistic() -> None:
+    import statistics
+
+    from hotstart.experiments.controls import bootstrap_interval
+
+    assert bootstrap_interval([5.0], statistics.fmean) is None
+    low, high = bootstrap_interval([1.0, 2.0, 6.0], statistics.fmean)
+    assert 1.0 <= low < statistics.fmean([1.0, 2.0, 6.0]) < high <= 6.0
+    assert bootstrap_interval([1.0, 2.0, 6.0], statistics.fmean) == (low, high)  # seeded: the same every time
+
+
+def _control_runs(curves: dict[str, list[float]]):
+    """The cpu controls grid as report runs, each evaluated at 2,048..10,240 samples with the accuracies
+    `curves` gives its arm (keys: index, reference, perm, noise, ainit; seed s adds 0.002 * s)."""
+    from hotstart.config import to_dict
+    from hotstart.experiments.runs import Run, run_axes
+    from hotstart.experiments.sweep import SCALES, grid_runs
+
+    runs = []
+    for spec in grid_runs("controls", SCALES["cpu"]):
+        if spec.size:
+            continue
+        arm = ("index" if spec.kind == "index" else "perm" if spec.glyph_permute is not None else
+               "noise" if spec.glyph_source != "font" else "ainit" if spec.adapter_init_std else "reference")
+        rows = [{"samples": 2048 * (k + 1), "val_acc": acc + 0.002 * spec.seed, "val_loss": 7.0 - acc, "wall_s": 60.0 * k}
+                for k, acc in enumerate(curves[arm])]
+        cfg = to_dict(spec.run_config(SCALES["cpu"], "D"))
+        runs.append(Run(spec.name, run_axes(cfg), rows, {"stop_reason": "max_samples"}, cfg))
+    return runs
+
+
+def test_the_controls_section_judges_each_control_by_its_paired_lead() -> None:
+    from hotstart.experiments.controls import controls_section
+    from hotstart.experiments.runs import Selector
+
+    index = [0.04, 0.05, 0.06, 0.08, 0.10]
+    reference = [0.05, 0.08, 0.10, 0.12, 0.13]
+    runs = _control_runs({"index": index, "reference": reference, "perm": [a - 0.003 for a in reference],
+                          "noise": [a + 0.015 for a in index], "ainit": index})
+    text, rows = controls_section(Selector(runs))
+    verdicts = {r["arm"]: r["verdict"] for r in rows}
+    assert verdicts == {"40x40 not squeezed (reference)": "reference", "permuted glyphs": "keeps the lead",
+                        "noise images": "keeps part of it", "adapter at index scale": "loses the lead"}
+    ref = rows[0]
+    assert ref["lead"] == pytest.approx(4.0) and ref["ratio"] == pytest.approx(0.122 / 0.082)
+    # 8%: index at 8,192 / 7,987 / 7,782 samples (seeds 0-2, interpolated), the reference at 4,096 / 3,959 / 3,823
+    assert ref["fewer_8"] == f"{(8192 + 7987.2 + 7782.4) / (4096 + 3959.5 + 3822.9):.2f}x" == "2.02x"
+    assert ref["fewer_10"] == "1.69x"  # 10,035 against 5,939 samples on the means
+    assert "| noise images | 3 |" in text and "**keeps part of it**" in text
+
+
+def test_the_controls_section_waits_for_a_control_run() -> None:
+    from hotstart.experiments.controls import controls_section
+    from hotstart.experiments.runs import Selector
+
+    runs = [r for r in _control_runs({k: [0.05] * 5 for k in ("index", "reference", "perm", "noise", "ainit")})
+            if "perm" not in r.name and "noise" not in r.name and "ainit" not in r.name]
+    text, rows = controls_section(Selector(runs))
+    assert rows == [] and text.startswith("Not run yet")

@@ -18,6 +18,7 @@ from ..models.decoder import DECODER_SIZES
 from ..plot import plot_panels, plot_series
 from .attribution import attribution_section, is_attribution_folder
 from .autoregressive import autoregressive_section, is_autoregressive_folder
+from .controls import controls_section
 from .explain import explain_section
 from .family_report import family_section, is_family_folder
 from .fonts import (
@@ -459,6 +460,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     abl_text, abl_rows, panels, colors = ablation_section(select, factors, reference, hot_end)
     emb_text, emb_rows = embeddings_section(runs)
     explain_text, explain_rows = explain_section(select, out)
+    controls_text, controls_rows = controls_section(select)
     unseen_text, unseen_rows = unseen_section(runs, out)
     verdict_text, verdict_rows = verdict_section(select, reference[1] if reference else None)
     groups = hot_groups(select)
@@ -479,7 +481,8 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     glyphs = _glyph_grid(runs, out / "glyphs.png")
     for name, rows in (("main", main_rows), ("hot_start", hot_rows), ("efficiency", eff_rows),
                        ("ablations", abl_rows), ("verdicts", verdict_rows), ("embeddings", emb_rows),
-                       ("explain", explain_rows), *([("unseen", unseen_rows)] if unseen_rows else [])):
+                       ("explain", explain_rows), *([("unseen", unseen_rows)] if unseen_rows else []),
+                       *([("controls", controls_rows)] if controls_rows else [])):
         write_csv(out / f"{name}.csv", rows)
     write_csv(out / "runs.csv", [{"run": r.name, **r.axes, **{f"best_{k}": v for k, v in (r.best or {}).items()},
                                   "stop_reason": (r.summary or {}).get("stop_reason", "in progress")} for r in runs])
@@ -498,6 +501,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         "## Efficiency\n\n" + eff_text,
         "## What drives the hot start: ablations\n\n" + abl_text + ("\n\n![ablations](ablations.png)" if panels else ""),
         "## What the hot start needs\n\n" + explain_text,
+        *(["## Pixels or parametrisation: the controls\n\n" + controls_text] if controls_rows else []),
         *(["## Characters never seen in training\n\n" + unseen_text] if unseen_rows else []),
         "## Input vectors: how distinct are the characters?\n\n" + emb_text,
         "## Glyphs\n\n" + ("![glyphs](glyphs.png)" if glyphs else "No vision runs."),
@@ -505,7 +509,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
           if family_parts else []),
         *grid_sections,
         ("## Data\n\nEvery number above is in the CSV files beside this report: main.csv, hot_start.csv, efficiency.csv, "
-         "ablations.csv, verdicts.csv, embeddings.csv, explain.csv" + (", family_pretraining.csv, family_finetuning.csv" if family_parts else "")
+         "ablations.csv, verdicts.csv, embeddings.csv, explain.csv" + (", controls.csv" if controls_rows else "") + (", family_pretraining.csv, family_finetuning.csv" if family_parts else "")
          + "".join(f", {name}" for name in grid_csvs)
          + "; runs.csv has one row per run and curves.csv every evaluation of every run."),
         "## How this was made\n\n" + _environment_section(runs, sweeps, command or "hotstart report", time.perf_counter() - start),

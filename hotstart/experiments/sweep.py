@@ -41,8 +41,8 @@ from ..training.checkpoint import read_json, write_json
 from ..training.loop import DIVERGED, train
 from ..training.precision import pick_device, pick_precision
 from ..training.run import RunConfig, TrainConfig
+from .paper import HOT_POINTS, RESOLUTIONS
 
-RESOLUTIONS = (4, 8, 20, 30, 80)  # the paper's RQ3 table
 CROPS = (1.0, 0.8, 0.5)  # Vision-100% / -80% / -50%
 ENCODERS = ("orig", "opt", "simp")
 
@@ -72,6 +72,8 @@ class Scale:
     about: str
     paper_decoder_samples: int | None = None
     """explain grid, scales below the paper's decoder: the length of its gpt2-small runs (None: none)."""
+    eval_points: tuple[int, ...] = ()
+    """Evaluations besides every `eval_every`: each at the first step past it (TrainConfig.eval_at)."""
 
 
 SCALES: dict[str, Scale] = {
@@ -84,9 +86,12 @@ SCALES: dict[str, Scale] = {
                  # the paper's 10,248 samples, rounded to the evaluation point 80 steps of 128 reach: a
                  # gpt2-small step takes ~55 s on 2 cores, so each such run costs over an hour
                  paper_decoder_samples=10_240),
-    "paper": Scale("paper", size="gpt2-small", seq_len=128, batch_size=128, hot_samples=16384, eval_every=2048,
+    # the hot window ends at 10,368 samples, the first step of 128 past the paper's last hot-start point
+    # (10,248), and the paper's points are evaluated themselves, at the first step past each
+    "paper": Scale("paper", size="gpt2-small", seq_len=128, batch_size=128, hot_samples=10_368, eval_every=2048,
                    final_samples=None, eval_sequences=None, hot_seeds=(0, 1, 2), ablation_sizes=("small-cpu",),
-                   about="the paper's protocol: GPT-2 small, early stopping, full validation set; for a GPU"),
+                   about="the paper's protocol: GPT-2 small, early stopping, full validation set; for a GPU",
+                   eval_points=HOT_POINTS),
 }
 
 
@@ -165,7 +170,7 @@ class RunSpec:
                               center=self.center, glyph_permute=self.glyph_permute, glyph_source=self.glyph_source)
         tc = TrainConfig(batch_size=scale.batch_size, eval_sequences=scale.eval_sequences, seed=self.seed,
                          eval_every=scale.eval_every, dense_until=self.samples or scale.hot_samples, onecycle_div=self.onecycle_div,
-                         schedule_samples=self.span, curriculum_order=self.curriculum)
+                         schedule_samples=self.span, curriculum_order=self.curriculum, eval_at=list(scale.eval_points))
         if self.protocol == "hot":
             tc.max_samples = self.samples or scale.hot_samples
         elif scale.final_samples is not None:  # a fixed budget: the schedule anneals within it
@@ -256,6 +261,8 @@ def grid_explain(scale: Scale) -> list[RunSpec]:
         # so it gets every hot seed, as does its index pair; over two hours each on 2 cores, so last of all
         runs += [spec for seed in scale.hot_seeds[1:]
                  for spec in (_index("hot", seed, **big), _vision("hot", 40, seed, patch=1, pool=0, **big))]
+    else:  # the scale's decoder is the paper's: orig 8x8 (row 1 here) gets every hot seed, as row 8 asks
+        runs += [_vision("hot", 8, seed, encoder="orig") for seed in scale.hot_seeds[1:]]
     return runs
 
 

@@ -84,7 +84,10 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
 
 
 def eval_due(before: int, after: int, cfg: TrainConfig) -> bool:
-    """True when an evaluation point lies in (before, after] samples (points are multiples of the intervals)."""
+    """True when an evaluation point lies in (before, after] samples: a multiple of the intervals, or one of
+    `eval_at` (so a point between two steps is evaluated at the first step past it)."""
+    if any(before < point <= after for point in cfg.eval_at):
+        return True
     dense = min(after, cfg.dense_until) // cfg.eval_every > min(before, cfg.dense_until) // cfg.eval_every
     late = after > cfg.dense_until and (
         (after - cfg.dense_until) // cfg.eval_every_late > max(before - cfg.dense_until, 0) // cfg.eval_every_late

@@ -88,6 +88,9 @@ class TrainConfig:
     """End of the dense evaluation window, in samples."""
     eval_every_late: int = 16384
     """Evaluate every this many samples after dense_until."""
+    eval_at: list[int] = field(default_factory=list)
+    """Also evaluate at the first step whose samples reach each of these (say the paper's hot-start points
+    4,096 / 6,152 / 8,200 / 10,248, which batches of 128 do not all land on)."""
     eval_sequences: int | None = None
     """Validation sequences per scheduled evaluation (the first N of the fixed set); None = all."""
     patience: int = 7
@@ -118,6 +121,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise HotStartError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if any(not isinstance(point, int) or point <= 0 for point in self.eval_at):
+            raise HotStartError(f"--eval-at takes sample counts > 0, got {' '.join(map(str, self.eval_at))}")
         if self.curriculum_order not in CURRICULUM_ORDERS:
             raise HotStartError(f"unknown curriculum '{self.curriculum_order}'; choose one of {', '.join(CURRICULUM_ORDERS)}")
         if self.schedule not in SCHEDULES:
