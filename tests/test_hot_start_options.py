@@ -245,7 +245,8 @@ def test_what_the_hot_start_needs_ranks_the_candidates_and_names_one_that_produc
     assert measured[0]["seeds"] == "1 seed each"
     assert len(rows) == 18 and rows[-1]["verdict"] == "not run yet"
     text, _ = explain_section(Selector(runs), tmp_path)
-    assert "The hot start appears with: 5. prefix curriculum (3 of 18 rows run so far)." in text and (tmp_path / "explain.png").stat().st_size > 10_000
+    assert ("The hot start appears with: 5. prefix curriculum (3 of 18 rows run so far): 1 of the 2 candidate settings "
+            "tried pass the rule") in text and (tmp_path / "explain.png").stat().st_size > 10_000
     text, _ = explain_section(Selector(runs[:3]), tmp_path)
     assert "No candidate produced a hot start (2 of 18 rows run so far). Closest: 1. orig encoder (ResNet) (-0.20 pp" in text
 
@@ -279,7 +280,7 @@ def test_a_candidate_whose_run_is_still_training_is_unfinished_not_unmeasured(tm
     row = next(r for r in rows if r["candidate"] == "5. prefix curriculum")
     assert row["verdict"] == "hot start at 4,096 (unfinished: vision at 4,096 of 10,248 samples, 2 min)"
     text, _ = explain_section(Selector([*reference, index, vision]), tmp_path)
-    assert "The hot start appears with: 5. prefix curriculum (2 of 18 rows run so far, 1 more unfinished)." in text
+    assert "The hot start appears with: 5. prefix curriculum (2 of 18 rows run so far, 1 more unfinished): 1 of the 2 candidate settings tried pass" in text
 
 
 def test_the_plateau_is_left_where_every_seed_that_reached_the_point_is_above_it() -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..plot import plot_series
+from .paper import PAPER_DECODER
 from .runs import Run, Selector, acc_at, acc_stats
-from .verdicts import hot_lead
+from .verdicts import hot_lead, tried_candidates
 
 WINDOW_POINTS = (4096, 8192)
 """Where the table reads both models (evaluation points of every scale's hot window)."""
@@ -65,11 +66,11 @@ def candidate_rows(select: Selector) -> list[dict[str, Any]]:
         index = select("hot", "index", **(index_axes or {}))
         vision = select("hot", "vision", **vision_axes)
         if not index or not vision:
-            rows.append({"candidate": label, "paper": paper, "verdict": "not run yet", "vision_seeds": 0, "index_seeds": 0,
+            rows.append({"candidate": label, "reference": index_axes is None and not vision_axes, "paper": paper, "verdict": "not run yet", "vision_seeds": 0, "index_seeds": 0,
                          "seeds": "none"})
             continue
         nv, ni = _evaluated(vision), _evaluated(index)
-        row: dict[str, Any] = {"candidate": label, "paper": paper, "vision_seeds": nv, "index_seeds": ni,
+        row: dict[str, Any] = {"candidate": label, "reference": index_axes is None and not vision_axes, "paper": paper, "vision_seeds": nv, "index_seeds": ni,
                                "seeds": (f"{nv} seed{'s' * (nv != 1)} each" if nv == ni
                                          else f"{nv} seed{'s' * (nv != 1)} of vision, {ni} of index"),
                                "index_runs": " ".join(r.name for r in index),
@@ -140,16 +141,15 @@ def explain_section(select: Selector, out: Path) -> tuple[str, list[dict[str, An
     unfinished = sum(r.get("unfinished", False) for r in rows)
     so_far = (f" ({len(rows) - missing - unfinished} of {len(rows)} rows run so far"
               + (f", {unfinished} more unfinished" if unfinished else "") + ")") if missing or unfinished else ""
-    lines += ["", (f"The hot start appears with: {'; '.join(held)}{so_far}." if held else
+    tried = tried_candidates(rows)
+    lines += ["", (f"The hot start appears with: {'; '.join(held)}{so_far}: {len(held)} of the {tried} candidate settings "
+                   "tried pass the rule, so a pass may be luck among many tries; the controls below test it." if held else
                    f"No candidate produced a hot start{so_far}. Closest: {best['candidate']} ({best['lead_8192']:+.2f} "
                    f"pp at 8,192 samples; the paper's lead at 8,200 was +6.50 pp).")]
     _lead_plot(select, out / "explain.png")
     lines += ["", "![what the hot start needs](explain.png)"]
     lines += paper_decoder_table(select)
     return "\n".join(lines), rows
-
-
-PAPER_DECODER = "gpt2-small"
 
 
 def paper_decoder_table(select: Selector) -> list[str]:

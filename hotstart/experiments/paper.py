@@ -8,6 +8,7 @@ small decoder; the efficiency table is the paper's zhwp run on an RTX 5090 lapto
 from __future__ import annotations
 
 RESOLUTIONS = (4, 8, 20, 30, 80)  # the paper's RQ3 table
+PAPER_DECODER = "gpt2-small"  # the decoder of every run in the paper (models/decoder.py DECODER_SIZES)
 # The paper's tables. PAPER_MAIN[(crop, res)] = (accuracy %, perplexity); crop None = the index row.
 PAPER_MAIN: dict[tuple[float | None, int | None], tuple[float, float]] = {
     **dict(zip([(1.0, r) for r in RESOLUTIONS], [(29.70, 85.33), (39.21, 46.59), (39.16, 45.83), (39.14, 48.73), (39.03, 49.41)])),

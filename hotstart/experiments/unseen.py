@@ -10,9 +10,14 @@ from typing import Any
 from .formatting import percent
 from .runs import Run
 
+FLOOR_MARGIN = 0.005
+"""A run whose best accuracy is within this of the most-frequent-character floor learned nothing."""
 
-def unseen_section(runs: list[Run], out: Path) -> tuple[str, list[dict[str, Any]]]:
-    """Markdown and CSV rows for the runs with held-out characters; writes unseen.png into `out`."""
+
+def unseen_section(runs: list[Run], out: Path, floor: float | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown and CSV rows for the runs with held-out characters; writes unseen.png into `out`. A run whose
+    best accuracy stays within FLOOR_MARGIN of `floor` (always the most frequent character) is marked as a
+    failed run: its held-out figures say nothing."""
     held_runs = sorted((r for r in runs if (r.axes.get("holdout") or 0) > 0 and r.rows), key=lambda r: r.name)
     if not held_runs:
         return "No run held characters out (`hotstart sweep unseen`).", []
@@ -25,7 +30,8 @@ def unseen_section(runs: list[Run], out: Path) -> tuple[str, list[dict[str, Any]
                      "samples": last["samples"], "finished": run.summary is not None, "val_acc": last.get("val_acc"),
                      "after_seen": last.get("val_acc_after_seen"), "after_held": last.get("val_acc_after_heldout"),
                      "held_positions": last.get("val_heldout_positions"), "top10": last.get("val_heldout_top10"),
-                     "held_answers": last.get("val_heldout_answers"), "top10_chance": 10 / vocab if vocab else None})
+                     "held_answers": last.get("val_heldout_answers"), "top10_chance": 10 / vocab if vocab else None,
+                     "learned_nothing": floor is not None and max(r["val_acc"] for r in run.rows) <= floor + FLOOR_MARGIN})
     lines = [("Each run trains without a share of the characters, drawn alike from 5 frequency bands: as inputs they "
              "are <unk>, as targets ignored and out of the softmax. At evaluation, a vision model reads a held-out "
              "character's glyph, an index model only <unk>. Accuracy after a held-out (or a seen) character counts the "
@@ -35,10 +41,15 @@ def unseen_section(runs: list[Run], out: Path) -> tuple[str, list[dict[str, Any]
              "after a held-out character (%) | positions | held-out answer in top 10 (%) | answers | chance (%) |"),
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['run']} | {r['kind']} | {r['head']} | {r['held_out'] or ''} | {r['samples']:,}"
+        lines.append(f"| {r['run']}{' (failed: learned nothing)' * r['learned_nothing']} | {r['kind']} | {r['head']} | {r['held_out'] or ''} | {r['samples']:,}"
                      f"{'' if r['finished'] else ' (in progress)'} | {percent(r['val_acc'])} | {percent(r['after_seen'])} | "
                      f"{percent(r['after_held'])} | {r['held_positions'] or 0:,} | {percent(r['top10'])} | "
                      f"{r['held_answers'] or 0:,} | {percent(r['top10_chance'])} |")
+    if failed := [r["run"] for r in rows if r["learned_nothing"]]:
+        lines += ["", (f"{', '.join(failed)} never trained: {'its' if len(failed) == 1 else 'their'} best accuracy stayed "
+                       f"within {100 * FLOOR_MARGIN:.1f} pp of always predicting the most frequent character "
+                       f"({100 * floor:.2f}%). A failed run, not a result: its held-out figures say nothing about "
+                       "unseen characters.")]
     _plot(rows, out / "unseen.png")
     lines += ["", "![unseen characters](unseen.png)"]
     return "\n".join(lines), rows
