@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 import torch
@@ -117,9 +118,10 @@ def test_a_bootstrap_interval_needs_two_values_and_brackets_the_statistic() -> N
     assert bootstrap_interval([1.0, 2.0, 6.0], statistics.fmean) == (low, high)  # seeded: the same every time
 
 
-def _control_runs(curves: dict[str, list[float]]):
-    """The cpu controls grid as report runs, each evaluated at 2,048..10,240 samples with the accuracies
-    `curves` gives its arm (keys: index, reference, perm, noise, ainit; seed s adds 0.002 * s)."""
+def _control_runs(curves: dict[str, list[float]], size: str | None = None):
+    """The cpu controls grid's runs at the scale's decoder (or its runs at decoder `size`, every seed) as report
+    runs, each evaluated at 2,048..10,240 samples with the accuracies `curves` gives its arm (keys: index,
+    reference, perm, noise, ainit; seed s adds 0.002 * s)."""
     from hotstart.config import to_dict
     from hotstart.experiments.runs import Run, run_axes
     from hotstart.experiments.sweep import SCALES, grid_runs
@@ -128,6 +130,7 @@ def _control_runs(curves: dict[str, list[float]]):
     for spec in grid_runs("controls", SCALES["cpu"]):
         if spec.size:
             continue
+        spec = replace(spec, size=size) if size else spec
         arm = ("index" if spec.kind == "index" else "perm" if spec.glyph_permute is not None else
                "noise" if spec.glyph_source != "font" else "ainit" if spec.adapter_init_std else "reference")
         rows = [{"samples": 2048 * (k + 1), "val_acc": acc + 0.002 * spec.seed, "val_loss": 7.0 - acc, "wall_s": 60.0 * k}
@@ -165,3 +168,23 @@ def test_the_controls_section_waits_for_a_control_run() -> None:
             if "perm" not in r.name and "noise" not in r.name and "ainit" not in r.name]
     text, rows = controls_section(Selector(runs))
     assert rows == [] and text.startswith("Not run yet")
+
+
+def test_the_verdicts_give_40x40_not_squeezed_at_the_paper_decoder_its_own_row() -> None:
+    from hotstart.experiments.runs import Selector
+    from hotstart.experiments.verdicts import verdict_section
+
+    index = [0.04, 0.05, 0.06, 0.08, 0.10]
+    runs = _control_runs({"index": index, "reference": index, "perm": index, "noise": index, "ainit": index})
+    big = [r for r in _control_runs({"index": index, "reference": [0.05, 0.09, 0.11, 0.12, 0.13], "perm": index,
+                                     "noise": index, "ainit": index}, size="gpt2-small")
+           if r.axes["kind"] == "index" or r.axes["glyph_permute"] is None and r.axes["glyph_source"] == "font"
+           and not r.axes["adapter_init_std"]]  # index and the reference: fewer runs than small-cpu's, its base
+    assert len(big) == 6
+    _, rows = verdict_section(Selector(runs + big), plateau=0.044)
+    claims = {r["claim"]: r["verdict"] for r in rows}
+    assert claims["RQ2: hot start, vision 40x40 squeezed to an 8x8 grid well ahead of index early in training"] == "not measured"
+    # 9.0 / 5.0 at 4,096 and 10.04 / 6.04 at 6,152 on the means of 3 seeds: ratio >= 1.5, lead > 1 pp and > 2 sd
+    assert claims["RQ2 at the paper's decoder (gpt2-small): hot start, vision 40x40 not squeezed to an 8x8 grid"] \
+        == "held at 4,096, 6,152"
+    assert "RQ2 at the paper's decoder" not in verdict_section(Selector(runs), plateau=0.044)[0]
