@@ -188,3 +188,21 @@ def test_the_verdicts_give_40x40_not_squeezed_at_the_paper_decoder_its_own_row()
     assert claims["RQ2 at the paper's decoder (gpt2-small): hot start, vision 40x40 not squeezed to an 8x8 grid"] \
         == "held at 4,096, 6,152"
     assert "RQ2 at the paper's decoder" not in verdict_section(Selector(runs), plateau=0.044)[0]
+
+
+def test_a_control_with_fewer_seeds_or_still_training_says_so() -> None:
+    from hotstart.experiments.controls import controls_section
+    from hotstart.experiments.runs import Selector
+
+    index, reference = [0.04, 0.05, 0.06, 0.08, 0.10], [0.05, 0.08, 0.10, 0.12, 0.13]
+    runs = [r for r in _control_runs({"index": index, "reference": reference, "perm": reference, "noise": index,
+                                      "ainit": index})
+            if not (("perm" in r.name or "noise" in r.name) and not r.name.endswith("s0")) and "ainit" not in r.name]
+    noise = next(r for r in runs if "noise" in r.name)
+    noise.rows, noise.summary = noise.rows[:1], None  # evaluated at 2,048 samples so far, still training
+    text, rows = controls_section(Selector(runs))
+    arms = {r["arm"]: r for r in rows}
+    assert arms["permuted glyphs"]["verdict"] == "keeps the lead (1 of 3 seeds so far)"
+    assert arms["noise images"]["seeds"] == "1 (1 unfinished)" and arms["noise images"]["verdict"] == "not measured yet"
+    assert arms["noise images"]["reach_8"] == "not yet (0/1)" and arms["noise images"]["fewer_8"] == "not yet"
+    assert "8% in 2.02x fewer samples than index" in text and "10% in 1.69x fewer samples than index" in text
