@@ -11,7 +11,7 @@ then) and kept by every later invocation, so a sweep resumed on another machine,
 choose differently, still compares like with like.
 
 Two protocols share every grid:
-    hot    the paper's schedule (OneCycle spanning 1M samples) stopped after the hot-start window,
+    hot    OneCycle with the paper's peak (our reading of its start, max/25, and span, 1M samples) stopped after the hot-start window,
            evaluated every `eval_every` samples: the hot-start table, Acc@8k and the ablations;
     final  trained to the scale's final budget (or early stopping): the final-accuracy tables.
 
