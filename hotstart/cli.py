@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import HotStartError
+from .options import (
+    check_text_arguments,
+    float_range,
+    folder_lock,
+    int_range,
+    png_file,
+    positive_float,
+    positive_int,
+    write_file,
+)
 
 if TYPE_CHECKING:  # annotations only; the CLI imports heavy modules when a command runs
     from .render.glyph import RenderConfig
@@ -89,9 +100,7 @@ def cmd_render_text(args: argparse.Namespace) -> None:
     image = line_image(batch.patches[0, :n])
     if args.zoom > 1:
         image = image.resize((image.width * args.zoom, image.height * args.zoom), resample=0)  # nearest
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out)
+    out = write_file(args.out, image.save)
     fonts = ", ".join(f"{name} {count}" for name, count in batch.fonts_used.items()) or "none"
     print(f"wrote {out}: {n - 1} text patches + 1 end-of-sequence patch of {cfg.patch}x{cfg.patch} ({cfg.mode}, "
           f"{cfg.cell} cells); characters per font: {fonts}")
@@ -110,7 +119,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     cfg = PrepareConfig(corpus=args.corpus[0], extra_corpora=args.corpus[1:], format=args.format, encoding=args.encoding,
                         normalization=args.normalization, min_freq=args.min_freq, seq_len=args.seq_len,
                         val_sequences=args.val_sequences, seed=args.seed, split_lines=args.split_lines)
-    prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
+    with folder_lock(args.out, "prepared corpus folder"):
+        prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
 
 
 # `hotstart train` option -> where it goes in a RunConfig (options left out keep the file's/preset's value)
@@ -242,8 +252,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     run folder."""
     from .training.loop import train
 
-    summary = train(_run_config(args), args.out, progress=not args.quiet, overwrite=args.overwrite,
-                    resume=args.resume)
+    cfg = _run_config(args)
+    if args.resume and not (Path(args.out) / "config.yaml").is_file():
+        raise HotStartError(f"nothing to resume: {args.out} holds no run (no config.yaml); drop --resume to start one there")
+    with folder_lock(args.out, "run folder"):
+        summary = train(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     final = summary["final"]
@@ -259,10 +272,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     cfg = FinetuneConfig(task=args.task, seeds=list(_seed_list(args.seeds)),
                          train_examples=list(_int_list(args.train_examples, "--train-examples", "64,256,1024"))
-                         if args.train_examples else [], max_chars=args.max_chars,
-                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, mode=args.mode, checkpoint=args.checkpoint,
+                         if args.train_examples else [], max_chars=args.max_chars or 0,  # 0: the config's "default"
+                         epochs=args.epochs or 0, batch_size=args.batch_size, lr=args.lr or 0.0, mode=args.mode, checkpoint=args.checkpoint,
                          precision=args.precision, device=args.device)
-    result = finetune(args.run, cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
+    with folder_lock(args.out, "fine-tuning folder"):
+        result = finetune(args.run, cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
     for point in result["curve"]:
         print(f"{result['encoder']} {point['train_examples']:>6,} examples: test accuracy {point['test_acc']:.4f} "
               f"+/- {point['test_acc_sd']:.4f}, macro-F1 {point['test_macro_f1']:.4f} +/- {point['test_macro_f1_sd']:.4f} "
@@ -286,7 +300,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     result = evaluate_run(args.run, checkpoint=args.checkpoint, sequences=args.sequences,
                           render_overrides=overrides, device=args.device, precision=args.precision,
                           progress=not args.quiet, perturbation=perturbation)
-    print(json.dumps(result, ensure_ascii=False))
+    print(json_line(result))
 
 
 def cmd_embeddings(args: argparse.Namespace) -> None:
@@ -307,7 +321,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     """Export a run to a folder that plain transformers loads (AutoModelForCausalLM + AutoTokenizer)."""
     from .export import export_run
 
-    path = export_run(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
+    with folder_lock(args.out, "export folder"):
+        path = export_run(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
     print(f"wrote {path} (load with transformers.AutoModelForCausalLM.from_pretrained({str(path)!r}))")
 
 
@@ -324,6 +339,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
         from .training.run import load_run
 
         run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
+        known = set(run.corpus.vocab.chars)
+        if unknown := "".join(dict.fromkeys(c for c in args.prompt if c not in known)):
+            print(f"warning: {len(unknown)} character(s) of --prompt are not in the run's vocabulary and are read as "
+                  f"<unk>: {unknown}", file=sys.stderr)
         print(args.prompt, end="", flush=True)
         stream(generate(run.model, run.corpus.vocab, args.prompt, max_new=args.max_new, temperature=args.temperature,
                         top_k=args.top_k, seed=args.seed))
@@ -350,11 +369,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     else:
         result.update(read_generation(reader, grown, prompt_len, args.prompt))
     title = f"{Path(args.run).name} ({args.checkpoint}): prompt | greedy continuation"
-    try:
-        continuation_image(grown, prompt_len, title).save(args.out)
-    except (OSError, ValueError) as exc:
-        raise HotStartError(f"cannot write {args.out}: {exc}; pass a writable --out ending in .png") from None
-    print(json.dumps(result, ensure_ascii=False))
+    write_file(args.out, continuation_image(grown, prompt_len, title).save)
+    print(json_line(result))
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -416,6 +432,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
              progress=not args.quiet)
 
 
+def json_line(obj: Any) -> str:
+    """`obj` as one line of strict JSON: a NaN or infinity (say the readability of a generation with no
+    characters) becomes null, which every JSON parser reads; Python's default NaN is not JSON."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+    return json.dumps(clean(obj), ensure_ascii=False, allow_nan=False)
+
+
 def _seed_list(text: str) -> tuple[int, ...]:
     """'0,1,2' -> (0, 1, 2), with a clear error for anything else."""
     return _int_list(text, "--seeds", "0,1,2")
@@ -461,10 +491,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise HotStartError("hotstart sweep needs --out DIR (the sweep folder; rerunning with it resumes)")
     command = " ".join(["hotstart", "sweep", args.grid, "--scale", args.scale, "--out", args.out]
                        + (["--data", args.data] if args.data else []) + (["--seeds", args.seeds] if args.seeds else []))
-    statuses = run_sweep(SweepConfig(grid=args.grid, out=args.out, scale=args.scale, data=args.data, seeds=seeds,
-                                     only=args.only or [], throughput_repeats=args.throughput_repeats,
-                                     device=args.device, precision=args.precision),
-                         progress=not args.quiet, command=command)
+    with folder_lock(args.out, "sweep folder"):
+        statuses = run_sweep(SweepConfig(grid=args.grid, out=args.out, scale=args.scale, data=args.data, seeds=seeds,
+                                         only=args.only or [], throughput_repeats=args.throughput_repeats,
+                                         device=args.device, precision=args.precision),
+                             progress=not args.quiet, command=command)
     failed = [s["run"] for s in statuses if s["status"].startswith("failed")]
     if failed:  # the other runs finished; a script must still see that the grid is incomplete
         raise HotStartError(f"{len(failed)} of {len(statuses)} runs failed ({', '.join(failed)}); see the lines above")
@@ -516,9 +547,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                                   "mae, mlm: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
     g.add_argument("--decoder", help="gpt2 (HotStart's, default) | llama: RMSNorm, SwiGLU, rotary positions, grouped-query "
                         "attention (the pixel LMs' block), the same sizes")
-    for name, typ in (("n_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float)):
+    for name, typ in (("n_layer", positive_int), ("n_head", positive_int), ("n_embd", positive_int),
+                      ("dropout", float_range(0.0, 0.99))):
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
-    g.add_argument("--n-kv-head", type=int, help="llama: key/value heads of grouped-query attention (default: half the heads)")
+    g.add_argument("--n-kv-head", type=positive_int, help="llama: key/value heads of grouped-query attention (default: half the heads)")
     g = p.add_argument_group("training")
     g.add_argument("--max-samples", type=int, help="stop after N training sequences (default: early stopping)")
     g.add_argument("--max-epochs", type=int, help="stop after N curriculum epochs")
@@ -562,6 +594,8 @@ def _add_run_argument(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `hotstart` argument parser with all subcommands."""
+    from .render.line import MAX_LINE_PATCHES
+
     parser = _Parser(prog="hotstart", description="Pixel language modelling: character LMs that read glyphs.")
     parser.add_argument("--version", action="version", version=f"hotstart {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -571,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_options(p)
     p.add_argument("--resolutions", type=int, nargs="+", help="rows at these resolutions (default: --res and 4 8 20 40)")
     p.add_argument("--crops", type=float, nargs="+", help="rows at these crops (default 1.0 0.8 0.5)")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True, type=png_file, help="PNG file to write")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("render-text", help=cmd_render_text.__doc__, description=cmd_render_text.__doc__)
@@ -580,14 +614,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="grey", help="grey (default), binary (PIXAR) or rgb (PixelGPT)")
     p.add_argument("--cell", default="free", help="free: running text (default); char: one character per patch; "
                    "bigram: two per patch")
-    p.add_argument("--max-patches", type=int, default=529, help="patches per line, end patch included (default 529)")
+    p.add_argument("--max-patches", type=int_range(2, MAX_LINE_PATCHES), default=529,
+                   help=f"patches per line, end patch included, 2 to {MAX_LINE_PATCHES:,} (default 529)")
     p.add_argument("--font", help="primary font file (default: Noto Sans CJK SC: Han, Latin, Cyrillic)")
     p.add_argument("--face", type=int, help="face index inside a font collection")
     p.add_argument("--fallback-font", action="append", dest="fallback_fonts",
                    help="font tried for characters the primary lacks, before the installed script fonts (repeatable)")
     p.add_argument("--missing", default="blank", help="a character in no font: blank (default, counted) or error")
-    p.add_argument("--zoom", type=int, default=1, help="scale the PNG up by this factor, nearest neighbour (default 1)")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--zoom", type=int_range(1, 64), default=1,
+                   help="scale the PNG up by this factor, nearest neighbour, 1 to 64 (default 1)")
+    p.add_argument("--out", required=True, type=png_file, help="PNG file to write")
     p.set_defaults(func=cmd_render_text)
 
     p = sub.add_parser("prepare", help=cmd_prepare.__doc__, description=cmd_prepare.__doc__)
@@ -707,15 +743,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0,1,2", help="one fine-tuning per seed (default 0,1,2)")
     p.add_argument("--train-examples", help="learning curve: training documents per point, e.g. 64,256,1024 "
                                             "(a seeded random subset; default: all of them)")
-    p.add_argument("--max-chars", type=int, default=0, help="characters of each document read (default: the "
-                                                            "pretraining sequence length)")
+    p.add_argument("--max-chars", type=positive_int, help="characters of each document read (default: the "
+                                                          "pretraining sequence length)")
     p.add_argument("--mode", default="full", help="full (default): fine-tune the whole model | probe: only a linear "
                                                   "layer on the frozen encoder's vectors, computed once (far cheaper)")
-    p.add_argument("--epochs", type=int, default=0, help="epochs; the one with the best dev macro-F1 is tested "
-                                                         "(default: 4 full, 30 probe)")
-    p.add_argument("--batch-size", type=int, default=32, help="documents per step (default 32)")
-    p.add_argument("--lr", type=float, default=0.0, help="peak learning rate: a tenth warm-up, cosine decay "
-                                                         "(default: 1e-4 full, 1e-3 probe)")
+    p.add_argument("--epochs", type=positive_int, help="epochs; the one with the best dev macro-F1 is tested "
+                                                       "(default: 4 full, 30 probe)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="documents per step (default 32)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate: a tenth warm-up, cosine decay "
+                                                     "(default: 1e-4 full, 1e-3 probe)")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32 (default auto)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", required=True, help="folder for finetune.json (a rerun with the same settings resumes)")
@@ -725,7 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     _add_run_argument(p)
     _add_render_options(p, res_default=None)
-    p.add_argument("--sequences", type=int, help="evaluate on the first N validation sequences (default all)")
+    p.add_argument("--sequences", type=positive_int, help="evaluate on the first N validation sequences (default all)")
     g = p.add_argument_group("perturbed input (robustness; render/perturb.py)")
     g.add_argument("--noise", type=float, default=0.0, help="vision: std of Gaussian noise added to every glyph's pixels")
     g.add_argument("--stroke-dropout", type=float, default=0.0, help="vision: probability that an inked glyph pixel is blanked")
@@ -753,18 +789,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
     _add_run_argument(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
-    p.add_argument("--max-new", type=int, default=100, help="characters (a pixel LM: patches) to generate (default 100)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 = greedy (default 1)")
-    p.add_argument("--top-k", type=int, help="sample among the k most likely characters")
+    p.add_argument("--max-new", type=positive_int, default=100,
+                   help="characters (a pixel LM: patches) to generate (default 100)")
+    p.add_argument("--temperature", type=float_range(0.0), default=1.0, help="sampling temperature; 0 = greedy (default 1)")
+    p.add_argument("--top-k", type=positive_int, help="sample among the k most likely characters")
     p.add_argument("--seed", type=int, help="seed for reproducible sampling")
-    p.add_argument("--out", help="pixel LM runs: PNG of the prompt and its continuation (required for them)")
+    p.add_argument("--out", type=png_file, help="pixel LM runs: PNG of the prompt and its continuation (required for them)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("plot", help=cmd_plot.__doc__, description=cmd_plot.__doc__)
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--metric", default="val_acc", help="column of metrics.jsonl (default val_acc)")
     p.add_argument("--title", help="figure title")
-    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--out", required=True, type=png_file, help="PNG to write")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("presets", help=cmd_presets.__doc__, description=cmd_presets.__doc__)
@@ -836,6 +873,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for a user error, 130 if interrupted)."""
     try:
         args = build_parser().parse_args(argv)
+        check_text_arguments(args)
         args.func(args)
     except HotStartError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -101,11 +101,13 @@ def plot_panels(panels: list[tuple[str, dict[str, list[list[dict[str, Any]]]]]],
 
 def _save(fig: plt.Figure, out: str | Path) -> Path:
     """Lay out, write and close a figure; its path."""
+    from .options import write_file
+
     fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    try:
+        return write_file(out, fig.savefig)
+    finally:
+        plt.close(fig)
 
 
 def plot_series(xs: list[float], series: dict[str, list[float | None]], out: str | Path, xlabel: str,

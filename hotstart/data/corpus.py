@@ -104,6 +104,9 @@ def read_documents(corpus: str, fmt: str = "auto", encoding: str = "utf-8", spli
         names = [f"'{name}'" for name in BUILTIN]
         raise HotStartError(f"corpus path {path} does not exist; pass {', '.join(names[:-1])} or {names[-1]} "
                             "(built in) or a file/folder")
+    if not path.is_file() and not path.is_dir():
+        raise HotStartError(f"corpus path {path} is neither a file nor a folder (a device, pipe or socket); pass a text "
+                            "or JSONL file, or a folder of them")
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "jsonl" and split_lines:
         raise HotStartError(f"split_lines does not apply to JSONL corpus {path} (one document per line already); "

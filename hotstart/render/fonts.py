@@ -52,6 +52,8 @@ def _file_sig(path: str) -> tuple[str, int, int]:
 
 def _face_count(path: str) -> int:
     """Faces in a font file, from its header; HotStartError if the file is missing or not a font."""
+    if os.path.isdir(path):
+        raise HotStartError(f"font {path} is a folder, not a font file; pass a TTF/OTF/TTC file inside it")
     if not os.path.isfile(path):
         raise HotStartError(f"font file {path} does not exist; pass an existing TTF/OTF/TTC file")
     with open(path, "rb") as fh:

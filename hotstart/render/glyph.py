@@ -448,7 +448,6 @@ def render_grid(
             pixels = np.round((1.0 - renderer.render(ch)) * 255).astype(np.uint8)  # dark ink on white
             cell = Image.fromarray(pixels).resize((cell_px, cell_px), Image.Resampling.NEAREST)
             sheet.paste(cell, (_LABEL_PX + _GAP_PX + col * step, y))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_path)
-    return out_path
+    from ..options import write_file
+
+    return write_file(out_path, sheet.save)

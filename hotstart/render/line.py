@@ -47,6 +47,11 @@ _SHAPED_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI"
 _SHAPED_CATEGORIES = {"Mn", "Mc", "Me", "Cf"}  # combining marks, joiners and other format characters
 
 
+MAX_LINE_PATCHES = 16_384
+"""The longest line a renderer draws, in patches: 30 times PIXEL's 529, and a bound on memory (a batch of 32
+such grey 16 px lines is 537 MB), so a typo cannot ask for gigabytes."""
+
+
 @dataclass
 class LineRenderConfig:
     """How a line of text becomes patches; saved with every run that reads lines."""
@@ -90,7 +95,8 @@ class LineRenderConfig:
             ("patch", isinstance(self.patch, int) and 4 <= self.patch <= 64, "an integer from 4 to 64"),
             ("mode", self.mode in MODES, " | ".join(MODES)),
             ("cell", self.cell in CELLS, " | ".join(CELLS)),
-            ("max_patches", isinstance(self.max_patches, int) and self.max_patches >= 2, "an integer >= 2 (text + end)"),
+            ("max_patches", isinstance(self.max_patches, int) and 2 <= self.max_patches <= MAX_LINE_PATCHES,
+             f"an integer from 2 (text + end) to {MAX_LINE_PATCHES:,}"),
             ("margin", isinstance(self.margin, (int, float)) and 0 <= self.margin < 0.5, "0 <= margin < 0.5"),
             ("missing", self.missing in LINE_MISSING_POLICIES, " | ".join(LINE_MISSING_POLICIES)),
             ("binary_threshold", isinstance(self.binary_threshold, (int, float)) and 0 < self.binary_threshold < 1,
