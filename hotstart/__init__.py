@@ -14,26 +14,39 @@ The public API, in the order of a pipeline::
 
 __version__ = "0.3.0"
 
-from .data.prepared import (
-    PrepareConfig,
-    PreparedCorpus,
-    Vocab,
-    curriculum_size,
-    prepare,
-)
-from .errors import HotStartError
-from .export import export_run, generate, to_transformers
-from .models.decoder import DECODER_SIZES, DecoderConfig, decoder_size
-from .models.encoders import EncoderConfig, GlyphEncoder
-from .models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
-from .render.glyph import GlyphBank, GlyphRenderer, RenderConfig, render_grid
-from .training.evaluate import evaluate, evaluate_run
-from .training.loop import train
-from .training.run import RunConfig, TrainConfig, build_model, load_run
-
-__all__ = [
+# The public API is imported on first use (PEP 562), not with the package: `hotstart --help` and
+# `--version` then start in well under a second instead of loading torch and transformers first.
+_API = {
+    "hotstart.data.prepared": ("PrepareConfig", "PreparedCorpus", "Vocab", "curriculum_size", "prepare"),
+    "hotstart.errors": ("HotStartError",),
+    "hotstart.export": ("export_run", "generate", "to_transformers"),
+    "hotstart.models.decoder": ("DECODER_SIZES", "DecoderConfig", "decoder_size"),
+    "hotstart.models.encoders": ("EncoderConfig", "GlyphEncoder"),
+    "hotstart.models.hotstart_lm": ("HotStartLM", "InputConfig", "ModelConfig"),
+    "hotstart.render.glyph": ("GlyphBank", "GlyphRenderer", "RenderConfig", "render_grid"),
+    "hotstart.training.evaluate": ("evaluate", "evaluate_run"),
+    "hotstart.training.loop": ("train",),
+    "hotstart.training.run": ("RunConfig", "TrainConfig", "build_model", "load_run"),
+}
+_HOME = {name: module for module, names in _API.items() for name in names}
+__all__ = [  # the names of _API, as a literal list for tools that read it without running the module
     "DECODER_SIZES", "DecoderConfig", "EncoderConfig", "GlyphBank", "GlyphEncoder", "GlyphRenderer",
     "HotStartError", "HotStartLM", "InputConfig", "ModelConfig", "PrepareConfig", "PreparedCorpus",
     "RenderConfig", "RunConfig", "TrainConfig", "Vocab", "build_model", "curriculum_size", "decoder_size",
     "evaluate", "evaluate_run", "export_run", "generate", "load_run", "prepare", "render_grid", "to_transformers", "train",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The public API's `name`, imported from its module the first time it is asked for."""
+    if name not in _HOME:
+        raise AttributeError(f"module 'hotstart' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -66,3 +66,26 @@ def test_generate_names_the_prompt_characters_the_run_does_not_know(tiny_corpus,
     assert main(["generate", str(run), "--prompt", f"{known}\u0fff{known}\u0fff", "--max-new", "2", "--seed", "0"]) == 0
     err = capsys.readouterr().err
     assert "warning: 1 character(s) of --prompt are not in the run's vocabulary and are read as <unk>: \u0fff" in err
+
+
+@pytest.mark.subprocess
+def test_help_and_version_load_neither_torch_nor_transformers() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom hotstart.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    for argv in (['--version'], ['--help'], ['train', '--help'], ['sweep', '--help']):\n"
+            "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_public_api_is_every_name_it_lists() -> None:
+    import hotstart
+
+    assert sorted(hotstart.__all__) == sorted(hotstart._HOME)
+    assert hotstart.train.__module__ == "hotstart.training.loop" and hotstart.HotStartError.__name__ == "HotStartError"
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        hotstart.trian  # noqa: B018
