@@ -93,7 +93,7 @@ def cmd_render_text(args: argparse.Namespace) -> None:
                             "pass at least one visible character")
     cfg = LineRenderConfig(patch=args.patch, mode=args.mode, cell=args.cell, max_patches=args.max_patches,
                            font=args.font, face=args.face, fallback_fonts=args.fallback_fonts or [],
-                           missing=args.missing)
+                           missing=args.missing, binary_draw=args.binary_draw)
     renderer = LineRenderer(cfg)
     batch = renderer.render_batch([args.text])
     n = int(batch.lengths[0])
@@ -150,7 +150,8 @@ _OPTION_PATHS = {
 _MAE_OPTION_PATHS = {
     "data": ("data",), "size": ("model", "size"), "mask_ratio": ("model", "mask_ratio"), "max_span": ("model", "max_span"),
     "line_mode": ("model", "line", "mode"),
-    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts")},
+    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts",
+                                         "binary_draw")},
     **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
 }
 
@@ -165,7 +166,8 @@ _MLM_OPTION_PATHS = {
 _NEXT_PATCH_OPTION_PATHS = {
     "data": ("data",), "line_mode": ("model", "line", "mode"),
     **{k: ("model", k) for k in ("size", "decoder", "head", "norm_target", "patch_len", "dropout")},
-    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts")},
+    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts",
+                                         "binary_draw")},
     **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
 }
 
@@ -612,6 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, help="one line of text (any script the font chain covers)")
     p.add_argument("--patch", type=int, default=16, help="patch side and line height in pixels (default 16; PIXAR: 8)")
     p.add_argument("--mode", default="grey", help="grey (default), binary (PIXAR) or rgb (PixelGPT)")
+    p.add_argument("--binary-draw", default="aliased", help="binary: aliased (default: glyphs drawn without "
+                                                            "anti-aliasing, thin strokes kept) | threshold (grey cut at 0.5)")
     p.add_argument("--cell", default="free", help="free: running text (default); char: one character per patch; "
                    "bigram: two per patch")
     p.add_argument("--max-patches", type=int_range(2, MAX_LINE_PATCHES), default=529,
@@ -699,6 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-span", type=int, help="longest span of neighbouring masked patches (default 6, PIXEL's)")
     g.add_argument("--patch", type=int, help="line height and patch side in pixels (default 16)")
     g.add_argument("--line-mode", help="grey (default) | binary | rgb")
+    g.add_argument("--binary-draw", help="binary lines: aliased (default: glyphs drawn without anti-aliasing) | "
+                                         "threshold (anti-aliased grey cut at 0.5; runs before this option)")
     g.add_argument("--cell", help="free (default: running text) | char | bigram")
     g.add_argument("--max-patches", type=int, help="patches per line: mae, a square number (default 529 = 23 x 23); "
                                                    "next-patch, the decoder's context (default 256)")

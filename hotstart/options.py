@@ -116,13 +116,15 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on `folder` (made if missing) while a command writes it: a second command on the
     same folder at the same time is refused with one line instead of silently writing over the first. The lock
     is on the folder itself (no lock file is left behind) and ends with the command, also when it fails or is
-    killed (the operating system drops it with the process). Under torchrun only rank 0 writes, so only it locks."""
+    killed (the operating system drops it with the process). A folder the lock made and the command left empty
+    (it was refused before writing) is removed. Under torchrun only rank 0 writes, so only it locks."""
     import fcntl
 
     if os.environ.get("RANK", "0") != "0":
         yield
         return
     folder = Path(folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder, os.O_RDONLY)
@@ -136,4 +138,6 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
                                 "or choose another --out") from None
         yield
     finally:
+        if created and not any(folder.iterdir()):  # a command refused before writing leaves nothing behind
+            folder.rmdir()
         os.close(fd)  # closing the descriptor releases the lock

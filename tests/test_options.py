@@ -23,9 +23,11 @@ def test_a_second_command_on_a_folder_being_written_is_refused_and_the_first_kee
         assert not (out / "meta.json").exists()
         with pytest.raises(HotStartError, match="another command is writing"), folder_lock(out, "prepared corpus folder"):
             pass
+    assert not out.exists()  # the folder the lock made, left empty, is gone: no lock file or folder behind
+    out.mkdir()
     with folder_lock(out, "prepared corpus folder"):  # released when the first ends
         pass
-    assert list(out.iterdir()) == []  # the lock leaves no file behind
+    assert out.is_dir() and list(out.iterdir()) == []  # a folder that was there stays
 
 
 def test_text_that_is_not_utf8_is_refused_with_one_line(tmp_path, capsys) -> None:

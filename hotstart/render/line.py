@@ -43,6 +43,7 @@ from .fonts import (
 MODES = ("grey", "binary", "rgb")
 CELLS = ("free", "char", "bigram")
 LINE_MISSING_POLICIES = ("blank", "error")
+BINARY_DRAWS = ("aliased", "threshold")
 _SHAPED_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI"}
 _SHAPED_CATEGORIES = {"Mn", "Mc", "Me", "Cf"}  # combining marks, joiners and other format characters
 
@@ -77,7 +78,12 @@ class LineRenderConfig:
     missing: str = "blank"
     """A character no font has: "blank" leaves half an em of background and counts it, "error" stops."""
     binary_threshold: float = 0.5
-    """Ink coverage above which a binary pixel is ink."""
+    """binary_draw threshold: ink coverage above which a binary pixel is ink."""
+    binary_draw: str = "aliased"
+    """binary: how a line becomes black and white. aliased (default): FreeType draws the glyphs without
+    anti-aliasing, each pixel inked where the outline covers its centre, so thin strokes keep a pixel;
+    threshold: anti-aliased grey cut at binary_threshold, which at 8 px loses most of a Han character's
+    strokes (each is under half a pixel wide). Runs trained before this option existed thresholded."""
 
     @property
     def margin_px(self) -> int:
@@ -101,6 +107,7 @@ class LineRenderConfig:
             ("missing", self.missing in LINE_MISSING_POLICIES, " | ".join(LINE_MISSING_POLICIES)),
             ("binary_threshold", isinstance(self.binary_threshold, (int, float)) and 0 < self.binary_threshold < 1,
              "a number between 0 and 1"),
+            ("binary_draw", self.binary_draw in BINARY_DRAWS, " | ".join(BINARY_DRAWS)),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -278,7 +285,7 @@ class LineRenderer:
         cfg, p = self.cfg, self.cfg.patch
         capacity = (cfg.max_patches - 1) * p
         canvas = Image.new("L", (capacity + 2 * p, p))
-        draw = ImageDraw.Draw(canvas)
+        draw = self._draw(canvas)
         pen, drawn = 0.0, 0
         for face_index, run in self._font_runs(text):
             if face_index < 0:  # no font has these: half an em of background each
@@ -375,6 +382,13 @@ class LineRenderer:
         # np.take / np.put are several times faster than fancy indexing for rows this short
         np.put(canvas.view(as_item).reshape(-1), target, ink.view(as_item).reshape(-1))
 
+    def _draw(self, canvas: Image.Image) -> ImageDraw.ImageDraw:
+        """A pen on `canvas`: anti-aliased, or for binary lines drawn aliased, without (fontmode "1")."""
+        draw = ImageDraw.Draw(canvas)
+        if self.cfg.mode == "binary" and self.cfg.binary_draw == "aliased":
+            draw.fontmode = "1"
+        return draw
+
     def _draw_glyph(self, ch: str, half: bool) -> tuple[int, np.ndarray]:
         """One character: (its first ink column relative to the pen, (w, P) float32 ink of its w columns)."""
         p, slot = self.cfg.patch, self._chars.slot[ch]
@@ -383,7 +397,7 @@ class LineRenderer:
         font = (self._half_faces if half else self._faces)[self._chars.face[slot]].pil
         canvas = Image.new("L", (math.ceil(font.getlength(ch)) + 2 * self._pad, p))
         baseline = self._half_baseline if half else self._baseline
-        ImageDraw.Draw(canvas).text((self._pad, baseline), ch, fill=255, font=font, anchor="ls")
+        self._draw(canvas).text((self._pad, baseline), ch, fill=255, font=font, anchor="ls")
         pixels = np.asarray(canvas)
         inked = np.flatnonzero(pixels.any(axis=0))
         if not len(inked):
