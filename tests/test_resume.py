@@ -144,3 +144,31 @@ def test_the_gradient_scaler_state_survives_a_resume(tiny_corpus: PreparedCorpus
     assert load_training_state(tmp_path / "state.safetensors", model, optimizer, restored) == {"step": 5}
     assert restored.state_dict() == scaler.state_dict()
     assert restored.get_scale() == 2.0**10 and restored.state_dict()["_growth_tracker"] == 3
+
+
+def test_a_finished_run_resumed_with_other_settings_names_them_and_a_larger_budget_continues_it(
+        tiny_corpus: PreparedCorpus, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    run = tmp_path / "run"
+    args = train_args(tiny_corpus, run)
+    args[args.index("--max-samples") + 1] = "32"
+    assert main(args) == 0
+    before = (run / "summary.json").read_bytes()
+    for changed, named in ((["--lr-max", "1e-2"], "train.lr_max"), (["--seed", "3"], "train.seed"),
+                           (["--max-samples", "16"], "train.max_samples")):
+        capsys.readouterr()
+        assert main([*args, "--resume", *changed]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot resume {run} with other settings ({named})" in err, err
+        assert (run / "summary.json").read_bytes() == before  # refused: nothing rewritten
+    # a larger --max-samples, alone, continues the finished run from its state
+    longer = [*args, "--resume"]
+    longer[longer.index("--max-samples") + 1] = "64"
+    assert main(longer) == 0
+    assert "finished at its --max-samples; continuing to 64" in capsys.readouterr().err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["samples"] == 64 and summary["stop_reason"] == "max_samples"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["samples"] == 64 and [r["samples"] for r in rows].count(32) == 1
+    assert "max_samples: 64" in (run / "config.yaml").read_text()

@@ -138,8 +138,9 @@ def check_free_space(run_dir: Path, n_params: int) -> None:
                             f"{needed / 2**20:,.0f} MiB; free some space or choose another --out")
 
 
-def _check_same_config(run_dir: Path, cfg: Any) -> None:
-    """Refuse to resume a run with other settings than it was started with."""
+def _check_same_config(run_dir: Path, cfg: Any, finished: bool = False) -> bool:
+    """Refuse to resume a run with other settings than it was started with, naming them. A finished run may
+    be given a larger --max-samples, and then continues: True when that is asked, else False."""
     saved_data = load_yaml(run_dir / "config.yaml")
     if saved_data.get("objective", NextChar.name) != cfg.objective:
         raise HotStartError(f"cannot resume {run_dir}: it is a run of --objective "
@@ -151,9 +152,37 @@ def _check_same_config(run_dir: Path, cfg: Any) -> None:
     differ = [f"{section}.{key}" for section in sections for key in set(saved.get(section, {})) | set(now[section])
               if saved.get(section, {}).get(key) != now[section].get(key)]
     differ += [name for name, value in now.items() if name not in sections and saved.get(name) != value]
+    longer = differ == ["train.max_samples"] and _more(now["train"]["max_samples"], saved["train"]["max_samples"])
+    if finished and longer:
+        return True
     if differ:
-        raise HotStartError(f"cannot resume {run_dir} with other settings ({', '.join(sorted(differ))}); "
+        hint = " (a larger --max-samples continues a finished run, alone)" if "train.max_samples" in differ else ""
+        raise HotStartError(f"cannot resume {run_dir} with other settings ({', '.join(sorted(differ))}){hint}; "
                             "pass the options it was started with, or --overwrite to start again")
+    return False
+
+
+def _more(now: int | None, saved: int | None) -> bool:
+    """Whether a budget of `now` samples is larger than `saved` (None: no limit, the largest)."""
+    return saved is not None and (now is None or now > saved)
+
+
+def _continue_finished(run_dir: Path, cfg: Any, state_path: Path) -> bool:
+    """A finished run asked to resume: True when it continues (a larger --max-samples, nothing else changed),
+    False when nothing is to be done (the same settings); other settings are refused, naming them. Its
+    summary.json stays until the longer run writes its own."""
+    if not _check_same_config(run_dir, cfg, finished=True):
+        return False
+    stop = read_json(run_dir / "summary.json", "run summary").get("stop_reason")
+    if stop != "max_samples":
+        raise HotStartError(f"cannot continue {run_dir}: it stopped for {stop}, not at its --max-samples, so more "
+                            "samples would not train it further; start a new run with --overwrite or another --out")
+    if not state_path.exists():
+        raise HotStartError(f"cannot continue {run_dir}: its training state ({state_path}) is gone; retrain it with "
+                            "--overwrite")
+    print(f"{run_dir} finished at its --max-samples; continuing to {cfg.train.max_samples or 'early stopping'}",
+          file=sys.stderr)
+    return True
 
 
 def _check_same_corpus(run_dir: Path, corpus: PreparedCorpus, state_path: Path) -> None:
@@ -271,13 +300,15 @@ def _train(objective: Objective, prec: Precision, group: distributed.Group, run_
     cfg, corpus = objective.config, objective.corpus
     tc = cfg.train
     state_path = run_dir / "checkpoints" / "state.safetensors"
-    if resume and (run_dir / "summary.json").exists():
+    finished = resume and (run_dir / "summary.json").exists()
+    if finished and not _continue_finished(run_dir, cfg, state_path):
         print(f"{run_dir} has already finished; nothing to resume", file=sys.stderr)
         return read_json(run_dir / "summary.json", "run summary")
     resuming = resume and state_path.exists()
     if resuming:
         _check_same_corpus(run_dir, corpus, state_path)  # first: a new vocabulary also changes vocab_size
-        _check_same_config(run_dir, cfg)
+        if not finished:  # a finished run's settings were checked by _continue_finished
+            _check_same_config(run_dir, cfg)
     elif group.is_main:
         _create_run_dir(run_dir, overwrite or resume)
     group.barrier()
