@@ -22,6 +22,7 @@ from .options import (
     float_range,
     folder_lock,
     int_range,
+    non_negative_int,
     png_file,
     positive_float,
     positive_int,
@@ -554,15 +555,15 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
     g.add_argument("--n-kv-head", type=positive_int, help="llama: key/value heads of grouped-query attention (default: half the heads)")
     g = p.add_argument_group("training")
-    g.add_argument("--max-samples", type=int, help="stop after N training sequences (default: early stopping)")
-    g.add_argument("--max-epochs", type=int, help="stop after N curriculum epochs")
-    g.add_argument("--batch-size", type=int, help="sequences per step (default 128)")
-    g.add_argument("--lr-max", type=float, help="peak learning rate (default 1.5e-3)")
+    g.add_argument("--max-samples", type=positive_int, help="stop after N training sequences (default: early stopping)")
+    g.add_argument("--max-epochs", type=positive_int, help="stop after N curriculum epochs")
+    g.add_argument("--batch-size", type=positive_int, help="sequences per step (default 128)")
+    g.add_argument("--lr-max", type=positive_float, help="peak learning rate (default 1.5e-3)")
     g.add_argument("--schedule", help="onecycle (paper, default) or cosine (warm-up + cosine)")
-    g.add_argument("--schedule-samples", type=int, help="samples the lr schedule spans (default 1,000,000, ~7,800 steps; our reading, the paper gives none)")
+    g.add_argument("--schedule-samples", type=positive_int, help="samples the lr schedule spans (default 1,000,000, ~7,800 steps; our reading, the paper gives none)")
     g.add_argument("--onecycle-div", type=float,
                    help="onecycle: start lr = --lr-max / this (default 25, PyTorch's; 7.5 starts at the paper's 2e-4)")
-    g.add_argument("--warmup-samples", type=int, help="cosine: warm-up length in samples (default 2048)")
+    g.add_argument("--warmup-samples", type=non_negative_int, help="cosine: warm-up length in samples (default 2048)")
     g.add_argument("--no-curriculum", action="store_true", help="plain epochs instead of the quadratic curriculum")
     g.add_argument("--curriculum", dest="curriculum_order",
                    help="fresh (default: each epoch the first n(e) of a new permutation) | prefix (the first n(e) "
@@ -573,13 +574,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                         "off for next-char; needs --no-curriculum)")
     g.add_argument("--seed", type=int, help="seed for weights and sample order (default 0)")
     g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-every", type=int, help="evaluate every N samples up to --dense-until")
-    g.add_argument("--dense-until", type=int, help="end of the dense evaluation window (samples)")
-    g.add_argument("--eval-at", type=int, nargs="+", help="also evaluate at the first step past each of these sample "
+    g.add_argument("--eval-every", type=positive_int, help="evaluate every N samples up to --dense-until")
+    g.add_argument("--dense-until", type=positive_int, help="end of the dense evaluation window (samples)")
+    g.add_argument("--eval-at", type=positive_int, nargs="+", help="also evaluate at the first step past each of these sample "
                                                          "counts (e.g. the paper's 4096 6152 8200 10248)")
-    g.add_argument("--eval-every-late", type=int, help="evaluate every N samples afterwards (default 16384)")
-    g.add_argument("--eval-sequences", type=int, help="validation sequences per evaluation (default: all)")
-    g.add_argument("--patience", type=int, help="early stopping patience in evaluations (default 7)")
+    g.add_argument("--eval-every-late", type=positive_int, help="evaluate every N samples afterwards (default 16384)")
+    g.add_argument("--eval-sequences", type=positive_int, help="validation sequences per evaluation (default: all)")
+    g.add_argument("--patience", type=positive_int, help="early stopping patience in evaluations (default 7)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also log to TensorBoard (RUN/tensorboard/)")
     g = p.add_argument_group("hardware")
     g.add_argument("--precision", help="auto | bf16 | fp16 | fp32 (default auto)")
@@ -637,9 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", help="auto | thucnews | text | jsonl (default auto)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default utf-8)")
     p.add_argument("--normalization", default="NFKC", help="NFKC (default) | NFC | NFKD | NFD | none")
-    p.add_argument("--min-freq", type=int, default=5, help="rarer characters map to <unk> (default 5)")
-    p.add_argument("--seq-len", type=int, default=128, help="characters per sequence (default 128)")
-    p.add_argument("--val-sequences", type=int, default=5000, help="validation sequences (default 5000)")
+    p.add_argument("--min-freq", type=positive_int, default=5, help="rarer characters map to <unk> (default 5)")
+    p.add_argument("--seq-len", type=int_range(2), default=128, help="characters per sequence (default 128)")
+    p.add_argument("--val-sequences", type=positive_int, default=5000, help="validation sequences (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="seed choosing the validation sequences")
     p.add_argument("--split-lines", action="store_true", help="text files: one document per line")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared folder")
@@ -782,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--checkpoint", nargs="+", default=["init", "best"], choices=["init", "best", "last"],
                    help="which weights, one line each (default: init best)")
-    p.add_argument("--top", type=int, default=1000, help="also over the N most frequent characters (default 1000)")
+    p.add_argument("--top", type=positive_int, default=1000, help="also over the N most frequent characters (default 1000)")
     p.add_argument("--no-save", action="store_true", help="only print; do not keep the result in RUN/embeddings.json")
     p.set_defaults(func=cmd_embeddings)
 
@@ -816,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("params", help=cmd_params.__doc__, description=cmd_params.__doc__)
     p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")
     p.add_argument("--data", help="prepared corpus whose vocabulary size to use")
-    p.add_argument("--vocab-size", type=int, default=5162, help="vocabulary size without --data (default 5162)")
+    p.add_argument("--vocab-size", type=positive_int, default=5162, help="vocabulary size without --data (default 5162)")
     p.add_argument("--res", type=int, default=8, help="glyph resolution (default 8)")
     p.set_defaults(func=cmd_params)
 
@@ -847,7 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "index, vision, vision-mix; attribution: vision-4x4, vision-8x8, "
                                              "vision-20x20)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
-    p.add_argument("--throughput-repeats", type=int, default=5, help="efficiency: alternating timing rounds (default 5)")
+    p.add_argument("--throughput-repeats", type=positive_int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32")
     p.set_defaults(func=cmd_sweep)
@@ -859,11 +860,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--max-samples", type=int, default=10240, help="training sequences per model (default 10240)")
+    p.add_argument("--max-samples", type=positive_int, default=10240, help="training sequences per model (default 10240)")
     p.add_argument("--size", default="small-cpu", help="decoder size (default small-cpu)")
     p.add_argument("--encoder", default="simp", help="vision encoder (default simp)")
     p.add_argument("--res", type=int, default=8, help="vision resolution (default 8)")
-    p.add_argument("--eval-sequences", type=int, default=512, help="validation sequences per evaluation (default 512)")
+    p.add_argument("--eval-sequences", type=positive_int, default=512, help="validation sequences per evaluation (default 512)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="retrain runs that already finished in --out")
     p.add_argument("--family", action="store_true", help="instead: a tiny pixel MAE and its character BERT, pretrained "

@@ -31,7 +31,7 @@ def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
         return value
 
-    check.__name__ = f"int_range({low}, {high})"
+    check.__name__, check.allowed = f"int_range({low}, {high})", allowed  # type: ignore[attr-defined]
     return check
 
 
@@ -50,7 +50,7 @@ def float_range(low: float, high: float | None = None, low_open: bool = False) -
             raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
         return value
 
-    check.__name__ = f"float_range({low}, {high})"
+    check.__name__, check.allowed = f"float_range({low}, {high})", allowed  # type: ignore[attr-defined]
     return check
 
 
@@ -74,7 +74,7 @@ def output_file(*suffixes: str) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(f"{text} must end in {allowed}, the format written")
         return text
 
-    check.__name__ = f"output_file{suffixes}"
+    check.__name__, check.allowed = f"output_file{suffixes}", f"a file ending in {allowed}"  # type: ignore[attr-defined]
     return check
 
 

@@ -91,3 +91,43 @@ def test_the_public_api_is_every_name_it_lists() -> None:
     assert hotstart.train.__module__ == "hotstart.training.loop" and hotstart.HotStartError.__name__ == "HotStartError"
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         hotstart.trian  # noqa: B018
+
+
+# ----------------------------------------------------------------------------- docs/testing.md's table
+
+TABLE_START, TABLE_END = "<!-- option-checks:start -->", "<!-- option-checks:end -->"
+
+
+def option_check_table() -> str:
+    """A markdown table, read from the parser: each command's options whose values are checked by a shared
+    check (hotstart/options.py) when the command line is parsed, before any work."""
+    from hotstart.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    lines = ["| command | options checked before any work (what they take) |", "|---|---|"]
+    for name, sub in commands.items():
+        checked = []
+        for action in sub._actions:
+            if hasattr(action.type, "allowed") and action.option_strings:
+                checked.append(f"`{action.option_strings[-1]}` ({action.type.allowed})")
+        lines.append(f"| `{name}` | {', '.join(checked) or '(its checks run in the command: see docs/bad-inputs.md)'} |")
+    return "\n".join(lines)
+
+
+def test_the_option_table_in_docs_testing_is_the_parsers() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    table = doc.split(TABLE_START)[1].split(TABLE_END)[0].strip()
+    assert table == option_check_table(), "docs/testing.md is out of date: run python tests/test_options.py"
+
+
+if __name__ == "__main__":  # rewrite the table in docs/testing.md
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+    doc = path.read_text(encoding="utf-8")
+    head, rest = doc.split(TABLE_START)
+    path.write_text(f"{head}{TABLE_START}\n{option_check_table()}\n{TABLE_END}{rest.split(TABLE_END)[1]}", encoding="utf-8")
+    print(f"wrote the option table of {path}")
