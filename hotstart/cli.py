@@ -119,7 +119,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
     cfg = PrepareConfig(corpus=args.corpus[0], extra_corpora=args.corpus[1:], format=args.format, encoding=args.encoding,
                         normalization=args.normalization, min_freq=args.min_freq, seq_len=args.seq_len,
-                        val_sequences=args.val_sequences, seed=args.seed, split_lines=args.split_lines)
+                        val_sequences=args.val_sequences, seed=args.seed, split_lines=args.split_lines,
+                        corpus_version=args.corpus_version)
     with folder_lock(args.out, "prepared corpus folder"):
         prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
 
@@ -643,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-sequences", type=positive_int, default=5000, help="validation sequences (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="seed choosing the validation sequences")
     p.add_argument("--split-lines", action="store_true", help="text files: one document per line")
+    p.add_argument("--corpus-version", type=positive_int,
+                   help="a built-in corpus: the version of its text (default: the newest; inews 1 kept the package's "
+                        "escaped newlines as text, 2 reads them as newlines)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared folder")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_prepare)

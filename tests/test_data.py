@@ -560,3 +560,36 @@ def test_a_prepared_folder_whose_files_disagree_names_the_file(damage, message, 
 def test_sample_order_refuses_a_negative_seed_or_an_empty_batch(seed, batch_size):
     with pytest.raises(HotStartError, match="use batch_size >= 1, seed >= 0"):
         SampleOrder(TRAIN, seed=seed, batch_size=batch_size)
+
+
+def test_the_built_in_corpus_version_2_reads_escaped_newlines_as_newlines_and_version_1_keeps_them() -> None:
+    from hotstart.data.corpus import read_documents
+
+    escaped = {v: sum(doc.text.count("\\n") for doc in read_documents("inews", version=v)) for v in (1, 2)}
+    assert escaped == {1: 28_996, 2: 0}
+    assert sum(1 for _ in read_documents("inews", version=2)) == 7_353  # the same documents
+    with pytest.raises(HotStartError, match="has versions 1 to 2, not 3"):
+        next(read_documents("inews", version=3))
+
+
+def test_a_prepared_folder_records_its_corpus_version_and_version_1_keeps_the_old_fingerprint(tmp_path) -> None:
+    import json
+
+    from hotstart.experiments.sweep import corpus_version, prepared_corpus
+
+    old = prepare(PrepareConfig(corpus="inews", seq_len=64, corpus_version=1), tmp_path / "v1", progress=False)
+    new = prepare(PrepareConfig(corpus="inews", seq_len=64), tmp_path / "v2", progress=False)
+    assert old.meta["config"]["corpus_version"] == 1 and new.meta["config"]["corpus_version"] == 2
+    assert old.fingerprint() != new.fingerprint()
+    # a folder prepared before versions existed (no corpus_version in its config) is version 1, same fingerprint
+    meta = json.loads((tmp_path / "v1" / "meta.json").read_text())
+    del meta["config"]["corpus_version"]
+    (tmp_path / "v1" / "meta.json").write_text(json.dumps(meta))
+    assert PreparedCorpus.load(tmp_path / "v1").fingerprint() == old.fingerprint()
+    # a grid pins the version its runs read: a record made before versions existed read 1, a new one the newest
+    assert (corpus_version(None), corpus_version({"scale": "cpu"}), corpus_version({"corpus_version": 2})) == (2, 1, 2)
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "v1").rename(tmp_path / "grid" / "data")
+    with pytest.raises(HotStartError, match="holds version 1 of the built-in corpus, and the runs of .* read version 2"):
+        prepared_corpus(None, tmp_path / "grid", 64, "smoke", False, version=2)
+    assert prepared_corpus(None, tmp_path / "grid", 64, "smoke", False, version=1) == (tmp_path / "grid" / "data").resolve()

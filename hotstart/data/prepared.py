@@ -29,7 +29,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,12 @@ import torch
 from ..config import from_dict, to_dict
 from ..errors import HotStartError
 from .corpus import (
+    BUILTIN,
     FORMATS,
     NORMALIZATIONS,
     CleanStats,
     Document,
+    builtin_version,
     clean_texts,
     codepoints,
     read_documents,
@@ -171,6 +173,10 @@ class PrepareConfig:
     """Chooses the validation sequences."""
     split_lines: bool = False
     """Text corpora: every non-empty line is its own document."""
+    corpus_version: int | None = None
+    """A built-in `corpus`: the version of its text to read (corpus.BuiltinCorpus.version); None reads the newest,
+    and the prepared folder records the one read (extra built-in sources read their newest). Folders prepared
+    before versions existed read version 1."""
 
     def check(self) -> None:
         """Raise HotStartError for a bad value, before any reading (paths are checked by reading)."""
@@ -178,6 +184,8 @@ class PrepareConfig:
             raise HotStartError(f"unknown normalization {self.normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
         if self.format not in FORMATS:
             raise HotStartError(f"unknown corpus format {self.format!r}; use one of {', '.join(FORMATS)}")
+        if self.corpus_version is not None and self.corpus not in BUILTIN:
+            raise HotStartError("--corpus-version chooses the text of a built-in corpus; drop it for files and folders")
         for name, low in (("min_freq", 1), ("seq_len", 2), ("val_sequences", 1), ("seed", 0)):
             if getattr(self, name) < low:
                 raise HotStartError(f"{name} must be >= {low}, got {getattr(self, name)}; "
@@ -218,7 +226,8 @@ def _read_source(source: str, cfg: PrepareConfig, progress: bool) -> Iterator[Do
     """The documents of one source; "LANG=SOURCE" (say uk=essays/) sets their language."""
     match = re.fullmatch(r"([a-z]{2,3})=(.+)", source)
     language, source = (match.group(1), match.group(2)) if match else (None, source)
-    for doc in read_documents(source, cfg.format, cfg.encoding, cfg.split_lines, progress):
+    version = cfg.corpus_version if source == cfg.corpus else None
+    for doc in read_documents(source, cfg.format, cfg.encoding, cfg.split_lines, progress, version):
         if language:
             doc.language = language
         yield doc
@@ -318,6 +327,8 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, over
     """
     start = time.perf_counter()
     cfg.check()
+    if cfg.corpus in BUILTIN:  # the version read, recorded with the folder's settings
+        cfg = replace(cfg, corpus_version=builtin_version(cfg.corpus, cfg.corpus_version))
     out = Path(out_dir)
     if (out / "meta.json").exists() and not overwrite:
         raise HotStartError(f"{out} already holds a prepared corpus; pass --overwrite to replace it "
@@ -416,7 +427,9 @@ class PreparedCorpus:
         timing = ("seconds", "chars_per_second")
         meta = {k: v for k, v in self.meta.items() if k not in timing and k != "config"}
         # the source may move; no extra sources reads as a folder prepared before they existed
-        config = {k: v for k, v in self.meta["config"].items() if k != "corpus" and (k != "extra_corpora" or v)}
+        # ... and version 1 of a built-in corpus reads as a folder prepared before versions existed
+        config = {k: v for k, v in self.meta["config"].items()
+                  if k != "corpus" and (k != "extra_corpora" or v) and (k != "corpus_version" or v not in (None, 1))}
         digest = hashlib.sha256(json.dumps([meta, config, self.vocab.tokens], sort_keys=True).encode())
         digest.update(self.train_index.tobytes() + self.val_index.tobytes())
         return digest.hexdigest()[:16]

@@ -13,7 +13,7 @@ from typing import Any
 from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
 from ..training.checkpoint import read_json, write_json
-from .sweep import Scale, get_scale, prepared_corpus, sweep_precision
+from .sweep import Scale, corpus_version, get_scale, prepared_corpus, sweep_precision
 
 
 @dataclass
@@ -55,12 +55,16 @@ def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / record_name
-    record = read_json(record_path, "grid record") if record_path.exists() else {"scale": scale_name, "commands": []}
+    existing = read_json(record_path, "grid record") if record_path.exists() else None
+    record = existing or {"scale": scale_name, "commands": []}
     if record["scale"] != scale_name:
         raise HotStartError(f"{out} holds the {grid} grid at scale '{record['scale']}', not '{scale_name}'; use another --out")
     pinned = sweep_precision(out, precision, device)
-    corpus_dir = prepared_corpus(data, out, seq_len, scale_name, progress)
+    version = None if data else corpus_version(existing)
+    corpus_dir = prepared_corpus(data, out, seq_len, scale_name, progress, version)
     record["precision"] = pinned
+    if version is not None:
+        record["corpus_version"] = version
     if command and command not in record["commands"]:
         record["commands"].append(command)
     return MemberGrid(out, record_path, record, pinned, corpus_dir, PreparedCorpus.load(corpus_dir))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_yaml
+from ..data.corpus import BUILTIN, INEWS
 from ..data.holdout import HoldoutConfig
 from ..data.prepared import PrepareConfig, PreparedCorpus, prepare
 from ..errors import HotStartError
@@ -354,19 +355,35 @@ class SweepConfig:
     precision: str = "auto"
 
 
-def prepared_corpus(given: str | None, out: str | Path, seq_len: int, scale_name: str, progress: bool) -> Path:
-    """The corpus every run trains on: `given` (--data), or the built-in corpus prepared once into OUT/data."""
+def corpus_version(record: dict[str, Any] | None) -> int:
+    """The version of the built-in corpus a sweep or grid reads: the one its record pins, version 1 for a record
+    made before versions existed (its runs read that text), the newest for a new one. A grid keeps its version
+    until its references are rerun, so that its comparisons stay like for like."""
+    if record is None:
+        return BUILTIN[INEWS].version
+    return record.get("corpus_version", 1)
+
+
+def prepared_corpus(given: str | None, out: str | Path, seq_len: int, scale_name: str, progress: bool,
+                    version: int | None = None) -> Path:
+    """The corpus every run trains on: `given` (--data), or the built-in corpus in `version` (None: its newest)
+    prepared once into OUT/data."""
     if given:
         PreparedCorpus.load(given)  # a clear error now rather than in the first run
         return Path(given).resolve()
     data = Path(out) / "data"
     if not (data / "meta.json").exists():
         print(f"preparing the built-in corpus into {data} (seq_len {seq_len})", file=sys.stderr)
-        prepare(PrepareConfig(corpus="inews", seq_len=seq_len), data, progress=progress, overwrite=True)
+        prepare(PrepareConfig(corpus=INEWS, seq_len=seq_len, corpus_version=version), data, progress=progress,
+                overwrite=True)
     meta = read_json(data / "meta.json", "prepared corpus")
     if meta["config"]["seq_len"] != seq_len:
         raise HotStartError(f"{data} was prepared with seq_len {meta['config']['seq_len']}, scale {scale_name} "
                             f"uses {seq_len}; use another --out for this scale")
+    prepared = meta["config"].get("corpus_version") or 1
+    if version is not None and prepared != version:
+        raise HotStartError(f"{data} holds version {prepared} of the built-in corpus, and the runs of {out} read version "
+                            f"{version}; delete {data} to prepare it again")
     return data.resolve()
 
 
@@ -400,14 +417,17 @@ def _started_precision(run_dir: Path) -> str | None:
         return None
 
 
-def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str, specs: list[RunSpec], precision: str) -> None:
-    """Add this invocation to sweep.json: its command (the report prints them), its runs' grid points and
-    the sweep's precision."""
+def _record(out: Path, cfg: SweepConfig, scale: Scale, command: str, specs: list[RunSpec], precision: str,
+            version: int | None) -> None:
+    """Add this invocation to sweep.json: its command (the report prints them), its runs' grid points, the
+    sweep's precision and the version of the built-in corpus its runs read (None: its own --data)."""
     path = out / "sweep.json"
     record = read_json(path, "sweep record") if path.exists() else {"scale": scale.name, "commands": [], "grids": []}
     if record["scale"] != scale.name:
         raise HotStartError(f"{out} holds a sweep at scale '{record['scale']}', not '{scale.name}'; use another --out")
     record["precision"] = precision
+    if version is not None:
+        record["corpus_version"] = version
     record["scale_settings"] = {k: v for k, v in vars(scale).items()}
     if command not in record["commands"]:
         record["commands"].append(command)
@@ -441,9 +461,11 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     precision = sweep_precision(out, cfg.precision, cfg.device)
-    data = prepared_corpus(cfg.data, cfg.out, scale.seq_len, scale.name, progress)
+    record_path = out / "sweep.json"
+    version = corpus_version(read_json(record_path, "sweep record") if record_path.exists() else None)
+    data = prepared_corpus(cfg.data, cfg.out, scale.seq_len, scale.name, progress, None if cfg.data else version)
     _record(out, cfg, scale, command or f"hotstart sweep {cfg.grid} --scale {scale.name} --out {cfg.out}", specs,
-            precision)
+            precision, None if cfg.data else version)
     print(f"sweep precision {precision} (every run of {out} trains in it)", file=sys.stderr)
     statuses = []
     start = time.perf_counter()
