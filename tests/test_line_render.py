@@ -447,3 +447,66 @@ def test_ukrainian_letters_the_default_font_lacks_come_from_dejavu_not_from_a_de
     # would put a Devanagari font's letters inside Ukrainian words
     used = renderer().render_batch(["Привіт, їжак і ґанок"]).fonts_used
     assert used == {"Noto Sans CJK SC": 13, "DejaVu Sans": 4}
+
+
+# ----------------------------------------------------------------------------- bidi across fonts
+
+DEJAVU = Path(__import__("matplotlib").__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+BIDI_LINES = ["abc שלום עולם 123 def", "ولد في عام 2024 في القاهرة", "مرحبا. كيف حالك", "שלום (עולם) 42"]
+
+
+@pytest.mark.parametrize("text", BIDI_LINES)
+def test_a_bidi_line_in_one_font_is_raqms_own_drawing_of_the_whole_line(text: str) -> None:
+    # runs of one level, each drawn in its own direction in visual order, give exactly what raqm (FriBiDi)
+    # draws for the whole line at once, mirrored brackets included
+    r = renderer(font=str(DEJAVU), max_patches=64)
+    ours = np.concatenate(list(r.render(text)[:-1]), axis=1)  # (P, n * P)
+    font = load_face(str(DEJAVU), 0, r.cfg.em_px, shaped=True, em_box=False).pil
+    canvas = Image.new("L", (ours.shape[1] + 4 * r.cfg.patch, r.cfg.patch))
+    ImageDraw.Draw(canvas).text((0, r._baseline), text, fill=255, font=font, anchor="ls")
+    np.testing.assert_array_equal(ours, np.asarray(canvas, dtype=np.float32)[:, : ours.shape[1]] / 255.0)
+
+
+def test_bidi_order_is_resolved_over_the_whole_line_before_it_is_split_by_font() -> None:
+    from hotstart.render.line import bidi_levels, visual_runs
+
+    r = renderer(max_patches=64)  # the default chain: Latin, digits and ASCII punctuation from the CJK font
+    def order(text: str) -> list[str]:
+        levels, base = bidi_levels(text)
+        return [run for _, _, run in visual_runs(text, r._char_faces(text), levels, base)]
+    # left to right on the page; a right-to-left run is listed in logical order and drawn right to left
+    assert order("abc שלום עולם 123 def") == ["abc ", "123", "שלום עולם ", " def"]  # 123 left of the Hebrew
+    assert order("ولد في عام 2024 في القاهرة") == ["في القاهرة", " ", "2024", "ولد في عام "]
+    assert order("مرحبا. كيف حالك") == ["كيف حالك", ". ", "مرحبا"]  # the first clause on the right
+    assert order("我们在北京") == ["我们在北京"] and bidi_levels("abc")[0] == [0, 0, 0]
+
+
+def test_a_bidi_line_too_long_is_cut_at_a_logical_prefix() -> None:
+    text = "ولد في عام 2024 في القاهرة " * 6
+    batch = renderer(max_patches=12).render_batch([text])
+    kept = len(text) - batch.truncated[0]
+    assert 0 < kept < len(text) and batch.lengths[0] <= 12
+    whole = renderer(max_patches=64).render(text[:kept])
+    np.testing.assert_array_equal(batch.patches[0, : batch.lengths[0]], whole)  # the same as drawing the prefix
+
+
+@pytest.mark.parametrize(("text", "left", "right"), [("ولد في عام 2024 في القاهرة", "في القاهرة", "ولد في عام"),
+                                                      ("مرحبا. كيف حالك", "كيف حالك", "مرحبا")])
+def test_a_right_to_left_line_mixing_fonts_puts_its_clauses_where_one_font_does(text: str, left: str, right: str) -> None:
+    # digits and ASCII punctuation come from the CJK font, Arabic from DejaVu Sans: the Arabic words at the two
+    # ends must stand where DejaVu Sans alone puts them (the last words leftmost, the first rightmost). The
+    # fonts' baselines and a digit's fractional advance differ, so the ink is compared column by column (ink
+    # per column), allowing a shift of one pixel
+    profile = lambda cfg: np.concatenate(list(renderer(max_patches=64, **cfg).render(text)[:-1]), axis=1).sum(axis=0)
+    mixed, alone = profile({}), profile({"font": str(DEJAVU)})
+    font = load_face(str(DEJAVU), 0, renderer().cfg.em_px, shaped=True, em_box=False).pil
+    end = lambda p: int(np.flatnonzero(p)[-1]) + 1  # the end of the first word's ink, rightmost
+
+    def alike(a: np.ndarray, b: np.ndarray) -> float:
+        return max(float(np.corrcoef(a[max(s, 0) : len(a) + min(s, 0)], b[max(-s, 0) : len(b) + min(-s, 0)])[0, 1])
+                   for s in (-1, 0, 1))
+    w_left, w_right = int(font.getlength(left, direction="rtl")), int(font.getlength(right, direction="rtl"))
+    assert alike(mixed[:w_left], alone[:w_left]) > 0.95
+    assert alike(mixed[end(mixed) - w_right : end(mixed)], alone[end(alone) - w_right : end(alone)]) > 0.95
+    # the test can tell: the clauses swapped (as drawn before bidi was resolved over the whole line) do not match
+    assert alike(mixed[:w_right], alone[end(alone) - w_right : end(alone)]) < 0.5

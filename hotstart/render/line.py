@@ -280,48 +280,46 @@ class LineRenderer:
         return missing, fonts_used
 
     def _draw_shaped(self, text: str) -> tuple[np.ndarray, int, int]:
-        """A line that needs shaping, drawn whole, one raqm run per font, cut at whole characters:
-        (ink (P, n * P), text patches n, characters cut)."""
+        """A line that needs shaping, drawn whole: its bidi levels resolved over the whole line, then cut into
+        runs of one font and one level, laid out in visual order and each drawn by raqm in its own direction;
+        cut at the longest logical prefix that fits: (ink (P, n * P), text patches n, characters cut)."""
         cfg, p = self.cfg, self.cfg.patch
         capacity = (cfg.max_patches - 1) * p
+        faces = self._char_faces(text)
+        levels, base = bidi_levels(text)
+        width = lambda runs: sum(self._run_width(face, level, run) for face, level, run in runs)
+        fits = _longest_prefix(lambda k: width(visual_runs(text[:k], faces[:k], levels[:k], base)) <= capacity, len(text))
         canvas = Image.new("L", (capacity + 2 * p, p))
         draw = self._draw(canvas)
-        pen, drawn = 0.0, 0
-        for face_index, run in self._font_runs(text):
-            if face_index < 0:  # no font has these: half an em of background each
-                fits = min(len(run), int((capacity - pen) // (cfg.em_px / 2)))
-                pen += cfg.em_px / 2 * fits
-            else:
-                font = self._shaped_font(face_index)
-                fits = _longest_prefix(lambda k, r=run, f=font, x0=pen: x0 + f.getlength(r[:k]) <= capacity, len(run))
-                if fits:
-                    draw.text((pen, self._baseline), run[:fits], fill=255, font=font, anchor="ls")
-                    pen += font.getlength(run[:fits])
-            drawn += fits
-            if fits < len(run):
-                break
+        pen = 0.0
+        for face, level, run in visual_runs(text[:fits], faces[:fits], levels[:fits], base):
+            if face >= 0:
+                font, direction = self._shaped_font(face), ("rtl" if level % 2 else "ltr")
+                if features.check("raqm"):
+                    draw.text((pen, self._baseline), run, fill=255, font=font, anchor="ls", direction=direction)
+                else:  # no raqm: unshaped, a right-to-left run reversed by hand
+                    draw.text((pen, self._baseline), run[::-1] if level % 2 else run, fill=255, font=font, anchor="ls")
+            pen += self._run_width(face, level, run)
         n_patches = math.ceil(pen / p - 1e-9)
-        return np.asarray(canvas, dtype=np.float32)[:, : n_patches * p] / 255.0, n_patches, len(text) - drawn
+        return np.asarray(canvas, dtype=np.float32)[:, : n_patches * p] / 255.0, n_patches, len(text) - fits
 
-    def _font_runs(self, text: str) -> list[tuple[int, str]]:
-        """Split text into runs drawn by one face; spaces and marks stay with the run they are in. Runs
-        are placed left to right in reading order: bidi reorders within a run, not across fonts."""
-        runs: list[tuple[int, list[str]]] = []
+    def _run_width(self, face: int, level: int, run: str) -> float:
+        """Advance of a run drawn in one face and direction; a character in no font takes half an em."""
+        if face < 0:
+            return self.cfg.em_px / 2 * len(run)
+        if features.check("raqm"):
+            return self._shaped_font(face).getlength(run, direction="rtl" if level % 2 else "ltr")
+        return self._shaped_font(face).getlength(run)
+
+    def _char_faces(self, text: str) -> list[int]:
+        """The face that draws each character; spaces and combining marks stay in the face of the character
+        before them, so a word and its marks are shaped together."""
+        faces: list[int] = []
         for ch in text:
             face = self._chars.face[self._slot(ch)]
             joins = ch.isspace() or unicodedata.category(ch) in _SHAPED_CATEGORIES
-            if runs and (face == runs[-1][0] or (joins and runs[-1][0] >= 0)):
-                runs[-1][1].append(ch)
-            else:
-                runs.append((face, [ch]))
-        out = []
-        for face, chars in runs:
-            # trailing spaces get a run of their own: inside a right-to-left run, bidi would move them
-            # to its left end, gluing the run to the next one
-            text_run = "".join(chars)
-            body = text_run.rstrip()
-            out += [(face, body)] + ([(0, text_run[len(body):])] if len(body) < len(text_run) else [])
-        return out
+            faces.append(faces[-1] if faces and joins and faces[-1] >= 0 else face)
+        return faces
 
     def _shaped_font(self, face_index: int) -> ImageFont.FreeTypeFont:
         """The face at the line's size with raqm layout (BASIC, unshaped, where Pillow lacks raqm)."""
@@ -486,6 +484,71 @@ def _needs_shaping(text: str) -> bool:
     """True when the characters' look depends on their neighbours or the line reads right to left."""
     return any(not ch.isascii() and (unicodedata.bidirectional(ch) in _SHAPED_BIDI
                                      or unicodedata.category(ch) in _SHAPED_CATEGORIES) for ch in text)
+
+
+def bidi_levels(text: str) -> tuple[list[int], int]:
+    """The resolved embedding level of every character of one line, and the paragraph's level (0: left to
+    right, 1: right to left), by the Unicode bidirectional algorithm over the whole line: python-bidi's
+    reference implementation of rules P2-P3, X1-X10, W1-W7, N1-N2 and I1-I2, then L1 for the line's trailing
+    whitespace. Characters X9 sets aside (explicit codes, boundary neutrals such as joiners) take the level of
+    the character before them. A line with nothing right to left is all level 0, without running it."""
+    if not any(unicodedata.bidirectional(ch) in _SHAPED_BIDI for ch in text):
+        return [0] * len(text), 0
+    from bidi.algorithm import (
+        explicit_embed_and_overrides,
+        get_base_level,
+        get_embedding_levels,
+        get_empty_storage,
+        resolve_implicit_levels,
+        resolve_neutral_types,
+        resolve_weak_types,
+    )
+
+    base = get_base_level(text)
+    storage = get_empty_storage()
+    storage["base_level"], storage["base_dir"] = base, "LR"[base]
+    get_embedding_levels(text, storage)
+    for index, char in enumerate(storage["chars"]):
+        char["index"] = index  # the character's place in `text`, kept through X9's removals
+    explicit_embed_and_overrides(storage)
+    resolve_weak_types(storage)
+    resolve_neutral_types(storage, False)
+    resolve_implicit_levels(storage, False)
+    resolved = {char["index"]: char["level"] for char in storage["chars"]}
+    levels, level = [], base
+    for index in range(len(text)):
+        level = resolved.get(index, level)
+        levels.append(level)
+    trailing = len(text) - len(text.rstrip())
+    levels[len(text) - trailing :] = [base] * trailing  # L1: trailing whitespace at the paragraph level
+    return levels, base
+
+
+def visual_runs(text: str, faces: list[int], levels: list[int], base: int) -> list[tuple[int, int, str]]:
+    """(face, level, characters in logical order) runs of one line in visual order, left to right: the line
+    cut wherever the face or the level changes, then rule L2 (from the highest level down to the lowest odd
+    one, every sequence of runs at that level or above reversed). Each run is drawn in its own direction."""
+    trailing = len(text) - len(text.rstrip())
+    levels = levels[: len(text) - trailing] + [base] * trailing  # L1 for this line's own end
+    runs: list[tuple[int, int, str]] = []
+    start = 0
+    for i in range(1, len(text) + 1):
+        if i == len(text) or (faces[i], levels[i]) != (faces[start], levels[start]):
+            runs.append((faces[start], levels[start], text[start:i]))
+            start = i
+    odd = [level for _, level, _ in runs if level % 2]
+    for level in range(max((lvl for _, lvl, _ in runs), default=0), min(odd, default=1) - 1, -1):
+        i = 0
+        while i < len(runs):
+            if runs[i][1] >= level:
+                j = i
+                while j < len(runs) and runs[j][1] >= level:
+                    j += 1
+                runs[i:j] = runs[i:j][::-1]
+                i = j
+            else:
+                i += 1
+    return runs
 
 
 def _longest_prefix(fits, n: int) -> int:
