@@ -127,3 +127,50 @@ def test_a_few_steps_lower_the_loss_and_reconstruct_keeps_visible_patches(lines:
 def test_a_bad_mae_setting_is_refused_by_name(settings: dict, words: str) -> None:
     with pytest.raises(HotStartError, match=words):
         PixelMAE(MAEConfig(**{"size": "tiny", **settings}))
+
+
+# ----------------------------------------------------------------------------- triage: does it learn at all?
+
+
+def test_the_mae_has_its_fixed_sin_cos_positions_in_encoder_and_decoder() -> None:
+    # transformers 5 leaves them at zero for a model built from a config; then every masked patch gets the
+    # same decoder input and the MAE can predict only one mean patch (what the family runs before 0.4 did)
+    torch.manual_seed(0)
+    mae = PixelMAE(MAEConfig(size="tiny", line=LineRenderConfig(max_patches=16))).mae
+    encoder, decoder = mae.vit.embeddings.position_embeddings, mae.decoder.decoder_pos_embed
+    for table in (encoder, decoder):
+        assert not table.requires_grad  # fixed, as MAE's
+        rows = table[0, 1:]  # (N, width): one row per patch position, the class token's aside
+        assert torch.cdist(rows, rows).fill_diagonal_(1.0).min() > 0.1  # every position told apart
+    assert mae.vit.embeddings.cls_token.any() and mae.decoder.mask_token.any()
+
+
+def _mae_zero_loss(model: PixelMAE, patches: torch.Tensor, mask: torch.Tensor) -> float:
+    """The loss of predicting zero for every masked patch, in the loss's normalised pixel space (each patch's
+    own mean: the trivial floor)."""
+    target = model.mae.patchify(model.to_image(patches))
+    target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5
+    return float(((target ** 2).mean(-1) * mask).sum() / mask.sum())
+
+
+@pytest.mark.slow
+def test_a_tiny_mae_memorises_one_batch_of_lines() -> None:
+    # lines long enough that each keeps visible text beside its masked spans (a line whose text patches are
+    # no more than the masked count is masked whole: nothing is left to tell it from another)
+    torch.manual_seed(0)
+    line = LineRenderConfig(max_patches=16)
+    cfg = MAEConfig(size="tiny", line=line)
+    text = "我们在北京学习中文和数学，今天天气很好。人工智能正在改变世界的每一个角落。他说明天会下雨，所以带伞。"
+    batch = LineRenderer(line).render_batch([text[9 * i : 9 * i + 14] for i in range(3)])
+    patches = torch.from_numpy(batch.patches)
+    mask = torch.from_numpy(span_mask(batch.lengths, cfg.max_patches, cfg.n_masked, cfg.max_span, np.random.default_rng(0)))
+    model = PixelMAE(cfg)
+    floor = _mae_zero_loss(model, patches, mask)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    for _ in range(200):
+        loss, _ = model(patches, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        optimizer.step()
+    assert loss.item() < 0.1 * floor, (loss.item(), floor)

@@ -158,6 +158,23 @@ def grid_image(patches: torch.Tensor, cfg: MAEConfig) -> torch.Tensor:
     return grid.permute(0, 5, 1, 3, 2, 4).reshape(b, cfg.channels, cfg.grid * cfg.patch, cfg.grid * cfg.patch)
 
 
+def set_position_embeddings(mae: ViTMAEForPreTraining) -> None:
+    """Give ViTMAE its fixed sin-cos position embeddings (encoder and decoder) and its class and mask tokens
+    where `transformers` left them at zero, as 5.x does for a model built from a config: the encoder's
+    `initialize_weights` returns early once the patch projection is marked initialised, and the decoder's is
+    not called. At zero the model knows no position at all: every masked patch gets the same decoder input,
+    so all it can predict is one mean patch; and a blank patch's token is exactly constant, so the encoder's
+    LayerNorm (eps 1e-12) sends back infinite gradients. The MAE runs trained before this fix had both
+    (tests/test_mae.py checks the embeddings and that a tiny MAE now memorises a batch)."""
+    embeddings, decoder = mae.vit.embeddings, mae.decoder
+    with torch.no_grad():
+        if not embeddings.position_embeddings.any():
+            embeddings.patch_embeddings.projection._is_hf_initialized = False  # let it run
+            embeddings.initialize_weights()
+        if not decoder.decoder_pos_embed.any():
+            decoder.initialize_weights(embeddings.patch_embeddings.num_patches)
+
+
 class PixelMAE(nn.Module):
     """`transformers` ViTMAE fed with rendered lines: (B, N, P, P[, C]) patches in, loss and pixels out."""
 
@@ -166,6 +183,7 @@ class PixelMAE(nn.Module):
         cfg.validate()
         self.config = cfg
         self.mae = ViTMAEForPreTraining(cfg.vit_config())
+        set_position_embeddings(self.mae)
 
     def no_weight_decay(self) -> set[str]:
         """Parameters AdamW leaves undecayed besides biases and norms: the class and mask tokens (as
