@@ -206,3 +206,15 @@ def test_a_control_with_fewer_seeds_or_still_training_says_so() -> None:
     assert arms["noise images"]["seeds"] == "1 (1 unfinished)" and arms["noise images"]["verdict"] == "not measured yet"
     assert arms["noise images"]["reach_8"] == "not yet (0/1)" and arms["noise images"]["fewer_8"] == "not yet"
     assert "8% in 2.02x fewer samples than index" in text and "10% in 1.69x fewer samples than index" in text
+
+
+def test_a_target_reached_at_the_start_gives_no_ratio() -> None:
+    from hotstart.experiments.controls import speedup
+
+    runs = _control_runs({k: [0.07, 0.08, 0.09, 0.10, 0.11] for k in ("index", "reference", "perm", "noise", "ainit")})
+    for run in runs:
+        run.rows.insert(0, {"samples": 0, "val_acc": 0.065, "val_loss": 7.0, "wall_s": 0.0})  # above 6% untrained
+    index = [r for r in runs if r.axes["kind"] == "index"]
+    vision = [r for r in runs if r.axes["kind"] == "vision" and r.axes["glyph_permute"] is None
+              and r.axes["glyph_source"] == "font" and not r.axes["adapter_init_std"]]
+    assert speedup(index, vision, 0.06) == "at the start" and speedup(index, vision, 0.08) == "1.00x"

@@ -122,6 +122,8 @@ def speedup(index: list[Run], vision: list[Run], target: float) -> str:
     i, v = reach_stats(index, target), reach_stats(vision, target)
     if not v["reached"]:
         return "not yet" if any(r.summary is None for r in vision) else "not reached"
+    if v["mean"] == 0 or (i["reached"] and i["mean"] == 0):  # a target below the accuracy the runs start at
+        return "at the start"
     if not i["reached"]:
         window = min(r.rows[-1]["samples"] for r in index)
         return f">= {window / v['mean']:.1f}x (index not there by {window:,})"
@@ -164,6 +166,8 @@ def _reach_cell(runs: list[Run], target: float) -> str:
 
 def _in_words(pct: int, fewer: str) -> str:
     """'8% in 1.84x fewer samples than index', from a `speedup` cell."""
+    if fewer == "at the start":
+        return f"{pct}% at the start (below the first evaluation's accuracy)"
     if fewer.startswith("not"):
         return f"{pct}% not within the window" if fewer == "not reached" else f"{pct}% not yet"
     ratio, _, why = fewer.partition(" (")
