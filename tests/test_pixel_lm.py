@@ -383,3 +383,33 @@ def test_bad_generation_requests_are_refused_in_one_line(tiny_corpus: PreparedCo
     assert main(["generate", str(run), *[str(tmp_path / a) if a == "x.png" else a for a in extra]]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- triage: does it learn at all?
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("head", "mode", "patch", "patch_len"), [("mse", "grey", 16, 1), ("bernoulli", "binary", 8, 2)])
+def test_a_tiny_pixel_lm_memorises_one_batch_of_lines(head: str, mode: str, patch: int, patch_len: int) -> None:
+    # PixelGPT's head (mse, 16 px grey) and PIXAR's (bernoulli, 8 px binary, two patches per position): the
+    # loss falls under 10% of the mean-glyph predictor's (each pixel's mean over the batch's patches)
+    from hotstart.models.pixel_lm import PixelLM, PixelLMConfig
+    from hotstart.render.line import LineRenderConfig, LineRenderer
+
+    torch.manual_seed(0)
+    line = LineRenderConfig(patch=patch, mode=mode, cell="char", max_patches=16)
+    text = "我们在北京学习中文和数学今天天气很好人工智能正在改变世界的每一个角落他说明天会下雨"
+    batch = LineRenderer(line).render_batch([text[9 * i : 9 * i + 14] for i in range(3)])
+    patches, lengths = torch.from_numpy(batch.patches), torch.from_numpy(batch.lengths)
+    model = PixelLM(PixelLMConfig(size="tiny", line=line, head=head, patch_len=patch_len))
+    targets = model.group(patches)[torch.arange(model.group(patches).shape[1])[None, :] * patch_len < lengths[:, None]]
+    mean = targets.mean(0).expand_as(targets)  # (positions, L*P*P): the mean glyph, every position alike
+    floor = (((targets - mean) ** 2).mean() if head == "mse"
+             else F.binary_cross_entropy(mean.clamp(1e-4, 1 - 1e-4), targets)).item()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    for _ in range(300):
+        loss = model(patches, lengths)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1 * floor, (loss.item(), floor)
