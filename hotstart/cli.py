@@ -217,6 +217,9 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
         data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(mae_train_defaults())}
         if objective == "pixar":
             data["model"] = to_dict(pixar_model_defaults())
+        if objective != "mlm":  # a new line run draws binary lines aliased (a saved config without it: threshold)
+            node = data["model"].setdefault("pixel", {}) if objective == "dual" else data["model"]
+            node.setdefault("line", {})["binary_draw"] = "aliased"
         if args.preset is not None:
             raise HotStartError(f"--preset names a next-char experiment of the HotStart paper; drop it for --objective {objective}")
     else:

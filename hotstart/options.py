@@ -9,6 +9,7 @@ The folder lock (`folder_lock`) is the shared guard of every command that writes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -103,12 +104,15 @@ def valid_text(value: str, option: str) -> str:
     return value
 
 
+TEXT_OPTIONS = ("text", "prompt", "chars")
+"""Options whose value is text to draw or continue (paths may be any bytes the file system allows)."""
+
+
 def check_text_arguments(args: argparse.Namespace) -> None:
-    """Every text option of a parsed command line is valid UTF-8 (see `valid_text`)."""
-    for name, value in vars(args).items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str):
-                valid_text(item, f"--{name.replace('_', '-')}")
+    """Every text option (TEXT_OPTIONS) of a parsed command line is valid UTF-8 (see `valid_text`)."""
+    for name in TEXT_OPTIONS:
+        if isinstance(value := getattr(args, name, None), str):
+            valid_text(value, f"--{name}")
 
 
 @contextmanager
@@ -133,11 +137,14 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError:  # another command holds it: its folder is left alone
             raise HotStartError(f"another command is writing {what} {folder} right now; wait for it to finish, "
                                 "or choose another --out") from None
-        yield
+        try:
+            yield
+        finally:
+            if created:  # a command refused before writing leaves nothing behind
+                with contextlib.suppress(OSError):  # not empty, or gone: nothing to tidy
+                    folder.rmdir()
     finally:
-        if created and not any(folder.iterdir()):  # a command refused before writing leaves nothing behind
-            folder.rmdir()
         os.close(fd)  # closing the descriptor releases the lock

@@ -175,3 +175,8 @@ def test_the_classifier_keeps_pretrainings_weight_decay_exemptions(runs: dict[st
     assert exempt and exempt <= set(names)  # every name is a real parameter
     if kind == "mae":
         assert "encoder.vit.embeddings.cls_token" in exempt and not any("decoder" in n for n in names)  # MAE decoder left behind
+
+
+def test_the_inews_task_reads_its_text_as_the_pretraining_corpus_version_did() -> None:
+    escaped = lambda task: sum(text.count("\\n") for split in task.texts.values() for text in split)
+    assert escaped(load_task("inews-sentiment", 1)) > 0 and escaped(load_task("inews-sentiment", 2)) == 0

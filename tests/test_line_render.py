@@ -242,7 +242,7 @@ def test_binary_lines_at_8px_keep_the_strokes_that_a_threshold_loses(cell: str) 
     # at 0.5 loses most of it; drawing without anti-aliasing inks every pixel whose centre the outline covers
     kw = {"patch": 8, "cell": cell, "max_patches": 64}
     grey = renderer(**kw).render(LONG_HAN_LINE)[:-1]  # the end patch aside
-    aliased = renderer(mode="binary", **kw).render(LONG_HAN_LINE)[:-1]
+    aliased = renderer(mode="binary", binary_draw="aliased", **kw).render(LONG_HAN_LINE)[:-1]
     threshold = renderer(mode="binary", binary_draw="threshold", **kw).render(LONG_HAN_LINE)[:-1]
     assert set(np.unique(aliased).tolist()) == {0.0, 1.0}
     assert aliased.sum() > 2.5 * threshold.sum() and aliased.sum() > grey.sum()
@@ -510,3 +510,19 @@ def test_a_right_to_left_line_mixing_fonts_puts_its_clauses_where_one_font_does(
     assert alike(mixed[end(mixed) - w_right : end(mixed)], alone[end(alone) - w_right : end(alone)]) > 0.95
     # the test can tell: the clauses swapped (as drawn before bidi was resolved over the whole line) do not match
     assert alike(mixed[:w_right], alone[end(alone) - w_right : end(alone)]) < 0.5
+
+
+@pytest.mark.parametrize("text", ["a\u2066b\u2069c", "שלום\u2069 abc", "\u2067مرحبا\u2069 123"])
+def test_isolate_characters_are_drawn_as_neutrals_without_an_error(text: str) -> None:
+    # the reference bidi algorithm predates isolates (LRI, RLI, FSI, PDI); they read as neutrals
+    batch = renderer(max_patches=64).render_batch([text])
+    assert batch.lengths[0] > 1 and batch.patches[0, : batch.lengths[0] - 1].any()
+
+
+def test_a_saved_binary_config_without_binary_draw_thresholds_and_a_new_run_draws_aliased() -> None:
+    from hotstart.cli import _run_config, build_parser
+    from hotstart.config import from_dict
+
+    assert from_dict(LineRenderConfig, {"mode": "binary", "patch": 8}).binary_draw == "threshold"  # as it trained
+    new = _run_config(build_parser().parse_args(["train", "--data", "D", "--out", "R", "--objective", "pixar"]))
+    assert new.model.line.binary_draw == "aliased"

@@ -20,7 +20,7 @@ def test_a_second_command_on_a_folder_being_written_is_refused_and_the_first_kee
         code = main(["prepare", "--corpus", str(news_text_file), "--out", str(out)])
         assert code == 2
         assert "another command is writing prepared corpus folder" in capsys.readouterr().err
-        assert not (out / "meta.json").exists()
+        assert not (out / "meta.json").exists() and out.is_dir()  # the refused command left the holder's folder
         with pytest.raises(HotStartError, match="another command is writing"), folder_lock(out, "prepared corpus folder"):
             pass
     assert not out.exists()  # the folder the lock made, left empty, is gone: no lock file or folder behind
@@ -35,6 +35,11 @@ def test_text_that_is_not_utf8_is_refused_with_one_line(tmp_path, capsys) -> Non
     assert main(["render-text", "--text", undecodable, "--out", str(tmp_path / "l.png")]) == 2
     assert capsys.readouterr().err.strip() == "error: --text is not valid UTF-8 text (byte 0); pass it in UTF-8"
     assert valid_text("山水", "--text") == "山水"
+    import argparse
+
+    from hotstart.options import check_text_arguments
+
+    check_text_arguments(argparse.Namespace(text="山", out="caf\udce9"))  # a path may be any bytes: not checked
 
 
 def test_json_output_has_no_nan_and_parses_strictly() -> None:

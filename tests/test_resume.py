@@ -162,9 +162,12 @@ def test_a_finished_run_resumed_with_other_settings_names_them_and_a_larger_budg
         err = capsys.readouterr().err
         assert f"cannot resume {run} with other settings ({named})" in err, err
         assert (run / "summary.json").read_bytes() == before  # refused: nothing rewritten
-    # a larger --max-samples, alone, continues the finished run from its state
+    # a larger --max-samples, alone, continues the finished run from its state; a continuation stopped before it
+    # wrote its summary (config.yaml already says 64, summary.json still 32) is continued too
     longer = [*args, "--resume"]
     longer[longer.index("--max-samples") + 1] = "64"
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("max_samples: 32", "max_samples: 64"))
     assert main(longer) == 0
     assert "finished at its --max-samples; continuing to 64" in capsys.readouterr().err
     summary = json.loads((run / "summary.json").read_text())

@@ -389,6 +389,8 @@ def _environment_section(runs: list[Run], sweeps: list[dict[str, Any]], command:
         settings = sweep.get("scale_settings")
         if settings:
             lines += ["", f"Scale '{sweep['scale']}' ({sweep['path']}): " + ", ".join(f"{k} {v}" for k, v in settings.items())]
+        if any("--data" in command for command in sweep.get("commands", [])):
+            continue  # the sweep's own prepared corpus, not the built-in one
         # a record made before corpus versions existed read version 1 (sweep.corpus_version)
         lines += ["", (f"Corpus of {sweep['path']}: the built-in inews, version {sweep.get('corpus_version', 1)} "
                       "(`hotstart prepare --corpus-version`; 1 keeps the package's escaped newlines as text)")]

@@ -44,6 +44,7 @@ MODES = ("grey", "binary", "rgb")
 CELLS = ("free", "char", "bigram")
 LINE_MISSING_POLICIES = ("blank", "error")
 BINARY_DRAWS = ("aliased", "threshold")
+_ISOLATES = {"LRI", "RLI", "FSI", "PDI"}
 _SHAPED_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI"}
 _SHAPED_CATEGORIES = {"Mn", "Mc", "Me", "Cf"}  # combining marks, joiners and other format characters
 
@@ -79,11 +80,13 @@ class LineRenderConfig:
     """A character no font has: "blank" leaves half an em of background and counts it, "error" stops."""
     binary_threshold: float = 0.5
     """binary_draw threshold: ink coverage above which a binary pixel is ink."""
-    binary_draw: str = "aliased"
-    """binary: how a line becomes black and white. aliased (default): FreeType draws the glyphs without
-    anti-aliasing, each pixel inked where the outline covers its centre, so thin strokes keep a pixel;
-    threshold: anti-aliased grey cut at binary_threshold, which at 8 px loses most of a Han character's
-    strokes (each is under half a pixel wide). Runs trained before this option existed thresholded."""
+    binary_draw: str = "threshold"
+    """binary: how a line becomes black and white. aliased (what `hotstart train` and `render-text` ask for
+    unless told otherwise): FreeType draws the glyphs without anti-aliasing, each pixel inked where the outline
+    covers its centre, so thin strokes keep a pixel; threshold: anti-aliased grey cut at binary_threshold, which
+    at 8 px loses most of a Han character's strokes (each is under half a pixel wide). The default here is
+    threshold so that a run saved before this option existed (its config has no binary_draw) is rebuilt as it
+    trained; the grids keep it too until they are re-planned."""
 
     @property
     def margin_px(self) -> int:
@@ -510,6 +513,8 @@ def bidi_levels(text: str) -> tuple[list[int], int]:
     get_embedding_levels(text, storage)
     for index, char in enumerate(storage["chars"]):
         char["index"] = index  # the character's place in `text`, kept through X9's removals
+        if char["type"] in _ISOLATES:  # the reference algorithm predates isolates: read them as neutrals
+            char["type"] = char["orig"] = "ON"
     explicit_embed_and_overrides(storage)
     resolve_weak_types(storage)
     resolve_neutral_types(storage, False)

