@@ -94,7 +94,7 @@ def cmd_render_text(args: argparse.Namespace) -> None:
                             "pass at least one visible character")
     cfg = LineRenderConfig(patch=args.patch, mode=args.mode, cell=args.cell, max_patches=args.max_patches,
                            font=args.font, face=args.face, fallback_fonts=args.fallback_fonts or [],
-                           missing=args.missing, binary_draw=args.binary_draw)
+                           missing=args.missing, binary_draw=args.binary_draw, edge=args.edge)
     renderer = LineRenderer(cfg)
     batch = renderer.render_batch([args.text])
     n = int(batch.lengths[0])
@@ -111,6 +111,9 @@ def cmd_render_text(args: argparse.Namespace) -> None:
     if batch.missing:
         print(f"warning: {sum(batch.missing.values())} character(s) in no font, drawn blank: "
               f"{''.join(batch.missing)}; add --fallback-font PATH", file=sys.stderr)
+    if batch.clipped:
+        print(f"warning: {sum(batch.clipped.values())} character(s) or shaped run(s) lost ink at the line's top or "
+              f"bottom edge: {', '.join(batch.clipped)}; use --edge fit to keep it inside", file=sys.stderr)
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -153,7 +156,7 @@ _MAE_OPTION_PATHS = {
     "data": ("data",), "size": ("model", "size"), "mask_ratio": ("model", "mask_ratio"), "max_span": ("model", "max_span"),
     "line_mode": ("model", "line", "mode"),
     **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts",
-                                         "binary_draw")},
+                                         "binary_draw", "edge")},
     **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
 }
 
@@ -169,7 +172,7 @@ _NEXT_PATCH_OPTION_PATHS = {
     "data": ("data",), "line_mode": ("model", "line", "mode"),
     **{k: ("model", k) for k in ("size", "decoder", "head", "norm_target", "patch_len", "dropout")},
     **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts",
-                                         "binary_draw")},
+                                         "binary_draw", "edge")},
     **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
 }
 
@@ -217,9 +220,10 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
         data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(mae_train_defaults())}
         if objective == "pixar":
             data["model"] = to_dict(pixar_model_defaults())
-        if objective != "mlm":  # a new line run draws binary lines aliased (a saved config without it: threshold)
+        if objective != "mlm":  # a new line run draws binary lines aliased and keeps ink inside the line
+            # (a saved config without these fields: threshold and clip, as it trained)
             node = data["model"].setdefault("pixel", {}) if objective == "dual" else data["model"]
-            node.setdefault("line", {})["binary_draw"] = "aliased"
+            node.setdefault("line", {}).update(binary_draw="aliased", edge="fit")
         if args.preset is not None:
             raise HotStartError(f"--preset names a next-char experiment of the HotStart paper; drop it for --objective {objective}")
     else:
@@ -621,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="grey", help="grey (default), binary (PIXAR) or rgb (PixelGPT)")
     p.add_argument("--binary-draw", default="aliased", help="binary: aliased (default: glyphs drawn without "
                                                             "anti-aliasing, thin strokes kept) | threshold (grey cut at 0.5)")
+    p.add_argument("--edge", default="fit", help="ink that would leave the line: fit (default: the character or "
+                   "shaped run moved inside, drawn smaller if taller than the line) | clip (cut and counted)")
     p.add_argument("--cell", default="free", help="free: running text (default); char: one character per patch; "
                    "bigram: two per patch")
     p.add_argument("--max-patches", type=int_range(2, MAX_LINE_PATCHES), default=529,
@@ -713,6 +719,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--line-mode", help="grey (default) | binary | rgb")
     g.add_argument("--binary-draw", help="binary lines: aliased (default: glyphs drawn without anti-aliasing) | "
                                          "threshold (anti-aliased grey cut at 0.5; runs before this option)")
+    g.add_argument("--edge", help="ink that would leave the line: fit (default: the character or shaped run "
+                                  "moved inside, drawn smaller if taller than the line) | clip (cut and counted; "
+                                  "runs before this option)")
     g.add_argument("--cell", help="free (default: running text) | char | bigram")
     g.add_argument("--max-patches", type=int, help="patches per line: mae, a square number (default 529 = 23 x 23); "
                                                    "next-patch, the decoder's context (default 256)")

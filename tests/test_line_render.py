@@ -526,3 +526,132 @@ def test_a_saved_binary_config_without_binary_draw_thresholds_and_a_new_run_draw
     assert from_dict(LineRenderConfig, {"mode": "binary", "patch": 8}).binary_draw == "threshold"  # as it trained
     new = _run_config(build_parser().parse_args(["train", "--data", "D", "--out", "R", "--objective", "pixar"]))
     assert new.model.line.binary_draw == "aliased"
+
+
+# ----------------------------------------------------------------------------- every script, kept inside the line
+
+THAI_FONT = str(Path(__file__).parent / "fonts" / "NotoSansThai-Regular.ttf")  # no default font covers Thai
+# one line per script, and the visual order of its words, left to right (a right-to-left line's words reversed)
+SCRIPT_LINES = {
+    "chinese": ("山水 之间 有人家", ["山水", "之间", "有人家"]),
+    "english": ("The quick brown fox jumps", ["The", "quick", "brown", "fox", "jumps"]),
+    "cyrillic": ("Съешь же ещё этих булок", ["Съешь", "же", "ещё", "этих", "булок"]),
+    "hindi": ("नमस्ते दुनिया सुंदर है", ["नमस्ते", "दुनिया", "सुंदर", "है"]),
+    "arabic": ("ولد في عام القاهرة", ["القاهرة", "عام", "في", "ولد"]),
+    "mixed bidi": ("abc שלום עולם 123 def", ["abc", "123", "עולם", "שלום", "def"]),  # 123 joins the Hebrew (N1)
+    "thai": ("ที่นี่ น้ำ สวัสดีครับ", ["ที่นี่", "น้ำ", "สวัสดีครับ"]),
+}
+
+
+def script_renderer(**kw: object) -> LineRenderer:
+    return renderer(fallback_fonts=(THAI_FONT,), max_patches=64, **kw)
+
+
+def word_positions(r: LineRenderer, text: str, words: list[str]) -> list[int]:
+    """Where each word, drawn alone, matches the line best (first column): a template reader for any script."""
+    line = text_ink(r, text)
+    found = []
+    for word in words:
+        ink = text_ink(r, word)
+        inked = np.flatnonzero(ink.any(axis=0))
+        ink = ink[:, inked[0] : inked[-1] + 1]
+        errors = [float(((line[:, x : x + ink.shape[1]] - ink) ** 2).sum()) for x in range(line.shape[1] - ink.shape[1] + 1)]
+        # exact for words drawn alike; a Latin word inside a shaped line sits at a fractional pen (0.21 here)
+        assert min(errors) < 0.3 * float((ink**2).sum()), f"{word!r} is not drawn in the line as it is alone"
+        found.append(int(np.argmin(errors)))
+    return found
+
+
+def tall_loss(text: str, path: str, cfg: LineRenderConfig) -> float:
+    """Share of the ink of `text` that Pillow, drawing it whole (raqm) on the renderer's baseline on a canvas three
+    lines tall, puts outside the line's rows: what a renderer that clips loses."""
+    from PIL import features
+
+    p = cfg.patch
+    baseline = cfg.margin_px + load_face(*default_font(), cfg.em_px, em_box=False).ascender_px
+    font = load_face(path, 0, cfg.em_px, shaped=features.check("raqm"), em_box=False).pil
+    canvas = Image.new("L", (40 * p, 3 * p))
+    ImageDraw.Draw(canvas).text((p, p + baseline), text, fill=255, font=font, anchor="ls")
+    ink = np.asarray(canvas, dtype=np.float64)
+    return 1.0 - ink[p : 2 * p].sum() / ink.sum()
+
+
+@pytest.mark.parametrize("script", SCRIPT_LINES)
+def test_every_script_reads_back_in_order_with_no_ink_lost_at_the_edge(script: str) -> None:
+    text, visual = SCRIPT_LINES[script]
+    r = script_renderer(edge="fit")
+    batch = r.render_batch([text])
+    assert batch.clipped == {} and not batch.missing and not batch.truncated[0]
+    x = word_positions(r, text, visual)
+    assert x == sorted(x) and len(set(x)) == len(x), f"words out of order: {dict(zip(visual, x))}"
+
+
+@pytest.mark.parametrize("script", SCRIPT_LINES)
+def test_every_script_in_char_cells_reads_back_as_itself_by_the_glyph_reader(script: str) -> None:
+    import torch
+
+    from hotstart.data.prepared import Vocab
+    from hotstart.training.readback import GlyphReader
+
+    text = SCRIPT_LINES[script][0]
+    chars = sorted(set(text))
+    vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *[1] * len(chars)])
+    cfg = LineRenderConfig(cell="char", fallback_fonts=[THAI_FONT], edge="fit", max_patches=64)
+    reader = GlyphReader(cfg, vocab)
+    batch = LineRenderer(cfg).render_batch([text])
+    assert batch.clipped == {}
+    assert reader.text(reader.read(torch.from_numpy(batch.patches[0, : batch.lengths[0]])).tolist()) == text
+
+
+@pytest.mark.parametrize("script", SCRIPT_LINES)
+@pytest.mark.parametrize("patch", [16, 8])
+def test_binary_lines_of_every_script_keep_their_ink(script: str, patch: int) -> None:
+    text = SCRIPT_LINES[script][0]
+    grey = script_renderer(patch=patch, edge="fit").render_batch([text])
+    binary = script_renderer(patch=patch, mode="binary", binary_draw="aliased", edge="fit").render_batch([text])
+    n = grey.lengths[0] - 1
+    assert binary.lengths[0] == grey.lengths[0] and binary.clipped == {}
+    # drawn aliased, a binary line has at least the grey line's ink (measured: 0.93x to 1.87x over these lines;
+    # thresholding the grey keeps 0.42x of the Chinese line at 8 px)
+    assert binary.patches[0, :n].sum() >= 0.85 * grey.patches[0, :n].sum()
+
+
+@pytest.mark.parametrize(("text", "font", "lost"), [
+    ("ÅÉÖ gjpq", None, {"Å", "É", "Ö", "g", "j", "p", "q"}),  # the CJK font's accents and descenders
+    ("ที่นี่ น้ำ", THAI_FONT, {"ที่นี่ น้ำ"}),  # stacked tone marks (a shaped run is counted whole)
+    ("नमस्ते दुनिया", "Shobhika", {"नमस्ते दुनिया"}),
+])
+def test_clip_counts_the_ink_a_tall_canvas_shows_past_the_edge_and_fit_keeps_it(text: str, font: str | None,
+                                                                                 lost: set[str]) -> None:
+    path = default_font()[0] if font is None else font if font.endswith(".ttf") else script_font(font)
+    cfg = LineRenderConfig(fallback_fonts=[THAI_FONT], max_patches=64)
+    if font is not None:
+        assert tall_loss(text, path, cfg) > 0.01  # measured independently: 1.5% (Thai), 5.9% (Devanagari)
+    clipped = script_renderer(edge="clip").render_batch([text]).clipped
+    assert set(clipped) == lost
+    assert script_renderer(edge="fit").render_batch([text]).clipped == {}
+
+
+def test_fit_moves_a_glyph_that_would_leave_the_line_by_whole_rows_and_leaves_the_rest_alone() -> None:
+    clip, fit = script_renderer(edge="clip"), script_renderer(edge="fit")
+    assert np.array_equal(text_ink(clip, HAN_LINE), text_ink(fit, HAN_LINE))  # Han fits: not a pixel moves
+    g_clip, g_fit = text_ink(clip, "g"), text_ink(fit, "g")
+    assert g_fit.sum() > g_clip.sum()  # the descender's lost rows are back
+    shift = next(s for s in range(1, 4) if np.array_equal(g_fit[: 16 - s], g_clip[s:]))  # the clip drawing moved up
+    assert g_fit[16 - shift :].any()
+
+
+def test_a_saved_line_config_without_edge_clips_and_a_new_run_fits() -> None:
+    from hotstart.cli import _run_config, build_parser
+    from hotstart.config import from_dict
+
+    assert from_dict(LineRenderConfig, {"patch": 16}).edge == "clip"  # as it trained
+    new = _run_config(build_parser().parse_args(["train", "--data", "D", "--out", "R", "--objective", "mae"]))
+    assert new.model.line.edge == "fit"
+
+
+def test_render_text_warns_when_clipped_ink_is_lost(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["render-text", "--text", "Ångström", "--edge", "clip", "--out", str(tmp_path / "l.png")])
+    assert "lost ink at the line's top or bottom edge: Å, g" in capsys.readouterr().err
+    main(["render-text", "--text", "Ångström", "--out", str(tmp_path / "l.png")])
+    assert "lost ink" not in capsys.readouterr().err

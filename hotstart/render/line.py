@@ -17,12 +17,19 @@ character is drawn once into a cache of ink columns, and a batch of lines is the
 glyphs at their pen positions, placed with a few numpy operations. Text that needs
 shaping (marks that combine, right-to-left scripts, joiners) is drawn whole by Pillow's raqm layout
 (HarfBuzz + FriBiDi), one run per font; `char` and `bigram` cells draw characters alone, unshaped.
+
+Edges (`edge`): every font sits on one baseline, so ink taller than the line (Thai stacked tone marks,
+Devanagari marks, a CJK font's Å or g) would be cut. Each character, or each word of a shaped line, is drawn
+first on a canvas three lines tall; under "fit" it is then moved by whole rows (drawn smaller first where it
+is taller than the line) until its ink is inside, under "clip" it is cut, and what it lost is counted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +51,9 @@ MODES = ("grey", "binary", "rgb")
 CELLS = ("free", "char", "bigram")
 LINE_MISSING_POLICIES = ("blank", "error")
 BINARY_DRAWS = ("aliased", "threshold")
+EDGES = ("clip", "fit")
+CLIPPED_SHARE = 0.005
+"""A character (or shaped run) counts as clipped when more than this share of its ink falls outside the line."""
 _ISOLATES = {"LRI", "RLI", "FSI", "PDI"}
 _SHAPED_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI"}
 _SHAPED_CATEGORIES = {"Mn", "Mc", "Me", "Cf"}  # combining marks, joiners and other format characters
@@ -87,6 +97,13 @@ class LineRenderConfig:
     at 8 px loses most of a Han character's strokes (each is under half a pixel wide). The default here is
     threshold so that a run saved before this option existed (its config has no binary_draw) is rebuilt as it
     trained; the grids keep it too until they are re-planned."""
+    edge: str = "clip"
+    """What happens to ink that would leave the line at its top or bottom. fit (what `hotstart train` and
+    `render-text` ask for unless told otherwise): a character (a shaped run: the run) whose ink would leave the
+    line is moved up or down by whole pixel rows until it is inside, and drawn smaller first where it is taller
+    than the line (Thai stacked tone marks, Devanagari, a Latin g or an Å of the CJK font); everything else stays
+    on the shared baseline, pixel for pixel. clip: every font on one baseline and ink past the edge cut (counted
+    in LineBatch.clipped); the default here so that a run saved before this option is rebuilt as it trained."""
 
     @property
     def margin_px(self) -> int:
@@ -111,6 +128,7 @@ class LineRenderConfig:
             ("binary_threshold", isinstance(self.binary_threshold, (int, float)) and 0 < self.binary_threshold < 1,
              "a number between 0 and 1"),
             ("binary_draw", self.binary_draw in BINARY_DRAWS, " | ".join(BINARY_DRAWS)),
+            ("edge", self.edge in EDGES, " | ".join(EDGES)),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -133,6 +151,9 @@ class LineBatch:
     """Characters no font has -> how often they occurred (drawn blank)."""
     fonts_used: dict[str, int]
     """Font name -> characters it drew."""
+    clipped: dict[str, int] = field(default_factory=dict)
+    """Characters (for a shaped line, runs of one font and direction) that lost more than CLIPPED_SHARE of their
+    ink at the line's top or bottom edge -> how often. Under edge="fit" only what no shift or shrink could fit."""
 
     @property
     def attention_mask(self) -> np.ndarray:
@@ -159,6 +180,7 @@ class LineRenderer:
         self._stride = cfg.max_patches * cfg.patch + 2 * self._pad  # canvas row length
         self._chars = _CharTable()
         self._glyphs: list[tuple[int, np.ndarray]] = []  # (first ink column from the pen, (w, P) ink columns)
+        self._glyph_lost: list[float] = []  # share of each glyph's ink outside the line
         self._packed: tuple[np.ndarray, ...] | None = None
 
     @property
@@ -187,8 +209,11 @@ class LineRenderer:
         ink = self._scatter(chars)  # (B, stride, P): column by column
         ink = ink[:, self._pad : self._pad + cfg.max_patches * p]  # (B, max_patches * P, P)
         drawn_codes = [chars.kept_codes]
+        lost = np.array(self._glyph_lost, dtype=np.float64)[chars.glyph] if len(chars.glyph) else np.zeros(0)
+        clipped_codes, clipped_runs = chars.kept_codes[lost > CLIPPED_SHARE], []
         for b in np.flatnonzero(chars.shaped_line):
-            drawn, chars.n_patches[b], chars.truncated[b] = self._draw_shaped(lines[b])
+            drawn, chars.n_patches[b], chars.truncated[b], cut = self._draw_shaped(lines[b])
+            clipped_runs += cut
             ink[b, : drawn.shape[1]] = drawn.T
             drawn_codes.append(_codes(lines[b][: len(lines[b]) - chars.truncated[b]]))
         for b, n in enumerate(chars.n_patches):
@@ -202,7 +227,10 @@ class LineRenderer:
         if cfg.mode == "rgb":
             patches = np.repeat(patches[..., None], 3, axis=-1)  # black ink: every channel alike
         missing, fonts_used = self._tally(np.concatenate(drawn_codes))
-        return LineBatch(patches, chars.n_patches + 1, chars.truncated, missing, fonts_used)
+        clipped: dict[str, int] = {}
+        for key in [chr(c) for c in clipped_codes.tolist()] + clipped_runs:
+            clipped[key] = clipped.get(key, 0) + 1
+        return LineBatch(patches, chars.n_patches + 1, chars.truncated, missing, fonts_used, clipped)
 
     # ------------------------------------------------------------------------ layout
 
@@ -282,10 +310,11 @@ class LineRenderer:
                 fonts_used[name] = fonts_used.get(name, 0) + n
         return missing, fonts_used
 
-    def _draw_shaped(self, text: str) -> tuple[np.ndarray, int, int]:
+    def _draw_shaped(self, text: str) -> tuple[np.ndarray, int, int, list[str]]:
         """A line that needs shaping, drawn whole: its bidi levels resolved over the whole line, then cut into
         runs of one font and one level, laid out in visual order and each drawn by raqm in its own direction;
-        cut at the longest logical prefix that fits: (ink (P, n * P), text patches n, characters cut)."""
+        cut at the longest logical prefix that fits: (ink (P, n * P), text patches n, characters cut, the runs
+        that lost ink at the line's edge)."""
         cfg, p = self.cfg, self.cfg.patch
         capacity = (cfg.max_patches - 1) * p
         faces = self._char_faces(text)
@@ -294,22 +323,85 @@ class LineRenderer:
         fits = _longest_prefix(lambda k: width(visual_runs(text[:k], faces[:k], levels[:k], base)) <= capacity, len(text))
         canvas = Image.new("L", (capacity + 2 * p, p))
         draw = self._draw(canvas)
+        fitted = np.zeros((p, capacity + 2 * p), dtype=np.float32)  # edge "fit": runs composed here instead
+        clipped: list[str] = []
         pen = 0.0
         for face, level, run in visual_runs(text[:fits], faces[:fits], levels[:fits], base):
-            if face >= 0:
-                font, direction = self._shaped_font(face), ("rtl" if level % 2 else "ltr")
-                if features.check("raqm"):
-                    draw.text((pen, self._baseline), run, fill=255, font=font, anchor="ls", direction=direction)
-                else:  # no raqm: unshaped, a right-to-left run reversed by hand
-                    draw.text((pen, self._baseline), run[::-1] if level % 2 else run, fill=255, font=font, anchor="ls")
-            pen += self._run_width(face, level, run)
+            if face < 0 or self.cfg.edge == "clip":
+                if face >= 0:  # drawn on the line's own canvas, as runs saved before the edge option were
+                    self._draw_text(draw, (pen, self._baseline), run, self._shaped_font(face), level)
+                    if self._lost(face, level, run) > CLIPPED_SHARE:
+                        clipped.append(run.strip())
+                pen += self._run_width(face, level, run)
+                continue
+            for word in _words(run, level):  # fitted word by word, so a word looks the same in any line
+                width = self._run_width(face, level, word)
+                if word.strip():
+                    rows, lost, scale = self._inside(
+                        functools.partial(self._draw_run, face, level, word, width=math.ceil(width)))
+                    if lost > CLIPPED_SHARE:
+                        clipped.append(word)
+                    left = math.floor(pen + width * (1 - scale) / 2)  # a word drawn smaller stays centred in its advance
+                    cover = rows[:, : fitted.shape[1] - left] / 255.0
+                    fitted[:, left : left + cover.shape[1]] = cover + fitted[:, left : left + cover.shape[1]] * (1 - cover)
+                pen += width
         n_patches = math.ceil(pen / p - 1e-9)
-        return np.asarray(canvas, dtype=np.float32)[:, : n_patches * p] / 255.0, n_patches, len(text) - fits
+        ink = fitted if self.cfg.edge == "fit" else np.asarray(canvas, dtype=np.float32) / 255.0
+        return ink[:, : n_patches * p], n_patches, len(text) - fits, clipped
+
+    def _draw_text(self, draw: ImageDraw.ImageDraw, at: tuple[float, float], run: str, font: ImageFont.FreeTypeFont,
+                   level: int) -> None:
+        """One run of one font in its direction, its baseline's left end at `at`."""
+        if features.check("raqm"):
+            draw.text(at, run, fill=255, font=font, anchor="ls", direction="rtl" if level % 2 else "ltr")
+        else:  # no raqm: unshaped, a right-to-left run reversed by hand
+            draw.text(at, run[::-1] if level % 2 else run, fill=255, font=font, anchor="ls")
+
+    def _draw_run(self, face: int, level: int, run: str, scale: float, top: int, width: int) -> np.ndarray:
+        """(rows, width) uint8 ink of a shaped run alone, `scale` times the line's size, its baseline `top` rows
+        further down than the line's."""
+        canvas = Image.new("L", (width, 3 * self.cfg.patch))
+        font = load_face(*self._specs[face], self.cfg.em_px * scale, shaped=features.check("raqm"), em_box=False).pil
+        self._draw_text(self._draw(canvas), (0, self._baseline + top), run, font, level)
+        return np.asarray(canvas)
+
+    def _inside(self, draw_at) -> tuple[np.ndarray, float, float]:
+        """The line's P rows of ink that `draw_at(scale, top)` draws on a canvas 3P rows tall (its baseline `top`
+        rows below the line's), the share of that ink outside those rows, and the scale it was drawn at. Under edge "clip" the rows are the
+        middle P as drawn; under "fit" the ink is first drawn smaller where it is taller than P rows, then the
+        P rows are chosen nearest the middle that hold all of it (a shift by whole rows)."""
+        p = self.cfg.patch
+        tall = draw_at(1.0, p)
+        rows = np.flatnonzero(tall.any(axis=1))
+        if not len(rows):
+            return tall[p : 2 * p], 0.0, 1.0
+        start, scale = p, 1.0
+        if self.cfg.edge == "fit":
+            while rows[-1] + 1 - rows[0] > p and scale > 0.25:
+                scale *= min(p / (rows[-1] + 1 - rows[0]), 0.97)  # the rows a glyph covers round up: step past them
+                tall = draw_at(scale, p)
+                rows = np.flatnonzero(tall.any(axis=1))
+            start = min(max(start, rows[-1] + 1 - p), rows[0])
+        total = float(tall.sum(dtype=np.int64))
+        inside = tall[start : start + p]
+        return inside, 1.0 - float(inside.sum(dtype=np.int64)) / total, scale
+
+    def _lost(self, face: int, level: int, run: str) -> float:
+        """Share of a run's ink past the line's top or bottom, drawn on the shared baseline."""
+        canvas = Image.new("L", (math.ceil(self._run_width(face, level, run)) + 2 * self.cfg.patch, 3 * self.cfg.patch))
+        self._draw_text(self._draw(canvas), (self.cfg.patch, self._baseline + self.cfg.patch), run,
+                        self._shaped_font(face), level)
+        tall = np.asarray(canvas)
+        total = float(tall.sum(dtype=np.int64))
+        return 1.0 - float(tall[self.cfg.patch : 2 * self.cfg.patch].sum(dtype=np.int64)) / total if total else 0.0
 
     def _run_width(self, face: int, level: int, run: str) -> float:
-        """Advance of a run drawn in one face and direction; a character in no font takes half an em."""
+        """Advance of a run drawn in one face and direction; a character in no font takes half an em. Under edge
+        "fit" a run is drawn word by word, so its advance is its words' and spaces' advances added up."""
         if face < 0:
             return self.cfg.em_px / 2 * len(run)
+        if self.cfg.edge == "fit" and len(words := _words(run, level)) > 1:
+            return sum(self._run_width(face, level, word) for word in words)
         if features.check("raqm"):
             return self._shaped_font(face).getlength(run, direction="rtl" if level % 2 else "ltr")
         return self._shaped_font(face).getlength(run)
@@ -337,7 +429,9 @@ class LineRenderer:
         for k in np.unique(key[table.array("glyph")[key] < 0]).tolist():
             table.glyph[k] = len(self._glyphs)
             ch = table.chars[k // 2]
-            self._glyphs.append(self._draw_glyph(ch, bool(k % 2)))
+            first, block, lost = self._draw_glyph(ch, bool(k % 2))
+            self._glyphs.append((first, block))
+            self._glyph_lost.append(lost)
             self._packed = None
         return table.array("glyph")[key]
 
@@ -390,22 +484,30 @@ class LineRenderer:
             draw.fontmode = "1"
         return draw
 
-    def _draw_glyph(self, ch: str, half: bool) -> tuple[int, np.ndarray]:
-        """One character: (its first ink column relative to the pen, (w, P) float32 ink of its w columns)."""
+    def _draw_glyph(self, ch: str, half: bool) -> tuple[int, np.ndarray, float]:
+        """One character: (its first ink column relative to the pen, (w, P) float32 ink of its w columns, the
+        share of its ink outside the line)."""
         p, slot = self.cfg.patch, self._chars.slot[ch]
         if self._chars.blank[slot]:
-            return 0, np.zeros((0, p), dtype=np.float32)
-        font = (self._half_faces if half else self._faces)[self._chars.face[slot]].pil
-        canvas = Image.new("L", (math.ceil(font.getlength(ch)) + 2 * self._pad, p))
+            return 0, np.zeros((0, p), dtype=np.float32), 0.0
+        face = self._chars.face[slot]
+        font = (self._half_faces if half else self._faces)[face].pil
+        width = math.ceil(font.getlength(ch)) + 2 * self._pad
         baseline = self._half_baseline if half else self._baseline
-        self._draw(canvas).text((self._pad, baseline), ch, fill=255, font=font, anchor="ls")
-        pixels = np.asarray(canvas)
+
+        def draw_at(scale: float, top: int) -> np.ndarray:
+            sized = font if scale == 1.0 else load_face(*self._specs[face], font.size * scale, em_box=False).pil
+            canvas = Image.new("L", (width, 3 * p))
+            self._draw(canvas).text((self._pad, baseline + top), ch, fill=255, font=sized, anchor="ls")
+            return np.asarray(canvas)
+
+        pixels, lost, _ = self._inside(draw_at)
         inked = np.flatnonzero(pixels.any(axis=0))
         if not len(inked):
-            return 0, np.zeros((0, p), dtype=np.float32)
+            return 0, np.zeros((0, p), dtype=np.float32), lost
         # the canvas has self._pad blank columns before the pen, so an overhang of up to pad stays inside
         block = pixels[:, inked[0] : inked[-1] + 1].T.astype(np.float32) / 255.0
-        return int(inked[0]) - self._pad, np.ascontiguousarray(block)
+        return int(inked[0]) - self._pad, np.ascontiguousarray(block), lost
 
 
 def _layers(left: np.ndarray, right: np.ndarray) -> int:
@@ -554,6 +656,12 @@ def visual_runs(text: str, faces: list[int], levels: list[int], base: int) -> li
             else:
                 i += 1
     return runs
+
+
+def _words(run: str, level: int) -> list[str]:
+    """A run cut into words and the spaces between them, in visual order (a right-to-left run's words reversed)."""
+    pieces = [piece for piece in re.split(r"(\s+)", run) if piece]
+    return pieces[::-1] if level % 2 else pieces
 
 
 def _longest_prefix(fits, n: int) -> int:
