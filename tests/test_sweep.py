@@ -211,3 +211,20 @@ def test_the_main_table_says_when_budget_stopped_final_runs_were_still_rising() 
     assert "(16,384 to 24,576 samples) accuracy still rose by +1.30 pp (index)" in text
     run.summary = {"stop_reason": "early_stopping"}  # a plateau reached by early stopping needs no warning
     assert _still_rising(Selector([run])) == ""
+
+
+def test_each_grid_section_names_the_corpus_version_its_runs_trained_on(tmp_path: Path) -> None:
+    import json
+
+    from hotstart.experiments.report import corpus_note
+
+    old, new, own = tmp_path / "old", tmp_path / "new", tmp_path / "own"
+    for folder, record in ((old, {"commands": ["hotstart sweep family"]}),
+                           (new, {"commands": ["hotstart sweep family"], "corpus_version": 2}),
+                           (own, {"commands": ["hotstart sweep autoregressive --data D"]})):
+        folder.mkdir()
+        name = "autoregressive" if folder is own else "family"
+        (folder / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
+    assert "inews, version 1" in corpus_note(old)  # recorded before versions existed
+    assert "inews, version 2" in corpus_note(new)
+    assert "own prepared corpus" in corpus_note(own)

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import HotStartError
 from ..models.decoder import DECODER_SIZES
 from ..plot import plot_panels, plot_series
+from ..training.checkpoint import read_json
 from .attribution import attribution_section, is_attribution_folder
 from .autoregressive import autoregressive_section, is_autoregressive_folder
 from .controls import controls_section
@@ -413,6 +414,17 @@ def completeness(runs: list[Run], sweeps: list[dict[str, Any]]) -> str | None:
             "rerun the sweep's command (below) to finish the rest, then this report's command.")
 
 
+def corpus_note(folder: Path) -> str:
+    """One line naming the corpus a grid folder trained on: its own prepared corpus (--data), or the built-in
+    inews and its version (a record from before corpus versions existed read version 1)."""
+    records = [path for path in sorted(Path(folder).glob("*.json")) if path.stem in {"family", *MEMBER_GRIDS}]
+    record = read_json(records[0], "grid record") if records else {}
+    if any("--data" in command for command in record.get("commands", [])):
+        return f"Corpus of {folder}: the grid's own prepared corpus (`--data`)."
+    return (f"Corpus of {folder}: the built-in inews, version {record.get('corpus_version', 1)} "
+            "(`hotstart prepare --corpus-version`; 1 keeps the package's escaped newlines as text).")
+
+
 MEMBER_GRIDS = {
     "autoregressive": (is_autoregressive_folder, autoregressive_section,
                        "Autoregressive language models side by side: reading pixels, writing pixels, or both"),
@@ -435,7 +447,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     family_parts = []
     for folder in families:  # members of several families would share plot names: the last one's plots stand
         text, pre_rows, tune_rows = family_section(folder, out)
-        family_parts.append(text)
+        family_parts.append(text + "\n\n" + corpus_note(folder))
         write_csv(out / "family_pretraining.csv", pre_rows)
         write_csv(out / "family_finetuning.csv", tune_rows)
     grid_parts: dict[str, list[str]] = {}
@@ -443,7 +455,7 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         _, section, _ = MEMBER_GRIDS[name]
         for folder in folders:
             text, rows = section(folder, out)
-            grid_parts.setdefault(name, []).append(text)
+            grid_parts.setdefault(name, []).append(text + "\n\n" + corpus_note(folder))
             write_csv(out / f"{name}.csv", rows)
     grid_sections = [f"## {MEMBER_GRIDS[name][2]}\n\n" + "\n\n".join(parts) for name, parts in grid_parts.items()]
     grid_csvs = [f"{name}.csv" for name in grid_parts]
