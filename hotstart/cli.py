@@ -179,7 +179,7 @@ _NEXT_PATCH_OPTION_PATHS = {
 # `hotstart train --objective pixar` option -> where it goes in a PixarRunConfig
 _PIXAR_OPTION_PATHS = {
     **_NEXT_PATCH_OPTION_PATHS, "stage": ("stage",), "adversarial_weight": ("adversarial", "weight"),
-    **{k: ("adversarial", k) for k in ("stage1_run", "stage1_checkpoint", "disc_width", "disc_blocks")},
+    **{k: ("adversarial", k) for k in ("stage1_run", "stage1_checkpoint", "disc_width", "disc_blocks", "disc_sees")},
 }
 
 # `hotstart train --objective dual` option -> where it goes in a DualRunConfig: the pixel LM's under model.pixel
@@ -218,8 +218,9 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     if not next_char:
         # the same training settings for both encoders, so "the same text and budget" holds by default
         data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(mae_train_defaults())}
-        if objective == "pixar":
+        if objective == "pixar":  # a new stage 2's discriminator judges what generation emits (saved: soft)
             data["model"] = to_dict(pixar_model_defaults())
+            data["adversarial"] = {"disc_sees": "emitted"}
         if objective != "mlm":  # a new line run draws binary lines aliased and keeps ink inside the line
             # (a saved config without these fields: threshold and clip, as it trained)
             node = data["model"].setdefault("pixel", {}) if objective == "dual" else data["model"]
@@ -749,6 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "automatic one, |grad rec| / |grad adv| at the head (default 1)")
     g.add_argument("--disc-width", type=int, help="stage 2: width of the patch discriminator's MLP (default 256)")
     g.add_argument("--disc-blocks", type=int, help="stage 2: its residual blocks (default 2)")
+    g.add_argument("--disc-sees", help="stage 2: what the discriminator judges of the generator: emitted (default: "
+                                       "ink binarised at 1/2 as generation writes it, gradient straight through) | "
+                                       "soft (ink probabilities; runs before this option)")
     g = p.add_argument_group("character BERT (--objective mlm; --size tiny|small-cpu|base as the MAE's encoder)")
     g.add_argument("--mask-prob", type=float, help="share of positions predicted (default 0.15, BERT's: 80%% [MASK], "
                                                    "10%% random, 10%% kept)")

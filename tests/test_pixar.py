@@ -109,3 +109,36 @@ def test_bad_pixar_stages_are_refused_in_one_line(tiny_corpus: PreparedCorpus, t
     assert main(pixar_args(tiny_corpus, tmp_path / "bad", *extra)) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1 and not (tmp_path / "bad").exists()
+
+
+def test_the_discriminator_judges_what_generation_emits_with_the_gradient_passed_straight_through() -> None:
+    cfg = PixelLMConfig(size="tiny", line=LineRenderConfig(patch=8, mode="binary", max_patches=24), head="bernoulli",
+                        patch_len=2)
+    torch.manual_seed(0)
+    model = AdversarialPixelLM(cfg, AdversarialConfig(disc_dropout=0.0, disc_sees="emitted"))
+    batch = LineRenderer(cfg.line).render_batch(TEXTS)
+    patches, lengths = torch.from_numpy(batch.patches), torch.from_numpy(batch.lengths)
+    seen = []
+    model.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    model.train()
+    model(patches, lengths).backward()
+    assert len(seen) == 3  # the generator's adv term, then real and fake for the discriminator's own loss
+    for positions in seen:
+        assert torch.equal(positions, positions.round())  # binary, as real patches are: no grey gives fakes away
+    assert model.last_parts["adv_weight"] > 0 and model.head.weight.grad.abs().sum() > 0
+    # the gradient of the adversarial term reaches the head through the threshold (straight through)
+    _, used, out = model.position_outputs(patches, lengths)
+    frozen = {name: p.detach() for name, p in model.discriminator.named_parameters()}
+    adv = (F.softplus(-torch.func.functional_call(model.discriminator, frozen, (model._judged(torch.sigmoid(out)),)))
+           * used).sum()
+    grad, = torch.autograd.grad(adv, model.head.weight)
+    assert grad.abs().sum() > 0
+
+
+def test_a_new_stage_2_judges_what_generation_emits_and_a_saved_one_kept_soft() -> None:
+    from hotstart.cli import _run_config, build_parser
+    from hotstart.config import from_dict
+
+    assert from_dict(AdversarialConfig, {}).disc_sees == "soft"  # as saved runs trained
+    new = _run_config(build_parser().parse_args(["train", "--data", "D", "--out", "R", "--objective", "pixar"]))
+    assert new.adversarial.disc_sees == "emitted"
