@@ -45,3 +45,13 @@ def test_the_grid_trains_every_member_alike_reads_back_generations_and_reports(t
     assert [line.split(" | ")[0][2:] for line in table] == list(MEMBERS)
     assert (tmp_path / "report" / "autoregressive_accuracy.png").is_file()
     assert (tmp_path / "report" / "autoregressive_pixar-2.png").is_file()
+
+
+def test_a_member_at_its_floor_is_said_to_have_learned_nothing() -> None:
+    from hotstart.experiments.autoregressive import learned
+
+    floors = {"blank": 0.1245, "most_frequent": 0.1245}  # auto-pixar-1's: the comma draws blank at binary 8x8
+    assert learned(0.1245, floors) == "learned nothing"  # auto-pixar-1's own accuracy
+    assert learned(0.0269, floors) == "learned nothing"  # auto-pixar-2's, below its floor
+    assert learned(0.1967, {"most_frequent": 0.045}) == "above its floors"  # auto-index's
+    assert learned(None, floors) == "" and learned(0.2, {}) == ""

@@ -53,8 +53,12 @@ def test_an_mae_run_writes_its_folder_and_a_reconstruction_at_every_evaluation(t
     assert config["model"]["line"]["max_patches"] == 49 and config["train"]["curriculum"] is False
     rows = rows_without_timing(run)
     assert [r["samples"] for r in rows] == [0, 16, 32, 48]
-    assert set(rows[0]) == {"samples", "step", "epoch", "lr", "train_loss", "val_loss"}
+    assert set(rows[0]) == {"samples", "step", "epoch", "lr", "train_loss", "val_loss", "floor_zero_loss", "floor_mean_loss"}
     assert rows[-1]["val_loss"] < rows[0]["val_loss"]  # a few steps already lower the reconstruction error
+    # the floors beside every evaluation: the same at each; the mean patch predicts better than zeros
+    for key in ("floor_zero_loss", "floor_mean_loss"):
+        assert len({r[key] for r in rows}) == 1, key
+    assert 0 < rows[0]["floor_mean_loss"] <= rows[0]["floor_zero_loss"]
     plots = sorted(p.name for p in (run / "reconstructions").iterdir())
     assert plots == [f"{r['samples']:09d}.png" for r in rows]
     summary = json.loads((run / "summary.json").read_text())

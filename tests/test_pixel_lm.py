@@ -340,6 +340,10 @@ def test_a_char_cell_run_is_scored_by_reading_predictions_back_and_generates_an_
     assert main(next_patch_args(tiny_corpus, run, "--cell", "char", "--patch", "8")) == 0
     rows = rows_without_timing(run)
     assert all(0 <= r["val_acc"] <= 1 for r in rows)
+    # floors beside every evaluation, the same at each (the validation lines never change); ranks nest
+    for key in ("floor_loss", "floor_blank_acc", "floor_most_frequent_acc"):
+        assert len({r[key] for r in rows}) == 1 and rows[0][key] > 0, key
+    assert all(0 <= r["val_rank1_acc"] <= r["val_rank10_acc"] <= 1 for r in rows)
     capsys.readouterr()
     assert main(["generate", str(run), "--prompt", "新华社", "--max-new", "5", "--out", str(tmp_path / "gen.png")]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -504,3 +508,30 @@ def test_a_tiny_dual_lm_memorises_text_pixels_and_pairs() -> None:
         pixel_loss = model.pixel(patches, lengths).item()
     assert text_right == 1.0 and pair_right >= 0.95, (text_right, pair_right)
     assert pixel_loss < 0.1 * floor, (pixel_loss, floor)
+
+
+@pytest.mark.parametrize(("head", "mode", "patch_len"), [("mse", "grey", 1), ("bernoulli", "binary", 2)])
+def test_ranking_puts_the_true_glyph_first_for_a_perfect_prediction_and_measures_the_floors(head: str, mode: str,
+                                                                                          patch_len: int) -> None:
+    from hotstart.data.prepared import Vocab
+    from hotstart.training.next_patch_run import ranking_accuracy
+    from hotstart.training.readback import GlyphReader
+
+    text = "我们在北京学习中文我们在"  # 12 characters; 我 most frequent, no blank
+    chars = list(dict.fromkeys(text))
+    vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *range(len(chars), 0, -1)])
+    cfg = PixelLMConfig(size="tiny", head=head, patch_len=patch_len,
+                        line=LineRenderConfig(patch=8, mode=mode, cell="char", max_patches=14))
+    model, reader = PixelLM(cfg), GlyphReader(cfg.line, vocab)
+    drawn = LineRenderer(cfg.line).render_batch([text])
+    patches, lengths = torch.from_numpy(drawn.patches), torch.from_numpy(drawn.lengths)
+    tokens = torch.tensor([[3 + chars.index(c) for c in text]])
+    truth = model.group(patches)  # the output that predicts every cell exactly: pixels, or sure logits of them
+    out = truth if head == "mse" else (truth * 2 - 1) * 20
+    top1, top10, blank, common, counted = ranking_accuracy(model, reader, out, tokens, lengths, most_frequent=3)
+    assert counted == len(text) - 1 and top1 == top10 == counted
+    assert blank == 0 and common == text[1:].count("我")
+    # the output of another line: the true glyph is rarely first, and a top-10 of 9 glyphs holds everything
+    shifted = torch.roll(out, 1, dims=1)
+    top1, top10, *_ = ranking_accuracy(model, reader, shifted, tokens, lengths, most_frequent=3)
+    assert top1 < counted / 2 and top10 == counted

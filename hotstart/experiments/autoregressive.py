@@ -210,7 +210,9 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
         rows.append({
             "member": member, "reads": DESCRIBED[member][0], "writes": DESCRIBED[member][1],
             "samples": stage1 + last.get("samples", 0), "finished": summary is not None,
-            "val_acc": last.get("val_acc"), "val_pair_acc": last.get("val_pair_acc"), "blank_acc": _blank_accuracy(run),
+            "val_acc": last.get("val_acc"), "val_pair_acc": last.get("val_pair_acc"), "blank_acc": (floors := _floors(run)).get("blank"),
+            "most_frequent_acc": floors.get("most_frequent"), "learned": learned(last.get("val_acc"), floors),
+            "rank1_acc": last.get("val_rank1_acc"), "rank10_acc": last.get("val_rank10_acc"),
             "readability": readback.get("readability"), "language_agreement": readback.get("language_agreement"),
             "reader": readback.get("reader"), "reference_readability": readback.get("reference_readability"),
             # the LM's own parameters: PIXAR's stage-2 discriminator trains beside it but is no part of it
@@ -231,7 +233,12 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
               "characters ahead); running text (pixelgpt-text) has no cell per character and no such accuracy. "
               "A model that predicts a blank cell everywhere scores the share of next characters that draw as a "
               "blank cell in its lines (spaces, specials, and at binary 8x8 punctuation too): the 'all blank' column, "
-              "the floor a pixel writer's accuracy must clear to say anything. "
+              "the floor a pixel writer's accuracy must clear to say anything; predicting the most frequent training "
+              "character everywhere scores the 'most frequent' column, the floor of every member. A member within "
+              f"{LEARNED_MARGIN * 100:.1f} pp of its higher floor 'learned nothing'. Ranked (our reading, for pixel "
+              "writers that may know the next character and draw it blurred): the share of cells whose true glyph the "
+              "model's own score puts first, or among its ten best, of every glyph the reader knows (squared distance "
+              "for an MSE head, Bernoulli log-likelihood for PIXAR's); runs trained before it was logged have none. "
               "DualGPT's is its text path's; the pair column is its accuracy on the text that follows "
               f"a sequence's own line. Readability, over {settings.get('prompts', 0)} greedy continuations of "
               f"{record.get('seq_len', 0) // 4} patches each: read back by glyph, the share of generated cells read as "
@@ -243,9 +250,10 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
               "Parameters are the language model's own; training FLOPs count a whole step, pixar-2's discriminator "
               "included."),
              "",
-             ("| member | reads | writes | sequences seen | next-char accuracy (%) | all blank (%) | pair (%) | read back by | "
+             ("| member | reads | writes | sequences seen | next-char accuracy (%) | all blank (%) | most frequent (%) | "
+              "learned? | ranked top-1 / top-10 (%) | pair (%) | read back by | "
               "readability (%) | real text (%) | script agreement (%) | parameters | training FLOPs / sample | samples/s |"),
-             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         cost = (f"{r['parameters'] / 1e6:.2f}M | {r['train_flops_per_sample'] / 1e9:.2f} GFLOP"
                 if r["parameters"] and r["train_flops_per_sample"] else " | ")
@@ -257,6 +265,8 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
                          f"{percent(r['language_agreement'])}")
         lines.append(f"| {r['member']} | {r['reads']} | {r['writes']} | {r['samples']:,}{'' if r['finished'] else ' (in progress)'} | "
                      f"{percent(r['val_acc'])} | {'' if r['blank_acc'] is None else percent(r['blank_acc'])} | "
+                     f"{'' if r['most_frequent_acc'] is None else percent(r['most_frequent_acc'])} | {r['learned']} | "
+                     f"{'' if r['rank1_acc'] is None else percent(r['rank1_acc']) + ' / ' + percent(r['rank10_acc'])} | "
                      f"{percent(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
                      f"{read_back} | {cost} | {speed} |")
     if curves:
@@ -269,28 +279,49 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
     return "\n".join(lines), rows
 
 
-def _blank_accuracy(run: Path) -> float | None:
-    """For a char-cell pixel writer: the next-character accuracy of predicting a blank cell everywhere, on
-    the validation sequences its val_acc counts (characters that draw blank, and the specials, read as
-    one); None for other members or where the prepared corpus is not at hand."""
-    from ..config import load_yaml
-    from ..render.line import LineRenderConfig
+LEARNED_MARGIN = 0.005
+"""A member whose next-character accuracy is within this of its best floor (all blank, most frequent character)
+learned nothing: 0.5 pp, the margin the unseen-character section uses for the same words."""
+
+
+def _floors(run: Path) -> dict[str, float]:
+    """The next-character accuracy of two predictors that read nothing, on the validation sequences the run's
+    val_acc counts: every cell blank (char-cell pixel writers only: characters that draw blank, and the specials,
+    read as one) and the most frequent training character everywhere (as it draws, for a pixel writer). Taken
+    from the run's own evaluations where it logged them (floor_blank_acc, floor_most_frequent_acc), else
+    measured from its prepared corpus; {} where neither is at hand."""
+    import torch
+
+    from ..config import from_dict, load_yaml
+    from ..plot import read_metrics
     from ..training.readback import BLANK, GlyphReader
 
+    logged = (read_metrics(run) or [{}])[-1]
+    if "floor_most_frequent_acc" in logged:
+        return {"blank": logged["floor_blank_acc"], "most_frequent": logged["floor_most_frequent_acc"]}
     saved = load_yaml(run / "config.yaml")
-    line = (saved.get("model", {}).get("pixel") or saved.get("model", {})).get("line")
-    if saved.get("objective") not in ("next-patch", "pixar") or not line or line.get("cell") != "char":
-        return None
     try:
         corpus = PreparedCorpus.load(saved["data"])
-    except HotStartError:
-        return None
-    from ..config import from_dict
-
-    reader = GlyphReader(from_dict(LineRenderConfig, line), corpus.vocab)
+    except (HotStartError, KeyError):
+        return {}
     targets = corpus.sequences(corpus.val_index[: saved.get("train", {}).get("eval_sequences") or None])[:, 1:]
     counted = targets != 0  # <pad> never counts
-    return float(((reader.drawn_as(targets) == BLANK) & counted).sum() / counted.sum().clamp(min=1))
+    common = next(i for i in range(len(corpus.vocab)) if not corpus.vocab.is_special(i))  # ordered by frequency
+    line = (saved.get("model", {}).get("pixel") or saved.get("model", {})).get("line")
+    if saved.get("objective") not in ("next-patch", "pixar") or not line or line.get("cell") != "char":
+        return {"most_frequent": float(((targets == common) & counted).sum() / counted.sum().clamp(min=1))}
+    reader = GlyphReader(from_dict(LineRenderConfig, line), corpus.vocab)
+    drawn = reader.drawn_as(targets)
+    share = lambda hit: float((hit & counted).sum() / counted.sum().clamp(min=1))
+    return {"blank": share(drawn == BLANK), "most_frequent": share(drawn == reader.drawn_as(torch.tensor([common])))}
+
+
+def learned(accuracy: float | None, floors: dict[str, float]) -> str:
+    """'learned nothing' where the accuracy is within LEARNED_MARGIN of its best floor, 'above its floors' where
+    it clears them, '' where there is no accuracy or no floor to judge it by."""
+    if accuracy is None or not floors:
+        return ""
+    return "learned nothing" if accuracy <= max(floors.values()) + LEARNED_MARGIN else "above its floors"
 
 
 def _accuracy_plot(curves: dict[str, list[dict[str, Any]]], stage1: int, path: Path) -> None:

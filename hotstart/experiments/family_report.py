@@ -64,7 +64,8 @@ def family_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]], 
         speeds = [r["samples_per_s"] for r in rows if r.get("samples_per_s")]
         pre_rows.append({
             "member": member, "samples": rows[-1]["samples"] if rows else 0, "finished": summary is not None,
-            key: rows[-1].get(key) if rows else None, "parameters": cost.get("parameters", {}).get("total"),
+            key: rows[-1].get(key) if rows else None,
+            **{k: rows[-1][k] for k in ("floor_zero_loss", "floor_mean_loss") if rows and k in rows[-1]}, "parameters": cost.get("parameters", {}).get("total"),
             "train_flops_per_sample": cost.get("train_flops_per_sample"),
             "samples_per_s": statistics.median(speeds) if speeds else None,
             "wall_s": summary.get("wall_s") if summary else None,
@@ -89,11 +90,19 @@ def family_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]], 
         key, label = PRETRAINING_METRIC[row["member"]]
         value = row.get(key)
         shown = "n/a" if value is None else (f"{100 * value:.2f}%" if key == "val_acc" else f"{value:.4f}")
+        if value is not None and "floor_mean_loss" in row:  # the MAE's floors, logged at each evaluation
+            best = min(row["floor_zero_loss"], row["floor_mean_loss"])
+            shown += (f" (zeros {row['floor_zero_loss']:.4f}, mean patch {row['floor_mean_loss']:.4f}: "
+                      f"{'learned nothing' if value >= 0.98 * best else f'{value / best:.2f} of the better floor'})")
         lines.append(f"| {row['member']} | {DESCRIBED[row['member']]} | {row['samples']:,}"
                      f"{'' if row['finished'] else ' (in progress)'} | {label} {shown} | "
                      f"{row['parameters'] / 1e6:.2f}M | {row['train_flops_per_sample'] / 1e9:.2f} GFLOP | "
                      f"{row['samples_per_s']:.1f} |" if row["parameters"] and row["samples_per_s"] else
                      f"| {row['member']} | {DESCRIBED[row['member']]} | {row['samples']:,} (in progress) | | | | |")
+    if any("floor_mean_loss" in row for row in pre_rows):
+        lines += ["", ("Beside the MAE's loss, two predictors that read nothing, on the same masked validation patches: "
+                       "zeros (with normalised targets, each patch's own mean) and the mean masked patch. A loss within 2% "
+                       "of the better of them learned nothing.")]
     if tune_rows:
         lines += ["", ("Fine-tuning: test accuracy and macro-F1 (%), mean +/- sd over seeds, by labelled training documents. "
                   "probe: a linear layer on the frozen encoder's vectors; full: the whole model fine-tuned."), "",

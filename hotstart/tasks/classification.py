@@ -459,7 +459,7 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
         print(f"fine-tuning ({cfg.mode}) {pretrained.encoder.kind} ({pretrained.objective} run {run_dir}) on {task.name}: "
               f"{len(task.labels)} labels, {', '.join(f'{len(ids[s]):,} {s}' for s in SPLITS)} documents, "
               f"first {max_chars} characters each; precision {precision.describe()}", file=sys.stderr)
-    results = list(done)
+    results, majority = list(done), _majority(task)
     for n in sizes:
         for seed in cfg.seeds:
             if any(r["train_examples"] == n and r["seed"] == seed for r in done):
@@ -470,12 +470,13 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
                 f.write(json.dumps(result) + "\n")
             if progress:
                 print(f"  {n:,} examples, seed {seed}: test acc {result['test_acc']:.4f}, macro-F1 "
-                      f"{result['test_macro_f1']:.4f} (epoch {result['epoch']}, {result['seconds']:.0f} s)", file=sys.stderr)
+                      f"{result['test_macro_f1']:.4f} (epoch {result['epoch']}, {result['seconds']:.0f} s); the majority "
+                      f"label: acc {majority['test_acc']:.4f}, macro-F1 {majority['test_macro_f1']:.4f}", file=sys.stderr)
     summary = {
         "run": settings["run"], "objective": pretrained.objective, "encoder": pretrained.encoder.kind,
         "parameters": sum(p.numel() for p in pretrained.encoder.parameters()), "task": task.name,
         "labels": task.labels, "documents": {s: len(ids[s]) for s in SPLITS}, "empty_documents_skipped": task.skipped_empty,
-        "majority": _majority(task), "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg), "mode": cfg.mode,
+        "majority": majority, "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg), "mode": cfg.mode,
         "epochs": cfg.epochs or MODE_DEFAULTS[cfg.mode]["epochs"], "lr": cfg.lr or MODE_DEFAULTS[cfg.mode]["lr"],
         "curve": [_mean_sd(n, [r for r in results if r["train_examples"] == n]) for n in sizes],
         "results": sorted(results, key=lambda r: (r["train_examples"], r["seed"])),

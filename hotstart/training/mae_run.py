@@ -137,7 +137,33 @@ class MaskedPatches(Objective):
                 losses.extend(model.line_losses(patches.to(precision.device), mask.to(precision.device)).tolist())
         model.train(was_training)
         losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
-        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **language_means(losses_arr, languages)}
+        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **self._floor_losses(model),
+                **language_means(losses_arr, languages)}
+
+    @torch.no_grad()
+    def _floor_losses(self, model: nn.Module) -> dict[str, float]:
+        """The validation loss, measured as val_loss is (each line's mean over its masked patches, then the mean
+        over lines), of two predictors that know nothing of the line: every masked patch predicted as zeros
+        (floor_zero_loss; with norm_pix_loss, each patch's own mean) and as the mean of the validation lines'
+        masked targets (floor_mean_loss). Computed at the first evaluation and kept."""
+        if getattr(self, "_floors", None) is None:
+            targets, masks = [], []
+            for start in range(0, len(self._val), self.config.train.batch_size):
+                index = self._val[start : start + self.config.train.batch_size]
+                image = model.to_image(torch.from_numpy(self.lines.render(index).patches).to(next(model.parameters()).device))
+                target = model.mae.patchify(image).float().cpu()
+                if self.config.model.norm_pix_loss:
+                    target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5
+                targets.append(target)
+                masks.append(torch.from_numpy(self._val_masks[start : start + len(index)]))
+            mean = sum(t[m].sum(0) for t, m in zip(targets, masks)) / max(sum(int(m.sum()) for m in masks), 1)
+            per_line = {"floor_zero_loss": [], "floor_mean_loss": []}
+            for target, mask in zip(targets, masks):
+                for name, guess in (("floor_zero_loss", torch.zeros_like(mean)), ("floor_mean_loss", mean)):
+                    loss = ((target - guess) ** 2).mean(-1)
+                    per_line[name] += ((loss * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
+            self._floors = {name: float(np.mean(values)) if values else math.nan for name, values in per_line.items()}
+        return self._floors
 
     def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
         """reconstructions/SAMPLES.png: input, masked input and reconstruction of the first validation lines."""

@@ -8,7 +8,12 @@ What it hands the shared loop (objective.py):
     loss       the pixel LM's (models/pixel_lm.py): MSE on the next position's pixels, or PIXAR's
                per-pixel Bernoulli likelihood with --head bernoulli
     evaluate   val_loss: the mean over the first eval_sequences validation lines of each line's
-               mean position loss (per language too, as an mae run logs it)
+               mean position loss (per language too, as an mae run logs it), beside the mean-glyph
+               predictor's (floor_loss); with one character per cell also the next-character accuracy of
+               the predicted cells read back (val_acc), the rank of the true character among the
+               vocabulary's glyphs by the model's own score (val_rank1_acc, val_rank10_acc), and the
+               floors of those accuracies: every cell blank (floor_blank_acc), the most frequent
+               character everywhere (floor_most_frequent_acc)
     plot       generations/SAMPLES.png at every evaluation: for the first validation lines, the truth
                and, after its first half, the model's greedy continuation, position by position
 
@@ -25,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
@@ -76,6 +82,9 @@ class NextPatch(Objective):
         self.lines = CorpusLines(self.corpus, cfg.line)
         self.reader = GlyphReader(cfg.line, self.corpus.vocab) if cfg.line.cell == "char" else None
         self._val = validation_sample(self.corpus, tc.eval_sequences)
+        self._floor: float | None = None
+        # the vocabulary is ordered by training frequency: the first character is the most frequent
+        self._most_frequent = next((i for i in range(len(self.corpus.vocab)) if not self.corpus.vocab.is_special(i)), 0)
         rendered = self.lines.render_all(self._val)
         self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
 
@@ -113,6 +122,7 @@ class NextPatch(Objective):
         was_training = model.training
         model.eval()
         losses, hits, size = [], np.zeros(2, dtype=np.int64), self.config.train.batch_size
+        ranked = np.zeros(5, dtype=np.int64)
         for start in range(0, len(self._val), size):
             index = self._val[start : start + size]
             patches, lengths = self._patches(index)
@@ -120,13 +130,39 @@ class NextPatch(Objective):
                 per_position, used, out = model.position_outputs(patches.to(precision.device), lengths.to(precision.device))
             losses.extend(masked_mean(per_position, used, dim=1).tolist())
             if self.reader is not None:
-                hits += read_back_accuracy(model, self.reader, out, self.corpus.sequences(index), lengths)
+                tokens = self.corpus.sequences(index)
+                hits += read_back_accuracy(model, self.reader, out, tokens, lengths)
+                ranked += ranking_accuracy(model, self.reader, out, tokens, lengths, self._most_frequent)
         model.train(was_training)
         losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
         # no line counted (all cut at max_patches, or drawn by name): no accuracy, rather than a made-up 0
         accuracy = {"val_acc": float(hits[0] / hits[1])} if hits[1] else {}
-        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **accuracy,
-                **language_means(losses_arr, languages)}
+        if ranked[4]:
+            accuracy.update({name: float(n / ranked[4]) for name, n in zip(
+                ("val_rank1_acc", "val_rank10_acc", "floor_blank_acc", "floor_most_frequent_acc"), ranked[:4])})
+        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan,
+                "floor_loss": self._floor_loss(model), **accuracy, **language_means(losses_arr, languages)}
+
+    def _floor_loss(self, model: PixelLM) -> float:
+        """The validation loss of the mean-glyph predictor: every position predicted as the mean of the validation
+        positions' targets (for a Bernoulli head, each pixel's share of ink as its probability), measured as
+        val_loss is. Computed at the first evaluation and kept: the validation lines never change."""
+        if self._floor is None:
+            batches = []
+            for start in range(0, len(self._val), self.config.train.batch_size):
+                patches, lengths = self._patches(self._val[start : start + self.config.train.batch_size])
+                target = model._targets(model.group(patches)).float()  # pure tensor functions, on the CPU
+                batches.append((target, torch.arange(target.shape[1])[None, :] * self.config.model.patch_len < lengths[:, None]))
+            mean = sum(t[u].sum(0) for t, u in batches) / max(sum(int(u.sum()) for _, u in batches), 1)
+            per_line = []
+            for target, used in batches:
+                if self.config.model.head == "mse":
+                    loss = ((target - mean) ** 2).mean(-1)
+                else:
+                    loss = F.binary_cross_entropy(mean.clamp(1e-6, 1 - 1e-6).expand_as(target), target, reduction="none").mean(-1)
+                per_line += masked_mean(loss, used, dim=1).tolist()
+            self._floor = float(np.mean(per_line)) if per_line else math.nan
+        return self._floor
 
     def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
         """generations/SAMPLES.png: the first validation lines, and each continued from its first half."""
@@ -193,6 +229,32 @@ def read_back_accuracy(model: PixelLM, reader: GlyphReader, out: torch.Tensor, t
     aligned = (lengths == seq_len + 1)[:, None] & (targets != PAD_ID)
     correct = (reader.read(pixels) == reader.drawn_as(targets)) & aligned
     return np.array([int(correct.sum()), int(aligned.sum())])
+
+
+def ranking_accuracy(model: PixelLM, reader: GlyphReader, out: torch.Tensor, tokens: torch.Tensor,
+                     lengths: torch.Tensor, most_frequent: int) -> np.ndarray:
+    """[top-1, top-10, all-blank, most-frequent, counted] over the cells read_back_accuracy counts: whether the
+    character drawn in cell t is the one the model scores best, or among its ten best, of every glyph the reader
+    knows (the vocabulary's distinct drawings, a blank cell and the end patch), scored by the model's own
+    likelihood (our reading of ranking without a sharp image): squared distance to the predicted pixels for an
+    mse head, the glyph's Bernoulli log-likelihood under the predicted ink probabilities for a bernoulli head; and
+    the floors on the same cells: every cell blank, every cell the most frequent character."""
+    from .readback import BLANK
+
+    seq_len = tokens.shape[1]
+    cells = model.ungroup(out.float())[:, 1:seq_len].cpu()  # (B, <= S-1, P, P[, C]) head outputs per cell
+    targets = tokens[:, 1 : 1 + cells.shape[1]]
+    aligned = (lengths == seq_len + 1)[:, None] & (targets != PAD_ID)
+    flat, bank = cells.flatten(2)[aligned], reader.bank  # (n, D), (K, D)
+    truth = reader.drawn_as(targets[aligned])
+    if model.config.head == "mse":
+        score = -torch.cdist(flat, bank) if len(flat) else flat.new_zeros(0, len(bank))
+    else:  # log p(glyph) = sum g log sigmoid(x) + (1 - g) log sigmoid(-x), for binary or grey glyphs alike
+        score = F.logsigmoid(flat) @ bank.T + F.logsigmoid(-flat) @ (1 - bank).T
+    top = reader.ids[score.topk(min(10, len(bank)), dim=-1).indices] if len(flat) else torch.zeros(0, 1, dtype=torch.long)
+    common = reader.drawn_as(torch.tensor([most_frequent]))
+    return np.array([int((top[:, 0] == truth).sum()), int((top == truth[:, None]).any(-1).sum()),
+                     int((truth == BLANK).sum()), int((truth == common).sum()), len(truth)])
 
 
 def generation_plot(rows: list[tuple[torch.Tensor, torch.Tensor, int]], title: str) -> Image.Image:
