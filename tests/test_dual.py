@@ -90,6 +90,9 @@ def test_a_dual_run_logs_each_kind_and_resumes_exactly(tiny_corpus: PreparedCorp
     assert [r["samples"] for r in rows] == [0, 20, 40]
     for key in ("val_acc", "val_text_loss", "val_pixel_loss", "val_pair_loss", "val_pair_acc"):
         assert key in rows[-1]
+    # char cells: the pixel path's next character ranked by its own score, beside the floors
+    assert 0 <= rows[-1]["val_pixel_rank1_acc"] <= rows[-1]["val_pixel_rank10_acc"] <= 1
+    assert 0 < rows[-1]["floor_most_frequent_acc"] < 1
     assert rows[-1]["val_text_loss"] < rows[0]["val_text_loss"]
     summary = json.loads((tmp_path / "reference" / "summary.json").read_text())
     assert summary["objective"] == "dual" and summary["parameters"]["char_head"] > 0

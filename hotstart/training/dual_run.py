@@ -27,12 +27,14 @@ from ..config import save_yaml, to_dict
 from ..data.prepared import PAD_ID
 from ..errors import HotStartError
 from ..models.dual_lm import DualLM, DualLMConfig
+from ..models.pixel_lm import masked_mean
 from .checkpoint import write_json
 from .lines import CorpusLines
 from .mae_run import mae_train_defaults
-from .next_patch_run import line_patches
+from .next_patch_run import line_patches, ranking_accuracy
 from .objective import Objective, validation_sample
 from .precision import Precision
+from .readback import GlyphReader
 from .run import TrainConfig
 
 
@@ -64,6 +66,9 @@ class Dual(Objective):
                                 "decoder from scratch")
         self.lines = CorpusLines(self.corpus, cfg.pixel.line)
         self._val = validation_sample(self.corpus, tc.eval_sequences)
+        # the pixel path's next character, ranked as a next-patch run's is (char cells only)
+        self.reader = GlyphReader(cfg.pixel.line, self.corpus.vocab) if cfg.pixel.line.cell == "char" else None
+        self._most_frequent = next((i for i in range(len(self.corpus.vocab)) if not self.corpus.vocab.is_special(i)), 0)
 
     def build_model(self, progress: bool) -> DualLM:
         """The dual LM; its decoder compiled if asked."""
@@ -99,6 +104,7 @@ class Dual(Objective):
         model.eval()
         sums = dict.fromkeys(("text_loss", "text_correct", "text_count", "pixel_loss", "pair_correct", "pair_count", "pair_loss"), 0.0)
         lines, size, device = 0, self.config.train.batch_size, precision.device
+        ranked = np.zeros(5, dtype=np.int64)
         patch_len = self.config.model.pixel.patch_len
         for start in range(0, len(self._val), size):
             index = self._val[start : start + size]
@@ -107,8 +113,11 @@ class Dual(Objective):
             patches, lengths = patches.to(device), lengths.to(device)
             with precision.autocast():
                 text_logits = model.text_logits(ids).float()
-                pixel_losses = model.pixel.line_losses(patches, lengths)
+                per_position, used, out = model.pixel.position_outputs(patches, lengths)
+                pixel_losses = masked_mean(per_position, used, dim=1)
                 pair_logits = model.pair_logits(patches, ids).float()
+            if self.reader is not None:
+                ranked += ranking_accuracy(model.pixel, self.reader, out, ids.cpu(), lengths.cpu(), self._most_frequent)
             for kind, logits, targets in (("text", text_logits, ids[:, 1:]), ("pair", pair_logits, ids)):
                 mask = targets != PAD_ID
                 losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
@@ -125,7 +134,10 @@ class Dual(Objective):
         mixed = shares["text"] * text_loss + shares["pixels"] * pixel_loss + shares["pair"] * pair_loss
         return {"val_loss": mixed if lines else math.nan, "val_acc": sums["text_correct"] / max(sums["text_count"], 1),
                 "val_text_loss": text_loss, "val_pixel_loss": pixel_loss, "val_pair_loss": pair_loss,
-                "val_pair_acc": sums["pair_correct"] / max(sums["pair_count"], 1)}
+                "val_pair_acc": sums["pair_correct"] / max(sums["pair_count"], 1),
+                **({"val_pixel_rank1_acc": float(ranked[0] / ranked[4]), "val_pixel_rank10_acc": float(ranked[1] / ranked[4]),
+                    "floor_blank_acc": float(ranked[2] / ranked[4]), "floor_most_frequent_acc": float(ranked[3] / ranked[4])}
+                   if ranked[4] else {})}
 
     def summary_fields(self) -> dict[str, Any]:
         """Decoder, pixel head, line geometry and the data mix."""
