@@ -286,6 +286,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                          train_examples=list(_int_list(args.train_examples, "--train-examples", "64,256,1024"))
                          if args.train_examples else [], max_chars=args.max_chars or 0,  # 0: the config's "default"
                          epochs=args.epochs or 0, batch_size=args.batch_size, lr=args.lr or 0.0, mode=args.mode, checkpoint=args.checkpoint,
+                         recipe=args.recipe, patience=args.patience,
                          precision=args.precision, device=args.device)
     with folder_lock(args.out, "fine-tuning folder"):
         result = finetune(args.run, cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
@@ -774,8 +775,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "pretraining sequence length)")
     p.add_argument("--mode", default="full", help="full (default): fine-tune the whole model | probe: only a linear "
                                                   "layer on the frozen encoder's vectors, computed once (far cheaper)")
+    p.add_argument("--recipe", default="ours", help="ours (default): the schedule of --lr | pixel-m4: PIXEL-M4's "
+                   "fine-tuning: lrs 1e-5 to 9e-5 tried and the best on dev kept (or --lr alone), 100 warm-up steps, "
+                   "linear decay, early stopping, a LayerNorm on the pooled vector")
+    p.add_argument("--patience", type=positive_int, default=3, help="pixel-m4: epochs without a better dev macro-F1 "
+                                                                     "before it stops (default 3)")
     p.add_argument("--epochs", type=positive_int, help="epochs; the one with the best dev macro-F1 is tested "
-                                                       "(default: 4 full, 30 probe)")
+                                                       "(default: 4 full, 30 probe; pixel-m4: at most 10)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="documents per step (default 32)")
     p.add_argument("--lr", type=positive_float, help="peak learning rate: a tenth warm-up, cosine decay "
                                                      "(default: 1e-4 full, 1e-3 probe)")

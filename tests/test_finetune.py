@@ -180,3 +180,51 @@ def test_the_classifier_keeps_pretrainings_weight_decay_exemptions(runs: dict[st
 def test_the_inews_task_reads_its_text_as_the_pretraining_corpus_version_did() -> None:
     escaped = lambda task: sum(text.count("\\n") for split in task.texts.values() for text in split)
     assert escaped(load_task("inews-sentiment", 1)) > 0 and escaped(load_task("inews-sentiment", 2)) == 0
+
+
+def test_the_pixel_m4_recipe_tries_its_learning_rates_keeps_the_best_on_dev_and_stops_early(
+        runs: dict[str, Path], tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    from hotstart.tasks.classification import PIXEL_M4_LRS
+
+    task = separable_task(tmp_path / "task", tiny_corpus)
+    cfg = FinetuneConfig(task=str(task), seeds=[0], epochs=3, batch_size=16, recipe="pixel-m4", patience=1,
+                         precision="fp32", device="cpu")
+    result = finetune(runs["mae"], cfg, tmp_path / "m4", progress=False)
+    (row,) = result["results"]
+    assert [float(lr) for lr in row["lr_tried"]] == list(PIXEL_M4_LRS)
+    assert row["dev_macro_f1"] == max(row["lr_tried"].values()) and row["lr"] in PIXEL_M4_LRS
+    assert row["epochs_run"] <= 3 and row["skipped_steps"] == 0
+    spread = result["pooled_spread"]  # the documents' pooled vectors, before fine-tuning
+    assert spread["documents"] == 16 and spread["sd_across_documents"] > 0 and -1 <= spread["mean_pairwise_cosine"] <= 1
+    assert result["majority"]["test_macro_f1"] > 0
+
+
+def test_the_pooled_spread_tells_a_collapsed_encoder_from_a_spread_one() -> None:
+    from hotstart.tasks.classification import pooled_spread
+
+    collapsed = pooled_spread(np.ones((20, 8)))
+    assert collapsed["sd_across_documents"] == 0 and collapsed["mean_pairwise_cosine"] == pytest.approx(1.0)
+    spread = pooled_spread(np.random.default_rng(0).normal(size=(200, 64)))
+    assert spread["sd_across_documents"] == pytest.approx(1.0, abs=0.1) and abs(spread["mean_pairwise_cosine"]) < 0.05
+
+
+def test_a_fine_tuning_whose_every_step_is_not_finite_stops_with_an_error(runs: dict[str, Path],
+                                                                          tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from hotstart.tasks.classification import Classifier
+
+    task = separable_task(tmp_path / "task", tiny_corpus)
+    monkeypatch.setattr(Classifier, "forward", lambda self, *inputs: self.head(self.encoder(*inputs)) * float("nan"))
+    cfg = FinetuneConfig(task=str(task), seeds=[0], epochs=1, lr=1e-3, batch_size=16, precision="fp32", device="cpu")
+    with pytest.raises(HotStartError, match="skipped every step of epoch 1"):
+        finetune(runs["index"], cfg, tmp_path / "nan", progress=False)
+
+
+def test_the_linear_schedule_warms_up_then_falls_in_a_straight_line_to_its_floor() -> None:
+    from hotstart.training.loop import lr_at
+    from hotstart.training.run import TrainConfig
+
+    cfg = TrainConfig(batch_size=1, lr_max=1.0, schedule="linear", warmup_samples=10, min_lr_ratio=0.0)
+    assert lr_at(4, cfg, 110) == pytest.approx(0.5)  # warm-up: (step + 1) / 10
+    assert lr_at(10, cfg, 110) == pytest.approx(1.0) and lr_at(60, cfg, 110) == pytest.approx(0.5)
+    assert lr_at(110, cfg, 110) == pytest.approx(0.0)

@@ -35,13 +35,20 @@ from ..data.prepared import PAD_ID, SPECIALS, Vocab
 from ..errors import HotStartError
 from ..models.mae import grid_image
 from ..training.checkpoint import load_weights, read_json, write_json
-from ..training.loop import lr_at, make_optimizer
+from ..training.loop import lr_at, make_optimizer, train_step
 from ..training.precision import Precision, resolve
 from ..training.run import TrainConfig
 
 MODE_DEFAULTS = {"full": {"epochs": 4, "lr": 1e-4}, "probe": {"epochs": 30, "lr": 1e-3}}
 """Epochs and peak learning rate of each fine-tuning mode unless given (our choices for a CPU budget:
 a few epochs for a whole pretrained model, many for a linear layer on fixed vectors)."""
+RECIPES = ("ours", "pixel-m4")
+PIXEL_M4_LRS = (1e-5, 3e-5, 5e-5, 7e-5, 9e-5)
+"""The peak learning rates the pixel-m4 recipe tries, the best on dev kept: PIXEL-M4 chooses from 1e-5 to 9e-5 (per its
+summary); these five points across that range are our reading."""
+PIXEL_M4_WARMUP_STEPS = 100
+PIXEL_M4_EPOCHS = 10
+"""Most epochs of a pixel-m4 fine-tuning unless --epochs says (PIXEL-M4 stops early within 15K steps; our CPU budget)."""
 BUILTIN_TASKS = {"inews-sentiment": "the built-in corpus's 3 sentiment classes (labels 0, 1, 2 as packaged)"}
 SPLITS = ("train", "dev", "test")
 
@@ -314,20 +321,29 @@ class FinetuneConfig:
     """Dropout on the pooled vector before the linear layer."""
     mode: str = "full"
     """full: fine-tune the whole model | probe: train only the linear layer on the frozen encoder's vectors."""
+    recipe: str = "ours"
+    """ours: the schedule above at the mode's defaults. pixel-m4: PIXEL-M4's fine-tuning (per its summary, our
+    reading where it is silent): AdamW, each peak lr of PIXEL_M4_LRS tried and the best on dev macro-F1 kept (or
+    --lr alone), 100 warm-up steps then linear decay to 0, early stopping after `patience` epochs without a better
+    dev macro-F1 (at most PIXEL_M4_EPOCHS epochs unless --epochs), and the pooled vector normalised by a LayerNorm
+    before the linear layer (as timm's ViT classifiers pool)."""
+    patience: int = 3
+    """pixel-m4: epochs without a better dev macro-F1 before it stops."""
     checkpoint: str = "best"
     precision: str = "auto"
     device: str = "auto"
 
 
 class Classifier(nn.Module):
-    """Pooled encoder -> dropout -> linear layer over the task's labels."""
+    """Pooled encoder -> (LayerNorm, with `normalise`) -> dropout -> linear layer over the task's labels."""
 
-    def __init__(self, encoder: PooledEncoder, n_labels: int, dropout: float) -> None:
+    def __init__(self, encoder: PooledEncoder, n_labels: int, dropout: float, normalise: bool = False) -> None:
         super().__init__()
         self.encoder, self.dropout, self.head = encoder, nn.Dropout(dropout), nn.Linear(encoder.width, n_labels)
+        self.norm = nn.LayerNorm(encoder.width) if normalise else nn.Identity()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.encoder(*inputs)))
+        return self.head(self.dropout(self.norm(self.encoder(*inputs))))
 
     def no_weight_decay(self) -> set[str]:
         """The encoder's own exemptions (embedding tables, tokens)."""
@@ -362,51 +378,81 @@ def predict(model: Classifier, ids: list[np.ndarray], batch_size: int, precision
 
 
 def finetune_once(encoder: PooledEncoder, task: Task, docs: dict[str, list[np.ndarray]], n_train: int, seed: int,
-                  cfg: FinetuneConfig, precision: Precision, progress: bool = False) -> dict[str, Any]:
-    """Fine-tune a copy of `encoder` on `n_train` training documents (a subset drawn from `seed`) and
-    return dev and test accuracy and macro-F1 at the epoch with the best dev macro-F1. `docs` are what
-    the encoder's `inputs` takes: character IDs, or a probe's precomputed vectors."""
+                  cfg: FinetuneConfig, precision: Precision, progress: bool = False, lr: float | None = None) -> dict[str, Any]:
+    """Fine-tune a copy of `encoder` on `n_train` training documents (a subset drawn from `seed`) at peak learning
+    rate `lr` (None: the config's) and return dev and test accuracy and macro-F1 at the epoch with the best dev
+    macro-F1. `docs` are what the encoder's `inputs` takes: character IDs, or a probe's precomputed vectors. Each
+    step goes through the training loop's train_step: gradients clipped at 1.0, and a step whose loss or gradient
+    is not finite skipped (counted; a fine-tuning that skips every step of an epoch stops with an error)."""
     start = time.perf_counter()
-    epochs, lr = cfg.epochs or MODE_DEFAULTS[cfg.mode]["epochs"], cfg.lr or MODE_DEFAULTS[cfg.mode]["lr"]
+    pixel_m4 = cfg.recipe == "pixel-m4"
+    epochs = cfg.epochs or (PIXEL_M4_EPOCHS if pixel_m4 else MODE_DEFAULTS[cfg.mode]["epochs"])
+    lr = lr or cfg.lr or MODE_DEFAULTS[cfg.mode]["lr"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     subset = rng.permutation(len(docs["train"]))[:n_train]
-    model = Classifier(copy.deepcopy(encoder), len(task.labels), cfg.dropout).to(precision.device)
+    model = Classifier(copy.deepcopy(encoder), len(task.labels), cfg.dropout, normalise=pixel_m4).to(precision.device)
     steps_per_epoch = -(-len(subset) // cfg.batch_size)
     total = epochs * steps_per_epoch
-    schedule = TrainConfig(batch_size=cfg.batch_size, lr_max=lr, schedule="cosine", weight_decay=0.01,
-                           warmup_samples=max(1, total * cfg.batch_size // 10))
+    warmup = PIXEL_M4_WARMUP_STEPS * cfg.batch_size if pixel_m4 else max(1, total * cfg.batch_size // 10)
+    schedule = TrainConfig(batch_size=cfg.batch_size, lr_max=lr, schedule="linear" if pixel_m4 else "cosine",
+                           weight_decay=0.01, warmup_samples=warmup, min_lr_ratio=0.0 if pixel_m4 else TrainConfig.min_lr_ratio)
     optimizer, scaler = make_optimizer(model, schedule), precision.grad_scaler()
     targets = torch.from_numpy(task.targets["train"])
+    loss_fn = lambda m, batch: nn.functional.cross_entropy(m(*batch[0]).float(), batch[1])
     best: dict[str, Any] = {"dev_macro_f1": -1.0}
-    step = 0
+    step = skipped = 0
     model.train()
     for epoch in range(1, epochs + 1):
-        order = rng.permutation(subset)
+        order, taken = rng.permutation(subset), 0
         for first in tqdm(range(0, len(order), cfg.batch_size), disable=not progress, leave=False,
-                          desc=f"seed {seed}, {n_train} examples, epoch {epoch}"):
+                          desc=f"seed {seed}, {n_train} examples, lr {lr:g}, epoch {epoch}"):
             batch = order[first : first + cfg.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, schedule, total)
             inputs = _to(model.encoder.inputs([docs["train"][i] for i in batch]), precision.device)
-            with precision.autocast():
-                logits = model(*inputs)
-            loss = nn.functional.cross_entropy(logits.float(), targets[batch].to(precision.device))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
+            _, ok = train_step(model, (inputs, targets[batch].to(precision.device)), optimizer, scaler, precision,
+                               schedule.grad_clip, loss_fn=loss_fn)
+            taken, skipped, step = taken + ok, skipped + (not ok), step + 1
+        if not taken:
+            raise HotStartError(f"fine-tuning (seed {seed}, {n_train} examples, lr {lr:g}) skipped every step of epoch "
+                                f"{epoch}: its loss or gradients were not finite; try a lower --lr or --precision fp32")
         dev = predict(model, docs["dev"], cfg.batch_size, precision)
         dev_f1 = macro_f1(dev, task.targets["dev"], len(task.labels))
         if dev_f1 > best["dev_macro_f1"]:
             best = {"epoch": epoch, "dev_acc": float((dev == task.targets["dev"]).mean()), "dev_macro_f1": dev_f1}
             best_weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
+        elif pixel_m4 and epoch - best["epoch"] >= cfg.patience:
+            break  # early stopping
     model.load_state_dict(best_weights)  # the test documents are read once, by the epoch dev chose
     test = predict(model, docs["test"], cfg.batch_size, precision)
     best.update(test_acc=float((test == task.targets["test"]).mean()),
                 test_macro_f1=macro_f1(test, task.targets["test"], len(task.labels)))
-    return {"train_examples": len(subset), "seed": seed, **best, "seconds": round(time.perf_counter() - start, 1)}
+    return {"train_examples": len(subset), "seed": seed, "lr": lr, **best, "epochs_run": epoch, "skipped_steps": skipped,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def finetune_best_lr(encoder: PooledEncoder, task: Task, docs: dict[str, list[np.ndarray]], n_train: int, seed: int,
+                     cfg: FinetuneConfig, precision: Precision, progress: bool = False) -> dict[str, Any]:
+    """finetune_once at the config's learning rate, or, under the pixel-m4 recipe without --lr, at each of
+    PIXEL_M4_LRS with the best dev macro-F1 kept (the others' dev macro-F1 recorded under lr_tried)."""
+    if cfg.recipe != "pixel-m4" or cfg.lr:
+        return finetune_once(encoder, task, docs, n_train, seed, cfg, precision, progress)
+    tried = [finetune_once(encoder, task, docs, n_train, seed, cfg, precision, progress, lr=lr) for lr in PIXEL_M4_LRS]
+    chosen = max(tried, key=lambda r: r["dev_macro_f1"])  # the first of equals: the lowest lr
+    return {**chosen, "lr_tried": {f"{r['lr']:g}": r["dev_macro_f1"] for r in tried},
+            "seconds": round(sum(r["seconds"] for r in tried), 1)}
+
+
+def pooled_spread(vectors: np.ndarray) -> dict[str, float]:
+    """How far apart the documents' pooled vectors lie (a collapsed encoder gives every document nearly one
+    vector): the mean over dimensions of their sd across documents, the mean norm, and the mean cosine
+    similarity between two different documents."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    n = len(vectors)
+    cosine = (float((unit.sum(0) ** 2).sum()) - n) / max(n * (n - 1), 1)  # mean over pairs i != j of u_i . u_j
+    return {"documents": n, "sd_across_documents": float(vectors.std(0).mean()),
+            "mean_norm": float(np.linalg.norm(vectors, axis=1).mean()), "mean_pairwise_cosine": cosine}
 
 
 def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress: bool = True,
@@ -418,6 +464,10 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
     finetune.json, with the mean and sd per training-set size, is written when all are done."""
     if cfg.mode not in MODE_DEFAULTS:
         raise HotStartError(f"unknown fine-tuning mode '{cfg.mode}'; choose full or probe")
+    if cfg.recipe not in RECIPES:
+        raise HotStartError(f"unknown fine-tuning recipe '{cfg.recipe}'; choose {' or '.join(RECIPES)}")
+    if cfg.patience < 1:
+        raise HotStartError(f"--patience must be at least 1 epoch, got {cfg.patience}")
     out = Path(out)
     # the run as given: a committed result folder moves with its repository, so only the settings must match
     settings = {"run": str(run_dir), "config": asdict(cfg)}
@@ -447,9 +497,12 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
     truncated = encoder.truncated if isinstance(encoder, MAEEncoder) else None
     if cfg.mode == "probe":
         vectors = {split: pooled_features(encoder, ids[split], cfg.batch_size, precision) for split in SPLITS}
+        spread = pooled_spread(vectors["dev"])
         mean, sd = vectors["train"].mean(0), vectors["train"].std(0) + 1e-6  # standardised by the training documents
         docs = {split: list((vectors[split] - mean) / sd) for split in SPLITS}
         encoder = FrozenFeatures(pretrained.encoder.width)
+    else:
+        spread = pooled_spread(pooled_features(encoder, ids["dev"], cfg.batch_size, precision))
     out.mkdir(parents=True, exist_ok=True)
     if overwrite or not (out / "settings.json").is_file():
         (out / "results.jsonl").unlink(missing_ok=True)
@@ -464,7 +517,7 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
         for seed in cfg.seeds:
             if any(r["train_examples"] == n and r["seed"] == seed for r in done):
                 continue
-            result = finetune_once(encoder, task, docs, n, seed, cfg, precision, progress)
+            result = finetune_best_lr(encoder, task, docs, n, seed, cfg, precision, progress)
             results.append(result)
             with open(out / "results.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(result) + "\n")
@@ -476,7 +529,7 @@ def finetune(run_dir: str | Path, cfg: FinetuneConfig, out: str | Path, progress
         "run": settings["run"], "objective": pretrained.objective, "encoder": pretrained.encoder.kind,
         "parameters": sum(p.numel() for p in pretrained.encoder.parameters()), "task": task.name,
         "labels": task.labels, "documents": {s: len(ids[s]) for s in SPLITS}, "empty_documents_skipped": task.skipped_empty,
-        "majority": majority, "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg), "mode": cfg.mode,
+        "majority": majority, "pooled_spread": spread, "max_chars": max_chars, "precision": precision.describe(), "config": asdict(cfg), "mode": cfg.mode,
         "epochs": cfg.epochs or MODE_DEFAULTS[cfg.mode]["epochs"], "lr": cfg.lr or MODE_DEFAULTS[cfg.mode]["lr"],
         "curve": [_mean_sd(n, [r for r in results if r["train_examples"] == n]) for n in sizes],
         "results": sorted(results, key=lambda r: (r["train_examples"], r["seed"])),

@@ -80,7 +80,10 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     if t < warmup:
         # capped: a warm-up that ends inside a step (say shorter than one batch) would overshoot lr_max
         return min(cfg.lr_max, cfg.lr_max * (step + 1) / (cfg.warmup_samples / cfg.batch_size))
-    return cosine(cfg.lr_max, cfg.lr_max * cfg.min_lr_ratio, (t - warmup) / max(1 - warmup, 1e-9))
+    frac = (t - warmup) / max(1 - warmup, 1e-9)
+    if cfg.schedule == "linear":
+        return cfg.lr_max + (cfg.lr_max * cfg.min_lr_ratio - cfg.lr_max) * frac
+    return cosine(cfg.lr_max, cfg.lr_max * cfg.min_lr_ratio, frac)
 
 
 def eval_due(before: int, after: int, cfg: TrainConfig) -> bool:

@@ -37,7 +37,7 @@ from .checkpoint import (
     write_json,
 )
 
-SCHEDULES = ("onecycle", "cosine")
+SCHEDULES = ("onecycle", "cosine", "linear")
 
 
 @dataclass
@@ -53,7 +53,8 @@ class TrainConfig:
     lr_max: float = 1.5e-3
     """Peak learning rate (paper: OneCycle max 1.5e-3)."""
     schedule: str = "onecycle"
-    """onecycle (the paper's) or cosine (linear warm-up, then cosine decay)."""
+    """onecycle (the paper's), cosine (linear warm-up, then cosine decay) or linear (linear warm-up, then linear
+    decay; fine-tuning's pixel-m4 recipe)."""
     schedule_samples: int | None = None
     """Samples the lr schedule spans; None = 1,000,000 (~7,800 steps of 128). Our reading: the paper
     gives no span ("0.4% of the data" at 8,200 samples would put its run near 2M samples). It does not
@@ -68,7 +69,7 @@ class TrainConfig:
     warmup_samples: int = 2048
     """cosine: linear warm-up length in samples."""
     min_lr_ratio: float = 0.1
-    """cosine: the lr decays to lr_max * min_lr_ratio."""
+    """cosine and linear: the lr decays to lr_max * min_lr_ratio."""
     weight_decay: float = 0.01
     """AdamW weight decay on matrices (paper: 0.01); biases, norms and embeddings are not decayed."""
     grad_clip: float = 1.0
