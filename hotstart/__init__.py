@@ -12,7 +12,7 @@ The public API, in the order of a pipeline::
     print(evaluate_run("runs/vision"))
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # The public API is imported on first use (PEP 562), not with the package: `hotstart --help` and
 # `--version` then start in well under a second instead of loading torch and transformers first.

@@ -536,10 +536,21 @@ def _member_grid(args: argparse.Namespace, grid: str, run: Any, which: str, fold
             raise HotStartError(f"{option} is not an option of {which}; drop it")
     if not args.out:
         raise HotStartError(f"hotstart sweep {grid} needs --out DIR (the {folder}; rerunning with it resumes)")
+    extra = {}
+    if args.corpus:
+        from .data.corpus import BUILTIN
+
+        if grid not in ("family", "autoregressive"):
+            raise HotStartError(f"--corpus is an option of the family and autoregressive grids, not of {which}; drop it")
+        if args.data:
+            raise HotStartError("--corpus names a built-in corpus and --data a prepared one; pass one of them")
+        if args.corpus not in BUILTIN:
+            raise HotStartError(f"unknown built-in corpus '{args.corpus}'; choose one of {', '.join(BUILTIN)}")
+        extra["corpus"] = args.corpus
     command = " ".join(["hotstart", "sweep", grid, "--scale", args.scale, "--out", args.out]
-                       + (["--data", args.data] if args.data else []))
+                       + (["--data", args.data] if args.data else []) + (["--corpus", args.corpus] if args.corpus else []))
     statuses = run(args.out, args.scale, data=args.data, members=args.only, precision=args.precision,
-                   device=args.device, progress=not args.quiet, command=command)
+                   device=args.device, progress=not args.quiet, command=command, **extra)
     for status in statuses:
         print(f"{status['member']}: {status['status']}")
 
@@ -867,6 +878,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
+    p.add_argument("--corpus", help="family, autoregressive: the built-in corpus prepared into OUT/data (default inews; "
+                                    "kjv for English, from the languages extra); family members of a corpus other than "
+                                    "inews only pretrain: the inews task is Chinese")
     p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
     p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
                                              "(family: members index, vision, mae, mlm; autoregressive: index, vision, "

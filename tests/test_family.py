@@ -25,9 +25,16 @@ def test_every_member_pretrains_on_the_same_data_budget_and_settings() -> None:
     configs = {m: member_config(m, scale, "data") for m in MEMBERS}
     trains = {m: vars(c.train) for m, c in configs.items()}
     assert all(t == trains["mae"] for t in trains.values())
-    assert trains["mae"]["max_samples"] == trains["mae"]["schedule_samples"] == 16384 and not trains["mae"]["curriculum"]
+    # planned in steps: 6,000 of 16 sequences
+    assert trains["mae"]["max_samples"] == trains["mae"]["schedule_samples"] == 96_000 and not trains["mae"]["curriculum"]
+    assert trains["mae"]["batch_size"] == 16
     assert {c.data for c in configs.values()} == {"data"}
     assert configs["mae"].model.line.max_patches == 144  # 128 characters and the end patch on a 12 x 12 grid
+    assert configs["mae"].model.line.edge == "fit"  # lines drawn as new runs draw them
+    from hotstart.experiments.family import finetune_config
+
+    assert finetune_config(scale, "full", 128, "fp32", "cpu", "inews-sentiment").recipe == "pixel-m4"
+    assert finetune_config(scale, "probe", 128, "fp32", "cpu", "inews-sentiment").recipe == "ours"
     assert configs["mae"].model.size == configs["mlm"].model.size == "small-cpu"
     assert configs["index"].model.decoder.n_layer == 4 and configs["vision"].model.input.kind == "vision"
 
@@ -81,3 +88,31 @@ def test_a_family_at_an_unknown_scale_or_with_an_unknown_member_is_refused(tmp_p
     assert "the family grid has no scale 'paper'" in capsys.readouterr().err
     assert main(["sweep", "family", "--scale", "smoke", "--only", "pixelgpt", "--out", str(tmp_path / "f")]) == 2
     assert "unknown family member 'pixelgpt'" in capsys.readouterr().err
+
+
+def test_a_family_without_a_task_only_pretrains_and_a_rerun_skips_it(tiny_corpus: PreparedCorpus, tmp_path: Path) -> None:
+    kw = {"data": str(tiny_corpus.path), "task": None, "members": ["mlm"], "precision": "fp32", "device": "cpu",
+          "progress": False}
+    assert run_family(tmp_path / "f", "smoke", **kw) == [{"member": "mlm", "status": "done"}]
+    run = tmp_path / "f" / "runs" / "family-mlm"
+    assert (run / "summary.json").is_file() and not (run / "probe").exists() and not (run / "full").exists()
+    assert run_family(tmp_path / "f", "smoke", **kw) == [{"member": "mlm", "status": "done before"}]
+
+
+def test_a_folder_of_an_earlier_plan_or_another_corpus_is_not_mixed_with_new_runs(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture) -> None:
+    from dataclasses import asdict
+
+    earlier = {**asdict(FAMILY_SCALES["smoke"]), "pretrain_samples": 128}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "family.json").write_text(json.dumps({"scale": "smoke", "commands": [], "scale_settings": earlier}))
+    assert main(["sweep", "family", "--scale", "smoke", "--out", str(tmp_path / "old")]) == 2
+    assert "as planned before (pretrain_samples differ from today's plan)" in capsys.readouterr().err
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "family.json").write_text(json.dumps({"scale": "smoke", "commands": [], "corpus": "kjv"}))
+    assert main(["sweep", "family", "--scale", "smoke", "--out", str(tmp_path / "en")]) == 2
+    assert "a family grid of the built-in corpus kjv, not inews" in capsys.readouterr().err
+    assert main(["sweep", "fonts", "--scale", "smoke", "--corpus", "kjv", "--out", str(tmp_path / "x")]) == 2
+    assert "--corpus is an option of the family and autoregressive grids" in capsys.readouterr().err
+    assert main(["sweep", "family", "--scale", "smoke", "--corpus", "klingon", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown built-in corpus 'klingon'" in capsys.readouterr().err

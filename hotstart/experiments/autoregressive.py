@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..data.corpus import INEWS
 from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
 from ..models.decoder import decoder_size
@@ -79,14 +80,21 @@ class AutoregressiveScale:
     prompts: int
     """Generations read back per pixel-writing member."""
     about: str
+    batch_size: int = 32
+    """Sequences per optimiser step of every member."""
+    current: bool = False
+    """Lines drawn as new runs draw them (binary lines aliased, ink kept inside the line) and PIXAR's discriminator
+    judging what generation emits; False keeps the settings the scale's first runs trained with."""
 
 
 AUTOREGRESSIVE_SCALES = {
     "smoke": AutoregressiveScale("smoke", size="tiny", seq_len=32, samples=64, stage2_steps=2, eval_every=32,
                                  eval_sequences=8, prompts=2, about="checks the machinery; the numbers mean nothing"),
-    "cpu": AutoregressiveScale("cpu", size="small-cpu", seq_len=128, samples=16384, stage2_steps=200, eval_every=2048,
-                               eval_sequences=256, prompts=20,
-                               about="small-cpu Llama-style decoder (4 x 256) for every member, 16,384 sequences each"),
+    # planned in optimiser steps: 6,000 of 16 sequences, about half an hour to an hour per member alone on 2 cores
+    # (the first plan, 512 steps of 32, left every pixel writer at its floor: the report of docs/results/autoregressive)
+    "cpu": AutoregressiveScale("cpu", size="small-cpu", seq_len=128, samples=96_000, stage2_steps=200, eval_every=8_000,
+                               eval_sequences=256, prompts=20, batch_size=16, current=True,
+                               about="small-cpu Llama-style decoder (4 x 256) for every member, 6,000 steps of 16 sequences"),
 }
 
 
@@ -97,18 +105,20 @@ def autoregressive_scale(name: str) -> AutoregressiveScale:
     return AUTOREGRESSIVE_SCALES[name]
 
 
-def _char_line(seq_len: int, **kw: Any) -> LineRenderConfig:
-    """One character per patch, room for a whole sequence and its end patch (an even count, for L = 2)."""
-    return LineRenderConfig(cell="char", max_patches=seq_len + 1 + (seq_len + 1) % 2, **kw)
+def _char_line(seq_len: int, current: bool = False, **kw: Any) -> LineRenderConfig:
+    """One character per patch, room for a whole sequence and its end patch (an even count, for L = 2); drawn as new
+    runs draw lines where `current`."""
+    drawn = {"binary_draw": "aliased", "edge": "fit"} if current else {}
+    return LineRenderConfig(cell="char", max_patches=seq_len + 1 + (seq_len + 1) % 2, **drawn, **kw)
 
 
 def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path, seq_len: int) -> Any:
     """The run config of `member`: the same decoder, size, sequences and training settings for all;
     lines as long as the corpus's sequences of `seq_len` characters."""
-    tc: TrainConfig = replace(mae_train_defaults(), max_samples=scale.samples, schedule_samples=scale.samples,
-                              eval_every=scale.eval_every, dense_until=scale.samples, eval_every_late=scale.eval_every,
-                              eval_sequences=scale.eval_sequences, patience=10**6)
-    pixel = PixelLMConfig(size=scale.size, line=_char_line(seq_len))
+    tc: TrainConfig = replace(mae_train_defaults(), batch_size=scale.batch_size, max_samples=scale.samples,
+                              schedule_samples=scale.samples, eval_every=scale.eval_every, dense_until=scale.samples,
+                              eval_every_late=scale.eval_every, eval_sequences=scale.eval_sequences, patience=10**6)
+    pixel = PixelLMConfig(size=scale.size, line=_char_line(seq_len, scale.current))
     if member in ("index", "vision"):
         return RunConfig(data=data, model=ModelConfig(vocab_size=0, input=InputConfig(kind=member),
                                                       decoder=decoder_size(scale.size, "llama")), train=tc)
@@ -117,13 +127,15 @@ def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path,
     if member == "pixelgpt-text":  # running text fits the char cells' line: a Han character is under a patch wide
         return NextPatchRunConfig(data=data, model=replace(pixel, line=replace(pixel.line, cell="free")), train=tc)
     if member in ("pixar-1", "pixar-2"):
-        model = PixelLMConfig(size=scale.size, line=_char_line(seq_len, patch=8, mode="binary"), head="bernoulli", patch_len=2)
+        model = PixelLMConfig(size=scale.size, line=_char_line(seq_len, scale.current, patch=8, mode="binary"),
+                              head="bernoulli", patch_len=2)
         if member == "pixar-1":
             return PixarRunConfig(data=data, model=model, train=tc)
         stage2 = scale.stage2_steps * tc.batch_size
         return PixarRunConfig(data=data, model=model, stage=2,
                               adversarial=AdversarialConfig(stage1_run=str((out / "runs" / "auto-pixar-1").resolve()),
-                                                                stage1_checkpoint="last"),
+                                                                stage1_checkpoint="last",
+                                                                disc_sees="emitted" if scale.current else "soft"),
                               train=replace(tc, max_samples=stage2, schedule_samples=stage2, warmup_samples=0,
                                             eval_every=stage2 // 4 or 1, dense_until=stage2, eval_every_late=stage2 // 4 or 1))
     if member == "dual":
@@ -142,7 +154,7 @@ def readback_prompts(corpus: PreparedCorpus, count: int, chars: int) -> tuple[li
 
 def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | None = None, members: list[str] | None = None,
                        precision: str = "auto", device: str = "auto", progress: bool = True,
-                       command: str = "") -> list[dict[str, Any]]:
+                       command: str = "", corpus: str = INEWS) -> list[dict[str, Any]]:
     """Train every member not yet done, then read back its generations; one status row per member."""
     from ..pixel_generation import generation_readback
     scale = autoregressive_scale(scale_name)
@@ -150,7 +162,7 @@ def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | Non
     if "pixar-2" in chosen and "pixar-1" not in chosen and not (Path(out) / "runs" / "auto-pixar-1" / "summary.json").is_file():
         chosen.insert(chosen.index("pixar-2"), "pixar-1")  # stage 2 starts from stage 1
     grid = open_member_grid(out, "autoregressive", "autoregressive.json", scale.name, scale.seq_len, data, precision,
-                            device, progress, command)
+                            device, progress, command, corpus, asdict(scale))
     corpus = grid.corpus
     grid.save(seq_len=corpus.seq_len, scale_settings=asdict(scale))
     statuses = []

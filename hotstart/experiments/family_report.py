@@ -81,9 +81,11 @@ def family_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]], 
     seq_len = record.get("seq_len", settings.get("seq_len"))
     lines = [f"Scale '{record['scale']}': {settings.get('about', '')}. Every member pretrained on the same "
              f"{settings.get('pretrain_samples', 0):,} sequences of {seq_len} characters with the same training settings, "
-             f"in {record.get('precision')}; then fine-tuned on {record.get('task')} (its fixed train / dev / test "
-             f"documents, the first {seq_len} characters of each), seeds {', '.join(map(str, settings.get('seeds', [])))}. "
-             "Commands: " + "; ".join(f"`{c}`" for c in record.get("commands", [])) + "."]
+             f"in {record.get('precision')}; "
+             + (f"then fine-tuned on {record.get('task')} (its fixed train / dev / test documents, the first {seq_len} "
+                f"characters of each), seeds {', '.join(map(str, settings.get('seeds', [])))}. " if record.get("task") else
+                "pretraining only: no task in this corpus's language. ")
+             + "Commands: " + "; ".join(f"`{c}`" for c in record.get("commands", [])) + "."]
     lines += ["", ("| member | what | pretrained (sequences) | pretraining metric at the end | parameters | "
               "training FLOPs / sample | samples/s |"), "|---|---|---:|---|---:|---:|---:|"]
     for row in pre_rows:

@@ -5,11 +5,13 @@ precision for all its runs, prepare the corpus once, and train each member or re
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..data.corpus import INEWS
 from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
 from ..training.checkpoint import read_json, write_json
@@ -49,9 +51,12 @@ def check_members(asked: list[str] | None, members: tuple[str, ...]) -> list[str
 
 
 def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: str, seq_len: int, data: str | None,
-                     precision: str, device: str, progress: bool, command: str) -> MemberGrid:
-    """Open (or start) the grid folder `out`: its record `record_name` must hold the same scale; the
-    precision is the one its runs trained in; the corpus is --data or the built-in one prepared there."""
+                     precision: str, device: str, progress: bool, command: str, corpus: str = INEWS,
+                     scale_settings: dict[str, Any] | None = None) -> MemberGrid:
+    """Open (or start) the grid folder `out`: its record `record_name` must hold the same scale, planned as
+    `scale_settings` (a folder trained under an earlier plan of the same scale name keeps its record and is not
+    mixed with new runs), and the same built-in `corpus`; the precision is the one its runs trained in; the
+    corpus is --data or the built-in one prepared there."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / record_name
@@ -59,12 +64,22 @@ def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: s
     record = existing or {"scale": scale_name, "commands": []}
     if record["scale"] != scale_name:
         raise HotStartError(f"{out} holds the {grid} grid at scale '{record['scale']}', not '{scale_name}'; use another --out")
+    saved = (existing or {}).get("scale_settings")
+    if scale_settings is not None:
+        scale_settings = json.loads(json.dumps(scale_settings))  # as the record holds it: tuples as lists
+    if saved is not None and scale_settings is not None and saved != scale_settings:
+        changed = sorted(k for k in set(saved) | set(scale_settings) if saved.get(k) != scale_settings.get(k))
+        raise HotStartError(f"{out} holds the {grid} grid's '{scale_name}' scale as planned before ({', '.join(changed)} "
+                            "differ from today's plan); its runs stay the record of that plan: use another --out")
+    if not data and (existing or {}).get("corpus", INEWS) != corpus:
+        raise HotStartError(f"{out} holds a {grid} grid of the built-in corpus {(existing or {}).get('corpus', INEWS)}, "
+                            f"not {corpus}; use another --out")
     pinned = sweep_precision(out, precision, device)
-    version = None if data else corpus_version(existing)
-    corpus_dir = prepared_corpus(data, out, seq_len, scale_name, progress, version)
+    version = None if data else corpus_version(existing, corpus)
+    corpus_dir = prepared_corpus(data, out, seq_len, scale_name, progress, version, corpus)
     record["precision"] = pinned
     if version is not None:
-        record["corpus_version"] = version
+        record["corpus_version"], record["corpus"] = version, corpus
     if command and command not in record["commands"]:
         record["commands"].append(command)
     return MemberGrid(out, record_path, record, pinned, corpus_dir, PreparedCorpus.load(corpus_dir))

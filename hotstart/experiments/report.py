@@ -421,8 +421,9 @@ def corpus_note(folder: Path) -> str:
     record = read_json(records[0], "grid record") if records else {}
     if any("--data" in command for command in record.get("commands", [])):
         return f"Corpus of {folder}: the grid's own prepared corpus (`--data`)."
-    return (f"Corpus of {folder}: the built-in inews, version {record.get('corpus_version', 1)} "
-            "(`hotstart prepare --corpus-version`; 1 keeps the package's escaped newlines as text).")
+    name = record.get("corpus", "inews")
+    return (f"Corpus of {folder}: the built-in {name}, version {record.get('corpus_version', 1)}"
+            + (" (`hotstart prepare --corpus-version`; 1 keeps the package's escaped newlines as text)." if name == "inews" else "."))
 
 
 MEMBER_GRIDS = {

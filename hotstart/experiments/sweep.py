@@ -355,26 +355,26 @@ class SweepConfig:
     precision: str = "auto"
 
 
-def corpus_version(record: dict[str, Any] | None) -> int:
+def corpus_version(record: dict[str, Any] | None, corpus: str = INEWS) -> int:
     """The version of the built-in corpus a sweep or grid reads: the one its record pins, version 1 for a record
     made before versions existed (its runs read that text), the newest for a new one. A grid keeps its version
     until its references are rerun, so that its comparisons stay like for like."""
     if record is None:
-        return BUILTIN[INEWS].version
+        return BUILTIN[corpus].version
     return record.get("corpus_version", 1)
 
 
 def prepared_corpus(given: str | None, out: str | Path, seq_len: int, scale_name: str, progress: bool,
-                    version: int | None = None) -> Path:
-    """The corpus every run trains on: `given` (--data), or the built-in corpus in `version` (None: its newest)
-    prepared once into OUT/data."""
+                    version: int | None = None, builtin: str = INEWS) -> Path:
+    """The corpus every run trains on: `given` (--data), or the built-in corpus `builtin` in `version` (None: its
+    newest) prepared once into OUT/data."""
     if given:
         PreparedCorpus.load(given)  # a clear error now rather than in the first run
         return Path(given).resolve()
     data = Path(out) / "data"
     if not (data / "meta.json").exists():
         print(f"preparing the built-in corpus into {data} (seq_len {seq_len})", file=sys.stderr)
-        prepare(PrepareConfig(corpus=INEWS, seq_len=seq_len, corpus_version=version), data, progress=progress,
+        prepare(PrepareConfig(corpus=builtin, seq_len=seq_len, corpus_version=version), data, progress=progress,
                 overwrite=True)
     meta = read_json(data / "meta.json", "prepared corpus")
     if meta["config"]["seq_len"] != seq_len:

@@ -72,8 +72,8 @@ class Pixar(NextPatch):
             raise HotStartError(f"--stage must be 1 (likelihood) or 2 (adversarial), got {cfg.stage}")
         if cfg.stage == 1 and cfg.adversarial.stage1_run:
             raise HotStartError("--stage1-run names where stage 2 starts; add --stage 2, or drop --stage1-run")
+        cfg.adversarial.validate()  # at stage 1 too: a bad stage-2 option is a typo, not something to keep for later
         if cfg.stage == 2:
-            cfg.adversarial.validate()
             cfg.model = stage1_model(cfg.adversarial)
             # absolute, as the corpus path: a resume from another folder, or by another spelling, finds it
             cfg.adversarial.stage1_run = str(Path(cfg.adversarial.stage1_run).resolve())
