@@ -29,3 +29,12 @@ def test_flops_are_counted_from_the_operations_run() -> None:
     assert count_flops(lambda: layer(x)) == 2 * 8 * 32 * 16
     # forward + backward: the forward matmul and the weight's gradient (x needs no gradient)
     assert count_flops(lambda: layer(x).sum().backward()) == 2 * (2 * 8 * 32 * 16)
+
+
+def test_a_precision_far_slower_than_the_fastest_is_timed_by_one_step_alone() -> None:
+    from hotstart.experiments.throughput import slow_precisions
+
+    # a CPU without AVX-512: bf16 about 50x slower than fp32; one with AMX: bf16 faster
+    assert slow_precisions({"fp32": 3.0, "bf16": 150.0}) == {"bf16"}
+    assert slow_precisions({"fp32": 3.0, "bf16": 1.8}) == set()
+    assert slow_precisions({"fp32": 3.0, "bf16": 4.0}) == set()  # a third slower: timed in rounds as before

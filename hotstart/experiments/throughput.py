@@ -119,3 +119,14 @@ def measure_efficiency(scale: Any, data: str | Path, repeats: int = 5, device: s
     return {"decoder": scale.size, "batch_size": scale.batch_size, "seq_len": corpus.seq_len,
             "precision": prec.name, "device": str(prec.device), "repeats": repeats,
             "threads": torch.get_num_threads(), "torch": torch.__version__, "variants": rows}
+
+
+SLOW_PRECISION = 4.0
+"""A precision whose first step takes this many times the fastest one's is timed by that step alone: on a CPU without
+AVX-512 a bf16 matmul ran about 50x slower than fp32, and the full comparison did not finish in 16 minutes."""
+
+
+def slow_precisions(first_step_s: dict[str, float], factor: float = SLOW_PRECISION) -> set[str]:
+    """The precisions whose first step took over `factor` times the fastest one's."""
+    fastest = min(first_step_s.values())
+    return {name for name, seconds in first_step_s.items() if seconds > factor * fastest}
