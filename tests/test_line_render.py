@@ -655,3 +655,36 @@ def test_render_text_warns_when_clipped_ink_is_lost(tmp_path: Path, capsys: pyte
     assert "lost ink at the line's top or bottom edge: Å, g" in capsys.readouterr().err
     main(["render-text", "--text", "Ångström", "--out", str(tmp_path / "l.png")])
     assert "lost ink" not in capsys.readouterr().err
+
+
+class _Lines(__import__("torch").utils.data.Dataset):
+    """Each item one line's patches, drawn by a renderer built in the main process before the fork."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts, self.renderer = texts, LineRenderer(LineRenderConfig(max_patches=48, fallback_fonts=[THAI_FONT]))
+        self.renderer.render_batch(texts[:2])  # its font caches filled before the workers fork
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.renderer.render(self.texts[i])
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 4 worker processes")  # 4 asked of 2 cores, on purpose
+def test_lines_rendered_in_four_forked_data_loader_workers_are_the_main_process_lines() -> None:
+    # one of the field's renderers deadlocked in forked workers (fontconfig after fork); ours reads fonts with
+    # FreeType through Pillow and fontTools, no fontconfig: the same pixels in every worker, and no hang
+    import multiprocessing
+
+    import torch
+
+    texts = [text for text, _ in SCRIPT_LINES.values()] * 3 + [HAN_LINE, MIXED_LINE]
+    data = _Lines(texts)
+    expected = [data[i] for i in range(len(texts))]
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=4, timeout=120,
+                                         multiprocessing_context=multiprocessing.get_context("fork"))
+    got = list(loader)
+    assert len(got) == len(texts)
+    for mine, theirs in zip(expected, got):
+        assert np.array_equal(mine, theirs.numpy())
