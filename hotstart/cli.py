@@ -331,12 +331,13 @@ def cmd_embeddings(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    """Export a run to a folder that plain transformers loads (AutoModelForCausalLM + AutoTokenizer)."""
+    """Export a run to a folder that plain transformers loads: a causal LM (next-char), ViTMAEForPreTraining (mae),
+    BertForMaskedLM (mlm), or a decoder with its patch embedding and head (next-patch, pixar, dual)."""
     from .export import export_run
 
     with folder_lock(args.out, "export folder"):
         path = export_run(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
-    print(f"wrote {path} (load with transformers.AutoModelForCausalLM.from_pretrained({str(path)!r}))")
+    print(f"wrote {path}; {path / 'README.md'} says how to load it and draw its input")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
