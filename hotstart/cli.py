@@ -8,6 +8,7 @@ exits with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -529,12 +530,28 @@ def _autoregressive(args: argparse.Namespace) -> None:
     _member_grid(args, "autoregressive", run_autoregressive, "the autoregressive grid (one seed per member)", "grid folder")
 
 
+def _grid_members(module: str, prefix: str) -> Any:
+    """(run-name prefix, members) of a member grid, its module imported when asked."""
+    return lambda: (prefix, importlib.import_module(f"hotstart.experiments.{module}").MEMBERS)
+
+
+_MEMBER_RUNS = {"family": _grid_members("family", "family-"), "autoregressive": _grid_members("autoregressive", "auto-"),
+                "fonts": _grid_members("fonts", "fonts-"), "robustness": _grid_members("fonts", "fonts-"),
+                "attribution": _grid_members("attribution", "attribution-")}
+"""Each member grid's run folders: runs/PREFIX+MEMBER (robustness reads the fonts grid's runs)."""
+
+
 def _member_grid(args: argparse.Namespace, grid: str, run: Any, which: str, folder: str) -> None:
     """A grid of named members (family, autoregressive, fonts): no --seeds or --list, an --out to resume in,
     every member run or resumed by `run`, one status line each."""
-    for option, given in (("--seeds", args.seeds), ("--list", args.list)):
-        if given:
-            raise HotStartError(f"{option} is not an option of {which}; drop it")
+    if args.seeds:
+        raise HotStartError(f"--seeds is not an option of {which}; drop it")
+    if args.list:  # the members' runs, and with --out how far each has got
+        from .experiments.sweep import list_named_runs
+
+        prefix, members = _MEMBER_RUNS[grid]()
+        print(list_named_runs([f"{prefix}{member}" for member in members], args.out))
+        return
     if not args.out:
         raise HotStartError(f"hotstart sweep {grid} needs --out DIR (the {folder}; rerunning with it resumes)")
     extra = {}

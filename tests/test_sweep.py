@@ -228,3 +228,18 @@ def test_each_grid_section_names_the_corpus_version_its_runs_trained_on(tmp_path
     assert "inews, version 1" in corpus_note(old)  # recorded before versions existed
     assert "inews, version 2" in corpus_note(new)
     assert "own prepared corpus" in corpus_note(own)
+
+
+@pytest.mark.parametrize(("grid", "first"), [("family", "family-mae"), ("autoregressive", "auto-index"),
+                                             ("fonts", "fonts-index"), ("robustness", "fonts-index"),
+                                             ("attribution", "attribution-vision-4x4")])
+def test_list_works_on_every_member_grid_and_shows_progress(grid: str, first: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    assert main(["sweep", grid, "--scale", "smoke", "--list"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].strip() == first
+    run = tmp_path / "runs" / first
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"samples": 2048}) + "\n")
+    assert main(["sweep", grid, "--scale", "smoke", "--list", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == [first, "2,048", "samples"]
+    assert not (tmp_path / "data").exists()  # listing prepares and trains nothing

@@ -510,15 +510,19 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, command: str = "") -> lis
 def list_runs(grid: str, scale_name: str, out: str | None = None, seeds: tuple[int, ...] | None = None) -> str:
     """A table of the grid's runs and, given a sweep folder, how far each has got."""
     scale = get_scale(scale_name)
-    lines = []
-    for spec in grid_runs(grid, scale, seeds):
-        state = ""
-        if out:
-            run_dir = Path(out) / "runs" / spec.name
-            if (run_dir / "summary.json").exists():
-                state = "done"
-            elif (run_dir / "metrics.jsonl").exists():
-                rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-                state = f"{rows[-1]['samples']:,} samples" if rows else "started"
-        lines.append(f"{spec.name:40s} {state}")
-    return "\n".join(lines)
+    return list_named_runs([spec.name for spec in grid_runs(grid, scale, seeds)], out)
+
+
+def run_state(run_dir: Path) -> str:
+    """How far a run folder has got: done, N samples, started, or '' (not started)."""
+    if (run_dir / "summary.json").exists():
+        return "done"
+    if (run_dir / "metrics.jsonl").exists():
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        return f"{rows[-1]['samples']:,} samples" if rows else "started"
+    return ""
+
+
+def list_named_runs(names: list[str], out: str | None = None) -> str:
+    """One line per run name and, given a grid folder, how far its run has got (run_state)."""
+    return "\n".join(f"{name:40s} {run_state(Path(out) / 'runs' / name) if out else ''}".rstrip() for name in names)
