@@ -193,6 +193,8 @@ CASES = [
          "--adapter-init-std must be a number >= 0"),
     Case("finetune-recipe-unknown", "`finetune --recipe fast` (no such recipe)", "finetune {run} --recipe fast --out {tmp}/ft",
          "unknown fine-tuning recipe 'fast'; choose ours or pixel-m4"),
+    Case("finetune-patience-0", "`finetune --patience 0` (no epoch to wait)", "finetune {run} --patience 0 --out {tmp}/ft",
+         "--patience: must be an integer >= 1, got 0"),
     Case("train-disc-sees-unknown", "`train --objective pixar --disc-sees grey` (no such input)",
          "train --objective pixar --data {data} --out {tmp}/r --disc-sees grey", "--disc-sees must be emitted or soft, got 'grey'"),
     Case("finetune-epochs-0", "`finetune --epochs 0` (it trained the default 4 epochs)", "finetune {run} --epochs 0 --out {tmp}/ft",
