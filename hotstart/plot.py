@@ -215,3 +215,14 @@ class TensorBoard(NullBoard):
     def close(self) -> None:
         """Flush and close the event file."""
         self.writer.close()
+
+
+def mark_scales(ax: plt.Axes, scales: dict[str, float]) -> None:
+    """Dashed vertical lines at the given x values (a log x axis widened to hold them), each labelled: where a
+    paper says its method works, beside how far a run got."""
+    for label, x in scales.items():
+        ax.axvline(x, color="0.4", linestyle="--", linewidth=1)
+        ax.text(x, ax.get_ylim()[1], " " + label, rotation=90, va="top", ha="right", fontsize=6, color="0.3")
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ax.set_xlim(low, max(high, 2 * max(scales.values(), default=high)))

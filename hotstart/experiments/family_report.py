@@ -127,10 +127,38 @@ def family_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]], 
     if curves:
         _pretraining_plot(curves, out / "family_pretraining.png")
         lines += ["", "![pretraining of each member](family_pretraining.png)"]
+        if seq_len:
+            _efficiency_plot(curves, seq_len, out / "family_data_efficiency.png")
+            lines += ["", ("Data efficiency: each member's pretraining metric against characters seen (log scale), with "
+                           "where PIXEL-M4's own pretraining ends marked (1M steps of 256 lines of 529 patches; a 16 px "
+                           "Chinese character takes about a patch), to show how far two cores are from it."), "",
+                      "![data efficiency of each member](family_data_efficiency.png)"]
     if tune_rows:
         _learning_curve_plot(tune_rows, out / "family_finetuning.png")
         lines += ["", "![fine-tuning by labelled documents](family_finetuning.png)"]
     return "\n".join(lines), pre_rows, tune_rows
+
+
+def _efficiency_plot(curves: dict[str, list[dict[str, Any]]], seq_len: int, path: Path) -> None:
+    """Data efficiency: one panel per member, its pretraining metric against characters seen (sequences x their
+    length; log x), with where PIXEL-M4 pretrains marked on the MAE's panel."""
+    from ..plot import mark_scales
+    from .paper import PAPER_SCALES
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), dpi=110, squeeze=False)
+    for ax, (member, rows) in zip(axes[0], curves.items()):
+        key, label = PRETRAINING_METRIC[member]
+        points = [(r["samples"] * seq_len, r[key] * (100 if key == "val_acc" else 1)) for r in rows
+                  if r.get(key) is not None and r["samples"] > 0]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
+        ax.set_title(member, fontsize=9)
+        ax.set_xlabel("characters seen (log)", fontsize=8)
+        ax.set_ylabel(label + (" (%)" if key == "val_acc" else ""), fontsize=8)
+        ax.grid(alpha=0.3)
+        mark_scales(ax, PAPER_SCALES["mae"] if member == "mae" else {})
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _pretraining_plot(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:

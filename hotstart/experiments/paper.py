@@ -24,3 +24,9 @@ PAPER_EFFICIENCY = {"index": ("18.97M", "26.30G", 347.3, 5.30, 39.10),
                     "vision-orig": ("26.45M", "30.61G", 314.3, 8.88, 39.21),
                     "vision-opt": ("22.32M", "29.56G", 306.9, 8.75, 39.18),
                     "vision-simp": ("12.61M", "28.14G", 323.4, 6.97, 39.19)}
+# Where the other systems' papers say their method works, in patches seen (shared/papers/*.md); a 16 px Chinese
+# character takes about one patch, so the data-efficiency plots put these beside characters seen.
+PAPER_SCALES = {
+    "mae": {"PIXEL-M4 pretrains 1M steps x 256 lines x 529 patches": 1_000_000 * 256 * 529},
+    "writers": {"PixelGPT overtakes PIXEL at about 200B patches": 200e9},
+}

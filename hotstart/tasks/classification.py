@@ -44,8 +44,7 @@ MODE_DEFAULTS = {"full": {"epochs": 4, "lr": 1e-4}, "probe": {"epochs": 30, "lr"
 a few epochs for a whole pretrained model, many for a linear layer on fixed vectors)."""
 RECIPES = ("ours", "pixel-m4")
 PIXEL_M4_LRS = (1e-5, 3e-5, 5e-5, 7e-5, 9e-5)
-"""The peak learning rates the pixel-m4 recipe tries, the best on dev kept: PIXEL-M4 chooses from 1e-5 to 9e-5 (per its
-summary); these five points across that range are our reading."""
+"""The peak learning rates the pixel-m4 recipe tries, the best on dev kept: PIXEL-M4's own set, per its summary."""
 PIXEL_M4_WARMUP_STEPS = 100
 PIXEL_M4_EPOCHS = 10
 """Most epochs of a pixel-m4 fine-tuning unless --epochs says (PIXEL-M4 stops early within 15K steps; our CPU budget)."""
@@ -322,11 +321,12 @@ class FinetuneConfig:
     mode: str = "full"
     """full: fine-tune the whole model | probe: train only the linear layer on the frozen encoder's vectors."""
     recipe: str = "ours"
-    """ours: the schedule above at the mode's defaults. pixel-m4: PIXEL-M4's fine-tuning (per its summary, our
-    reading where it is silent): AdamW, each peak lr of PIXEL_M4_LRS tried and the best on dev macro-F1 kept (or
-    --lr alone), 100 warm-up steps then linear decay to 0, early stopping after `patience` epochs without a better
-    dev macro-F1 (at most PIXEL_M4_EPOCHS epochs unless --epochs), and the pooled vector normalised by a LayerNorm
-    before the linear layer (as timm's ViT classifiers pool)."""
+    """ours: the schedule above at the mode's defaults. pixel-m4: PIXEL-M4's fine-tuning as its summary gives it
+    (AdamW, peak lr from {1e-5, 3e-5, 5e-5, 7e-5, 9e-5}, 100 warm-up steps, linear decay, early stopping): each lr of
+    PIXEL_M4_LRS tried and the best on dev macro-F1 kept (or --lr alone); our reading where it is silent: decay to 0,
+    early stopping after `patience` epochs without a better dev macro-F1 within PIXEL_M4_EPOCHS epochs (unless
+    --epochs), and the pooled vector normalised by a LayerNorm before the linear layer (as timm's ViT classifiers
+    pool)."""
     patience: int = 3
     """pixel-m4: epochs without a better dev macro-F1 before it stops."""
     checkpoint: str = "best"
