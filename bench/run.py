@@ -57,12 +57,13 @@ from hotstart.models.mae import MAEConfig, PixelMAE, mask_noise
 from hotstart.models.pixel_lm import PixelLM, PixelLMConfig
 from hotstart.render.glyph import GlyphRenderer, RenderConfig
 from hotstart.render.line import LineRenderConfig, LineRenderer
+from hotstart.training.config import TrainConfig, line_train_defaults
 from hotstart.training.evaluate import evaluate
 from hotstart.training.loop import cpu_name, make_optimizer, train_step
-from hotstart.training.mae_run import MAERunConfig, MaskedPatches, mae_train_defaults
+from hotstart.training.mae_run import MAERunConfig, MaskedPatches
 from hotstart.training.next_patch_run import NextPatch, NextPatchRunConfig
 from hotstart.training.precision import Precision, resolve
-from hotstart.training.run import TrainConfig, build_model
+from hotstart.training.run import build_model
 
 TARGETS = {  # key: (target, higher is better)
     "train_ratio_simp_index": (0.97, True),
@@ -183,7 +184,7 @@ ViTMAE takes ~9 s on 2 cores, and what the ratio measures (the step around the m
 def mae_steps(prec: Precision, n_batches: int = 3) -> tuple[dict, int]:
     """Our MAE training step and a plain transformers ViTMAE loop, from the same initial weights, on
     the same few batches (rendered and masked here, untimed); also returns the lines per batch."""
-    cfg = MAERunConfig(data="", model=MAEConfig(size="small-cpu"), train=mae_train_defaults())
+    cfg = MAERunConfig(data="", model=MAEConfig(size="small-cpu"), train=line_train_defaults())
     cfg.train.batch_size = MAE_LINES
     with tempfile.TemporaryDirectory() as tmp:  # a line is one sequence: 528 characters fill 529 patches
         corpus = prepare(PrepareConfig(corpus="inews", seq_len=528, val_sequences=cfg.train.eval_sequences),
@@ -231,7 +232,7 @@ def next_patch_steps(prec: Precision, n_batches: int = 3) -> tuple[dict, int]:
     """Our next-patch training step (PixelLM small-cpu, Llama decoder, grey 16x16 lines) and a plain
     transformers LlamaModel loop with the same patch embedding, head, weights and batches (rendered
     here, untimed); also returns the lines per batch."""
-    cfg = NextPatchRunConfig(data="", model=PixelLMConfig(size="small-cpu"), train=mae_train_defaults())
+    cfg = NextPatchRunConfig(data="", model=PixelLMConfig(size="small-cpu"), train=line_train_defaults())
     cfg.train.batch_size = NEXT_PATCH_LINES
     with tempfile.TemporaryDirectory() as tmp:
         corpus = prepare(PrepareConfig(corpus="inews", seq_len=128, val_sequences=cfg.train.eval_sequences),

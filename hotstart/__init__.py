@@ -25,8 +25,9 @@ _API = {
     "hotstart.models.hotstart_lm": ("HotStartLM", "InputConfig", "ModelConfig"),
     "hotstart.render.glyph": ("GlyphBank", "GlyphRenderer", "RenderConfig", "render_grid"),
     "hotstart.training.evaluate": ("evaluate", "evaluate_run"),
+    "hotstart.training.config": ("TrainConfig",),
     "hotstart.training.loop": ("train",),
-    "hotstart.training.run": ("RunConfig", "TrainConfig", "build_model", "load_run"),
+    "hotstart.training.run": ("RunConfig", "build_model", "load_run"),
 }
 _HOME = {name: module for module, names in _API.items() for name in names}
 __all__ = [  # the names of _API, as a literal list for tools that read it without running the module

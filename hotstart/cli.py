@@ -198,12 +198,13 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     from .config import from_dict, load_yaml, to_dict
     from .models.decoder import decoder_size
     from .presets import PRESETS, deep_merge
+    from .training.config import TrainConfig, line_train_defaults
     from .training.dual_run import DualRunConfig
-    from .training.mae_run import MAERunConfig, mae_train_defaults
+    from .training.mae_run import MAERunConfig
     from .training.mlm_run import MLMRunConfig
     from .training.next_patch_run import NextPatchRunConfig
     from .training.pixar_run import PixarRunConfig, pixar_model_defaults
-    from .training.run import RunConfig, TrainConfig
+    from .training.run import RunConfig
 
     loaded = load_yaml(args.config) if args.config is not None else {}
     objective = args.objective or loaded.get("objective") or "next-char"
@@ -218,7 +219,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
                                 "drop it, or choose the objective it belongs to")
     if not next_char:
         # the same training settings for both encoders, so "the same text and budget" holds by default
-        data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(mae_train_defaults())}
+        data: dict = {"data": None, "objective": objective, "model": {}, "train": to_dict(line_train_defaults())}
         if objective == "pixar":  # a new stage 2's discriminator judges what generation emits (saved: soft)
             data["model"] = to_dict(pixar_model_defaults())
             data["adversarial"] = {"disc_sees": "emitted"}

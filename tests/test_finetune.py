@@ -221,8 +221,8 @@ def test_a_fine_tuning_whose_every_step_is_not_finite_stops_with_an_error(runs: 
 
 
 def test_the_linear_schedule_warms_up_then_falls_in_a_straight_line_to_its_floor() -> None:
+    from hotstart.training.config import TrainConfig
     from hotstart.training.loop import lr_at
-    from hotstart.training.run import TrainConfig
 
     cfg = TrainConfig(batch_size=1, lr_max=1.0, schedule="linear", warmup_samples=10, min_lr_ratio=0.0)
     assert lr_at(4, cfg, 110) == pytest.approx(0.5)  # warm-up: (step + 1) / 10

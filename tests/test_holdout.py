@@ -18,8 +18,9 @@ from hotstart.errors import HotStartError
 from hotstart.models.decoder import decoder_size
 from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
 from hotstart.render.glyph import RenderConfig
+from hotstart.training.config import TrainConfig
 from hotstart.training.loop import OBJECTIVES
-from hotstart.training.run import RunConfig, TrainConfig
+from hotstart.training.run import RunConfig
 
 
 def test_held_out_characters_come_from_every_frequency_band_and_depend_only_on_their_seed() -> None:

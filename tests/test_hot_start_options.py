@@ -23,8 +23,8 @@ from hotstart.models.encoders import (
 )
 from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
 from hotstart.render.glyph import RenderConfig
+from hotstart.training.config import TrainConfig
 from hotstart.training.loop import lr_at, make_optimizer
-from hotstart.training.run import TrainConfig
 
 
 def run_config(*options: str):

@@ -18,8 +18,8 @@ from hotstart.data.prepared import PreparedCorpus
 from hotstart.errors import HotStartError
 from hotstart.models.mae import MAEConfig
 from hotstart.render.line import LineRenderConfig
-from hotstart.training.mae_run import MAERunConfig, MaskedPatches, mae_train_defaults
-from hotstart.training.run import TrainConfig
+from hotstart.training.config import TrainConfig, line_train_defaults
+from hotstart.training.mae_run import MAERunConfig, MaskedPatches
 
 TIMING = ("samples_per_s", "wall_s")
 
@@ -33,7 +33,7 @@ def mae_args(corpus: PreparedCorpus, out: Path, *extra: str) -> list[str]:
 
 def objective(corpus: PreparedCorpus, **train: object) -> MaskedPatches:
     cfg = MAERunConfig(data=str(corpus.path), model=MAEConfig(size="tiny", line=LineRenderConfig(max_patches=49)),
-                       train=TrainConfig(**{**vars(mae_train_defaults()), "eval_sequences": 8, **train}))
+                       train=TrainConfig(**{**vars(line_train_defaults()), "eval_sequences": 8, **train}))
     made = MaskedPatches(cfg, corpus)
     made.check()
     return made

@@ -17,9 +17,8 @@ from hotstart.cli import main
 from hotstart.data.prepared import PAD_ID, PreparedCorpus
 from hotstart.models.char_bert import IGNORE, CharBert, CharBertConfig, bert_masking
 from hotstart.models.mae import MAEConfig, PixelMAE
-from hotstart.training.mae_run import mae_train_defaults
+from hotstart.training.config import TrainConfig, line_train_defaults
 from hotstart.training.mlm_run import MaskedChars, MLMRunConfig
-from hotstart.training.run import TrainConfig
 
 TIMING = ("samples_per_s", "wall_s")
 
@@ -32,7 +31,7 @@ def mlm_args(corpus: PreparedCorpus, out: Path, *extra: str) -> list[str]:
 
 def objective(corpus: PreparedCorpus, **train: object) -> MaskedChars:
     cfg = MLMRunConfig(data=str(corpus.path), model=CharBertConfig(size="tiny"),
-                       train=TrainConfig(**{**vars(mae_train_defaults()), "eval_sequences": 8, **train}))
+                       train=TrainConfig(**{**vars(line_train_defaults()), "eval_sequences": 8, **train}))
     made = MaskedChars(cfg, corpus)
     made.check()
     return made
@@ -108,7 +107,7 @@ def test_an_mlm_run_writes_its_folder_with_the_mae_training_settings_and_resumes
     assert main(mlm_args(tiny_corpus, tmp_path / "reference")) == 0
     saved = yaml.safe_load((tmp_path / "reference" / "config.yaml").read_text())
     assert saved["objective"] == "mlm" and saved["model"]["vocab_size"] == len(tiny_corpus.vocab)
-    defaults = vars(mae_train_defaults())
+    defaults = vars(line_train_defaults())
     assert all(saved["train"][k] == defaults[k] for k in ("lr_max", "schedule", "warmup_samples", "curriculum"))
     rows = [json.loads(line) for line in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
     assert [r["samples"] for r in rows] == [0, 16, 32, 48] and all(0 <= r["val_acc"] <= 1 for r in rows)

@@ -17,10 +17,11 @@ from hotstart.models.decoder import decoder_size
 from hotstart.models.encoders import EncoderConfig
 from hotstart.models.hotstart_lm import InputConfig, ModelConfig
 from hotstart.render.glyph import RenderConfig
+from hotstart.training.config import TrainConfig
 from hotstart.training.evaluate import evaluate, evaluate_run
 from hotstart.training.loop import eval_due, lr_at, train
 from hotstart.training.precision import resolve
-from hotstart.training.run import RunConfig, TrainConfig, load_run
+from hotstart.training.run import RunConfig, load_run
 
 METRIC_KEYS = {"samples", "step", "epoch", "lr", "train_loss", "val_loss", "val_acc", "val_ppl", "input_mean_cosine",
                "input_near_duplicates", "samples_per_s", "wall_s"}

@@ -39,12 +39,12 @@ from ..models.pixar import AdversarialConfig
 from ..models.pixel_lm import PixelLMConfig
 from ..render.line import LineRenderConfig, has_visible
 from ..training.checkpoint import read_json, write_json
+from ..training.config import TrainConfig, line_train_defaults
 from ..training.dual_run import DualRunConfig
 from ..training.lines import CorpusLines
-from ..training.mae_run import mae_train_defaults
 from ..training.next_patch_run import NextPatchRunConfig
 from ..training.pixar_run import PixarRunConfig
-from ..training.run import RunConfig, TrainConfig
+from ..training.run import RunConfig
 from .family import training_cost
 from .formatting import percent
 from .grid import check_members, open_member_grid, train_member
@@ -115,7 +115,7 @@ def _char_line(seq_len: int, current: bool = False, **kw: Any) -> LineRenderConf
 def member_config(member: str, scale: AutoregressiveScale, data: str, out: Path, seq_len: int) -> Any:
     """The run config of `member`: the same decoder, size, sequences and training settings for all;
     lines as long as the corpus's sequences of `seq_len` characters."""
-    tc: TrainConfig = replace(mae_train_defaults(), batch_size=scale.batch_size, max_samples=scale.samples,
+    tc: TrainConfig = replace(line_train_defaults(), batch_size=scale.batch_size, max_samples=scale.samples,
                               schedule_samples=scale.samples, eval_every=scale.eval_every, dense_until=scale.samples,
                               eval_every_late=scale.eval_every, eval_sequences=scale.eval_sequences, patience=10**6)
     pixel = PixelLMConfig(size=scale.size, line=_char_line(seq_len, scale.current))

@@ -18,9 +18,10 @@ from ..models.encoders import EncoderConfig
 from ..models.hotstart_lm import InputConfig, ModelConfig
 from ..plot import plot_curves, read_metrics
 from ..render.glyph import RenderConfig, render_grid
+from ..training.config import TrainConfig
 from ..training.evaluate import most_frequent_accuracy
 from ..training.loop import train
-from ..training.run import RunConfig, TrainConfig
+from ..training.run import RunConfig
 
 GRID_CHARS = "山水火木日月人口中国"
 

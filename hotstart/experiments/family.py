@@ -40,9 +40,10 @@ from ..models.mae import MAEConfig
 from ..render.line import LineRenderConfig
 from ..tasks.classification import FinetuneConfig, finetune
 from ..training.checkpoint import read_json, write_json
-from ..training.mae_run import MAERunConfig, mae_train_defaults
+from ..training.config import TrainConfig, line_train_defaults
+from ..training.mae_run import MAERunConfig
 from ..training.mlm_run import MLMRunConfig
-from ..training.run import RunConfig, TrainConfig
+from ..training.run import RunConfig
 from .grid import open_member_grid
 
 MEMBERS = ("mae", "mlm", "index", "vision")
@@ -106,7 +107,7 @@ def _square_at_least(n: int) -> int:
 
 def member_config(member: str, scale: FamilyScale, data: str) -> RunConfig | MAERunConfig | MLMRunConfig:
     """The pretraining run of `member`: the same sequences, budget and training settings for all."""
-    tc: TrainConfig = replace(mae_train_defaults(), batch_size=scale.batch_size, max_samples=scale.pretrain_samples,
+    tc: TrainConfig = replace(line_train_defaults(), batch_size=scale.batch_size, max_samples=scale.pretrain_samples,
                               schedule_samples=scale.pretrain_samples, eval_every=scale.eval_every,
                               dense_until=scale.pretrain_samples, eval_every_late=scale.eval_every,
                               eval_sequences=scale.eval_sequences, patience=10**6)  # the whole budget, for all alike

@@ -39,9 +39,10 @@ from ..models.encoders import EncoderConfig
 from ..models.hotstart_lm import InputConfig, ModelConfig
 from ..render.glyph import RenderConfig
 from ..training.checkpoint import read_json, write_json
+from ..training.config import TrainConfig
 from ..training.loop import DIVERGED, train
 from ..training.precision import pick_device, pick_precision
-from ..training.run import RunConfig, TrainConfig
+from ..training.run import RunConfig
 from .paper import HOT_POINTS, RESOLUTIONS
 
 CROPS = (1.0, 0.8, 0.5)  # Vision-100% / -80% / -50%

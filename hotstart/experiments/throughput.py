@@ -92,8 +92,9 @@ def efficiency_variants() -> dict[str, InputConfig]:
 def measure_efficiency(scale: Any, data: str | Path, repeats: int = 5, device: str = "auto",
                        precision: str = "auto", progress: bool = True) -> dict[str, Any]:
     """Parameters, FLOPs per sample and alternating training samples/s of every efficiency variant."""
+    from ..training.config import TrainConfig
     from ..training.loop import make_optimizer, train_step
-    from ..training.run import TrainConfig, build_model
+    from ..training.run import build_model
 
     corpus = PreparedCorpus.load(data)
     prec = resolve(device, precision)

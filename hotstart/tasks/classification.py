@@ -35,9 +35,9 @@ from ..data.prepared import PAD_ID, SPECIALS, Vocab
 from ..errors import HotStartError
 from ..models.mae import grid_image
 from ..training.checkpoint import load_weights, read_json, write_json
+from ..training.config import TrainConfig
 from ..training.loop import lr_at, make_optimizer, train_step
 from ..training.precision import Precision, resolve
-from ..training.run import TrainConfig
 
 MODE_DEFAULTS = {"full": {"epochs": 4, "lr": 1e-4}, "probe": {"epochs": 30, "lr": 1e-3}}
 """Epochs and peak learning rate of each fine-tuning mode unless given (our choices for a CPU budget:

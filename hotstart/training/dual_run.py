@@ -29,13 +29,12 @@ from ..errors import HotStartError
 from ..models.dual_lm import DualLM, DualLMConfig
 from ..models.pixel_lm import masked_mean
 from .checkpoint import write_json
+from .config import TrainConfig, line_train_defaults
 from .lines import CorpusLines
-from .mae_run import mae_train_defaults
 from .next_patch_run import line_patches, ranking_accuracy
 from .objective import Objective, validation_sample
 from .precision import Precision
 from .readback import GlyphReader
-from .run import TrainConfig
 
 
 @dataclass
@@ -45,7 +44,7 @@ class DualRunConfig:
     data: str
     """Folder written by `hotstart prepare`."""
     model: DualLMConfig = field(default_factory=DualLMConfig)
-    train: TrainConfig = field(default_factory=mae_train_defaults)
+    train: TrainConfig = field(default_factory=line_train_defaults)
     objective: str = "dual"
 
 

@@ -47,6 +47,7 @@ from .checkpoint import (
     training_state_progress,
     write_json,
 )
+from .config import TrainConfig
 from .dual_run import Dual
 from .mae_run import MaskedPatches
 from .mlm_run import MaskedChars
@@ -55,7 +56,6 @@ from .next_patch_run import NextPatch
 from .objective import Batch, Objective
 from .pixar_run import Pixar
 from .precision import Precision, resolve
-from .run import TrainConfig
 
 OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPatches, MaskedChars, NextPatch, Pixar, Dual)}
 """Every kind of run the loop trains, by the `objective` of its config."""

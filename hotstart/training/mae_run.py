@@ -33,10 +33,10 @@ from ..errors import HotStartError
 from ..models.mae import MAEConfig, PixelMAE, span_mask
 from ..render.line import line_image
 from .checkpoint import write_json
+from .config import TrainConfig
 from .lines import CorpusLines, language_means
 from .objective import Objective, validation_sample
 from .precision import Precision
-from .run import TrainConfig
 
 PLOTTED_LINES = 2
 """Validation lines drawn in each reconstruction plot."""
@@ -52,16 +52,6 @@ class MAERunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     objective: str = "mae"
     """What the run learns (training/objective.py)."""
-
-
-def mae_train_defaults() -> TrainConfig:
-    """Training settings of an mae run unless given: our CPU-scale reading. PIXEL-M4 trains 1M steps of
-    256 lines; the paper summary gives no learning rate or schedule, so we use MAE's usual shape (linear
-    warm-up, cosine decay) with a peak that learns within a CPU budget, no curriculum (HotStart's is
-    about sequences of characters), the corpus's languages sampled equally (PIXEL-M4's), and a small fixed
-    validation set evaluated every 512 lines."""
-    return TrainConfig(batch_size=32, lr_max=5e-4, schedule="cosine", warmup_samples=1024, curriculum=False,
-                       balance_languages=True, eval_every=512, dense_until=4096, eval_every_late=2048, eval_sequences=64)
 
 
 class MaskedPatches(Objective):

@@ -2,7 +2,7 @@
 corpus, the index baseline of the pixel MAE (models/char_bert.py).
 
 It reads the same corpus sequences an mae run draws as lines, with the same training settings unless
-given (mae_train_defaults: batch, schedule, languages sampled equally, evaluation), so "the same text
+given (line_train_defaults: batch, schedule, languages sampled equally, evaluation), so "the same text
 and budget" holds by default: pretrain both to the same --max-samples. Which positions are chosen, and
 how each is corrupted, comes from (seed, stream, step, sequence index), as the MAE's masks do: a resumed
 run, or a torchrun shard, corrupts exactly what one uninterrupted process would.
@@ -21,10 +21,9 @@ from torch import nn
 from ..config import save_yaml, to_dict
 from ..errors import HotStartError
 from ..models.char_bert import IGNORE, CharBert, CharBertConfig, bert_masking
-from .mae_run import mae_train_defaults
+from .config import TrainConfig, line_train_defaults
 from .objective import Objective, validation_sample
 from .precision import Precision
-from .run import TrainConfig
 
 
 @dataclass
@@ -34,7 +33,7 @@ class MLMRunConfig:
     data: str
     """Folder written by `hotstart prepare`; each sequence is one example."""
     model: CharBertConfig = field(default_factory=CharBertConfig)
-    train: TrainConfig = field(default_factory=mae_train_defaults)
+    train: TrainConfig = field(default_factory=line_train_defaults)
     objective: str = "mlm"
     """What the run learns (training/objective.py)."""
 

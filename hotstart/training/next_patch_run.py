@@ -40,12 +40,11 @@ from ..errors import HotStartError
 from ..models.pixel_lm import PixelLM, PixelLMConfig, masked_mean
 from ..render.line import line_image
 from .checkpoint import write_json
+from .config import TrainConfig, line_train_defaults
 from .lines import CorpusLines, language_means
-from .mae_run import mae_train_defaults
 from .objective import Objective, validation_sample
 from .precision import Precision
 from .readback import GlyphReader
-from .run import TrainConfig
 
 PLOTTED_LINES = 2
 """Validation lines continued in each generation plot."""
@@ -59,8 +58,8 @@ class NextPatchRunConfig:
     """Folder written by `hotstart prepare`; each sequence becomes one line (max_patches >= seq_len + 1
     holds a Chinese sequence and its end patch)."""
     model: PixelLMConfig = field(default_factory=PixelLMConfig)
-    train: TrainConfig = field(default_factory=mae_train_defaults)
-    """The same settings as the family's other line models unless given (mae_train_defaults)."""
+    train: TrainConfig = field(default_factory=line_train_defaults)
+    """The same settings as the family's other line models unless given (line_train_defaults)."""
     objective: str = "next-patch"
     """What the run learns (training/objective.py)."""
 

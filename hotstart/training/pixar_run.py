@@ -28,10 +28,9 @@ from ..models.pixar import AdversarialConfig, AdversarialPixelLM
 from ..models.pixel_lm import PixelLM, PixelLMConfig
 from ..render.line import LineRenderConfig
 from .checkpoint import load_weights
-from .mae_run import mae_train_defaults
+from .config import TrainConfig, line_train_defaults
 from .next_patch_run import NextPatch
 from .precision import Precision
-from .run import TrainConfig
 
 STAGE1_OBJECTIVES = ("pixar", "next-patch")
 """Runs a stage 2 may start from: a pixar stage-1 run, or any PixelGPT run."""
@@ -51,7 +50,7 @@ class PixarRunConfig:
     """Folder written by `hotstart prepare` (one line per sequence)."""
     model: PixelLMConfig = field(default_factory=pixar_model_defaults)
     """Stage 2: replaced by the stage-1 run's."""
-    train: TrainConfig = field(default_factory=mae_train_defaults)
+    train: TrainConfig = field(default_factory=line_train_defaults)
     stage: int = 1
     """1: likelihood | 2: adversarial, from adversarial.stage1_run."""
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
