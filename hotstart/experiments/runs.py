@@ -45,48 +45,71 @@ def _size_name(decoder: dict[str, Any]) -> str:
     return f"{decoder['n_layer']}x{decoder['n_embd']}"
 
 
+def _defaults() -> dict[str, Any]:
+    """Every axis's default, taken from the config dataclasses (what a config written before a setting existed
+    trained with, and what a field left out means): one place, so a new field's default is read, not retyped."""
+    from ..data.holdout import HoldoutConfig
+    from ..models.encoders import EncoderConfig
+    from ..models.hotstart_lm import InputConfig, ModelConfig
+    from ..training.config import TrainConfig
+
+    enc, inp, model, train = EncoderConfig(), InputConfig(), ModelConfig(vocab_size=0), TrainConfig()
+    return {"encoder": enc.name, "res": inp.render.res, "crop": inp.render.crop, "pixel_norm": inp.pixel_norm,
+            "output_norm": inp.output_norm, "embed_init_std": inp.embed_init_std, "encoder_norm": enc.norm,
+            "encoder_size": enc.size, "pool": enc.pool, "patch": enc.patch, "input_scale": inp.input_scale,
+            "center": inp.center, "tie_head": model.tie_head, "onecycle_div": train.onecycle_div, "span": None,
+            "curriculum": train.curriculum_order, "holdout": HoldoutConfig().share, "head": model.head,
+            "glyph_permute": inp.glyph_permute, "glyph_source": inp.glyph_source,
+            "adapter_init_std": enc.adapter_init_std, "seed": train.seed, "lr_max": train.lr_max,
+            "schedule": train.schedule}
+
+
+DEFAULTS = _defaults()
+VISION_AXES = ("encoder", "res", "crop", "pixel_norm", "output_norm", "encoder_norm", "encoder_size", "pool", "patch",
+               "input_scale", "center", "glyph_permute", "glyph_source", "adapter_init_std")
+"""Axes only a vision run has (None for an index run)."""
+AXIS_ORDER = ("protocol", "kind", "encoder", "res", "crop", "pixel_norm", "output_norm", "embed_init_std", "size",
+              "schedule", "seed", "encoder_norm", "encoder_size", "pool", "patch", "input_scale", "center", "tie_head",
+              "onecycle_div", "span", "curriculum", "holdout", "head", "glyph_permute", "glyph_source",
+              "adapter_init_std")
+"""The axes in the order the report's CSV files give them."""
+
+
 def run_axes(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The settings a report groups by, read from a run's config.yaml."""
+    """The settings a report groups by, read from a run's config.yaml; a setting a config does not hold is at
+    its default (DEFAULTS)."""
+    d = DEFAULTS
     inp, tc = cfg["model"]["input"], cfg["train"]
     vision = inp["kind"] == "vision"
-    if tc.get("schedule", "onecycle") == "onecycle":
-        schedule = "paper" if tc.get("lr_max", 1.5e-3) == 1.5e-3 else f"onecycle-{tc['lr_max']:g}"
+    if tc.get("schedule", d["schedule"]) == "onecycle":
+        schedule = "paper" if tc.get("lr_max", d["lr_max"]) == d["lr_max"] else f"onecycle-{tc['lr_max']:g}"
     else:
         schedule = "warmup"
     protocol = "hot" if tc.get("max_samples") is not None and tc["max_samples"] == tc.get("dense_until") else "final"
-    encoder = inp["encoder"] if vision else {}
-    return {
+    encoder, render = (inp["encoder"], inp["render"]) if vision else ({}, {})
+    # where each vision axis sits in config.yaml (the rest are the input's own fields)
+    found = {"encoder": encoder.get("name"), "res": render.get("res"), "crop": render.get("crop"),
+             "encoder_norm": encoder.get("norm"), "encoder_size": encoder.get("size"), "pool": encoder.get("pool"),
+             "patch": encoder.get("patch"), "adapter_init_std": encoder.get("adapter_init_std"),
+             **{k: inp.get(k) for k in ("pixel_norm", "output_norm", "input_scale", "center", "glyph_permute", "glyph_source")}}
+    given = lambda key: found[key] if key in found and (found[key] is not None or key == "glyph_permute") else d[key]
+    axes = {
         "protocol": protocol,
         "kind": inp["kind"],
-        "encoder": inp["encoder"]["name"] if vision else None,
-        "res": inp["render"]["res"] if vision else None,
-        "crop": inp["render"]["crop"] if vision else None,
-        "pixel_norm": inp["pixel_norm"] if vision else None,
-        "output_norm": inp["output_norm"] if vision else None,
-        "embed_init_std": None if vision else inp.get("embed_init_std", 0.02),
+        **{key: given(key) if vision else None for key in VISION_AXES},
+        "embed_init_std": None if vision else inp.get("embed_init_std", d["embed_init_std"]),
         "size": _size_name(cfg["model"]["decoder"]),
         "schedule": schedule,
-        "seed": tc.get("seed", 0),
-        # the hot-start investigation's settings (grid `explain`), at their defaults in older configs
-        "encoder_norm": encoder.get("norm", "group") if vision else None,
-        "encoder_size": encoder.get("size", "ours") if vision else None,
-        "pool": encoder.get("pool", 4) if vision else None,
-        "patch": encoder.get("patch", 0) if vision else None,
-        "input_scale": inp.get("input_scale", "none") if vision else None,
-        "center": inp.get("center", False) if vision else None,
-        "tie_head": cfg["model"].get("tie_head", False),
-        "onecycle_div": tc.get("onecycle_div", 25.0) if schedule != "warmup" else None,
+        "seed": tc.get("seed", d["seed"]),
+        "tie_head": cfg["model"].get("tie_head", d["tie_head"]),
+        "onecycle_div": tc.get("onecycle_div", d["onecycle_div"]) if schedule != "warmup" else None,
         # the OneCycle's span where it is a setting of its own (final and warm-up runs span their budget)
         "span": tc.get("schedule_samples") if protocol == "hot" and schedule != "warmup" else None,
-        "curriculum": tc.get("curriculum_order", "fresh"),
-        # characters never trained on (grid `unseen`), at their defaults in older configs
-        "holdout": (cfg.get("holdout") or {}).get("share", 0.0),
-        "head": cfg["model"].get("head", "linear"),
-        # the hot start's controls (grid `controls`), at their defaults in older configs
-        "glyph_permute": inp.get("glyph_permute") if vision else None,
-        "glyph_source": inp.get("glyph_source", "font") if vision else None,
-        "adapter_init_std": encoder.get("adapter_init_std", 0.0) if vision else None,
+        "curriculum": tc.get("curriculum_order", d["curriculum"]),
+        "holdout": (cfg.get("holdout") or {}).get("share", d["holdout"]),
+        "head": cfg["model"].get("head", d["head"]),
     }
+    return {key: axes[key] for key in AXIS_ORDER}  # the CSV columns' order
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]], dict[str, Any] | None]:
@@ -120,13 +143,6 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[dict[str, Any]],
     return runs, sweeps, throughput
 
 
-# The hot-start investigation's axes at their defaults (what `run_axes` gives a config without them).
-NEW_AXIS_DEFAULTS: dict[str, Any] = {"encoder_norm": "group", "encoder_size": "ours", "pool": 4, "patch": 0,
-                                     "input_scale": "none", "center": False, "tie_head": False, "onecycle_div": 25.0,
-                                     "span": None, "curriculum": "fresh", "holdout": 0.0, "head": "linear",
-                                     "glyph_permute": None, "glyph_source": "font", "adapter_init_std": 0.0}
-
-
 class Selector:
     """Picks runs by settings, taking the paper's setting for every axis not named."""
 
@@ -136,19 +152,17 @@ class Selector:
         self.base_size = max(set(sizes), key=sizes.count)  # the sweep's own decoder size
 
     def __call__(self, protocol: str, kind: str, **axes: Any) -> list[Run]:
-        want = {"protocol": protocol, "kind": kind, "size": self.base_size, "schedule": "paper", "tie_head": False,
-                "curriculum": "fresh", "holdout": 0.0, "head": "linear", **axes}
+        d = DEFAULTS
+        want = {"protocol": protocol, "kind": kind, "size": self.base_size, "schedule": "paper",
+                **{k: d[k] for k in ("tie_head", "curriculum", "holdout", "head")}, **axes}
         if want["schedule"] != "warmup":
-            want = {"onecycle_div": 25.0, "span": None, **want}
+            want = {"onecycle_div": d["onecycle_div"], "span": None, **want}
         if kind == "vision":
-            want = {"encoder": "simp", "res": 8, "crop": 1.0, "pixel_norm": "standardize",
-                    "output_norm": "layernorm", "encoder_norm": "group", "encoder_size": "ours", "pool": 4,
-                    "patch": 0, "input_scale": "none", "center": False, "glyph_permute": None,
-                    "glyph_source": "font", "adapter_init_std": 0.0, **want}
+            want = {**{k: d[k] for k in VISION_AXES}, **want}
         else:
-            want = {"embed_init_std": 0.02, **want}
+            want = {"embed_init_std": d["embed_init_std"], **want}
         # an axis a run does not name (axes made before that setting existed) is at its default
-        return [r for r in self.runs if all(r.axes.get(k, NEW_AXIS_DEFAULTS.get(k)) == v for k, v in want.items())]
+        return [r for r in self.runs if all(r.axes.get(k, d.get(k)) == v for k, v in want.items())]
 
     def paper_setting(self) -> dict[str, list[Run]]:
         """The hot-start runs of index and vision 8x8 in the paper's setting: what every ablation
