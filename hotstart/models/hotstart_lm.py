@@ -389,11 +389,6 @@ def control_bank(glyphs: torch.Tensor, cfg: InputConfig, n_specials: int) -> tor
     return glyphs
 
 
-def format_parameter_counts(counts: dict[str, int]) -> str:
-    """One line per part, in millions."""
-    return "\n".join(f"  {name:<14} {n / 1e6:8.3f}M" for name, n in counts.items())
-
-
 def parameter_table(size: str, vocab_size: int, res: int = 8) -> list[dict[str, int | str]]:
     """Trainable parameters per part for the index path and each encoder at decoder `size`."""
     rows = []

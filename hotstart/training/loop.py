@@ -36,7 +36,6 @@ from ..data.prepared import (
     Vocab,
 )
 from ..errors import HotStartError
-from ..models.hotstart_lm import format_parameter_counts
 from ..plot import NullBoard, TensorBoard
 from . import distributed
 from .checkpoint import (
@@ -62,6 +61,12 @@ OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (NextChar, MaskedPa
 
 DIVERGED = ("non_finite_loss", "non_finite_weights")
 """Stop reasons of a run whose weights or loss went non-finite: no last.safetensors, and an error."""
+
+
+def format_parameter_counts(counts: dict[str, int]) -> str:
+    """An objective's parameter counts (Objective.parameter_counts) as the start of a run prints them: one line per
+    part, in millions."""
+    return "\n".join(f"  {name:<14} {n / 1e6:8.3f}M" for name, n in counts.items())
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
