@@ -118,6 +118,13 @@ def family_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]], 
         lines += ["", "No fine-tuning has finished yet."]
     majority = next((read_json(run / mode / "finetune.json", "fine-tuning result").get("majority")
                      for _, run in members for mode in ("probe", "full") if (run / mode / "finetune.json").is_file()), None)
+    spreads = {member: spread for member, run in members for mode in ("probe", "full")
+               if (run / mode / "finetune.json").is_file()
+               and (spread := read_json(run / mode / "finetune.json", "fine-tuning result").get("pooled_spread"))}
+    if spreads:  # a collapsed encoder gives every document nearly one vector
+        lines += ["", "How spread the documents' pooled vectors are before fine-tuning (dev documents): " + "; ".join(
+            f"{member}: mean cosine between two documents {s['mean_pairwise_cosine']:.2f}, sd across documents "
+            f"{s['sd_across_documents']:.3f} against a mean norm of {s['mean_norm']:.1f}" for member, s in spreads.items()) + "."]
     if majority:
         lines += ["", (f"Always answering the most frequent training label ({majority['label']}) scores "
                        f"{100 * majority['test_acc']:.1f}% accuracy and {100 * majority['test_macro_f1']:.1f}% macro-F1 on the "
