@@ -116,3 +116,13 @@ def test_a_folder_of_an_earlier_plan_or_another_corpus_is_not_mixed_with_new_run
     assert "--corpus is an option of the family and autoregressive grids" in capsys.readouterr().err
     assert main(["sweep", "family", "--scale", "smoke", "--corpus", "klingon", "--out", str(tmp_path / "x")]) == 2
     assert "unknown built-in corpus 'klingon'" in capsys.readouterr().err
+
+
+def test_two_family_folders_in_one_report_keep_their_own_pictures(family: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(family, tmp_path / "again", ignore=shutil.ignore_patterns("checkpoints", "data"))
+    assert main(["report", str(family), str(tmp_path / "again"), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    for name in (f"family1-{family.name}_pretraining.png", "family2-again_pretraining.png"):
+        assert f"({name})" in text and (tmp_path / "rep" / name).is_file()

@@ -48,9 +48,10 @@ def _mean_sd(point: dict[str, Any], key: str) -> str:
     return value + (f" +/- {100 * point[key + '_sd']:.1f}" if point["seeds"] > 1 else "")
 
 
-def family_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+def family_section(folder: Path, out: Path, prefix: str = "family") -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
     """Markdown, the pretraining CSV rows and the fine-tuning CSV rows of one family folder; writes
-    family_pretraining.png and family_finetuning.png into `out`."""
+    PREFIX_pretraining.png, PREFIX_data_efficiency.png and PREFIX_finetuning.png into `out` (one prefix per family
+    folder, so that two folders in one report keep their own pictures)."""
     record = read_json(folder / "family.json", "family record")
     settings = record.get("scale_settings", {})
     members = _member_runs(folder)
@@ -132,17 +133,17 @@ def family_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]], 
     lines += ["", ("The seed papers report no iNews sentiment figures (PIXEL-M4 fine-tunes on other tasks, with AdamW at "
               "1e-5 to 9e-5 and early stopping up to 15K steps, per its summary), so no paper number stands beside these.")]
     if curves:
-        _pretraining_plot(curves, out / "family_pretraining.png")
-        lines += ["", "![pretraining of each member](family_pretraining.png)"]
+        _pretraining_plot(curves, out / f"{prefix}_pretraining.png")
+        lines += ["", f"![pretraining of each member]({prefix}_pretraining.png)"]
         if seq_len:
-            _efficiency_plot(curves, seq_len, out / "family_data_efficiency.png")
+            _efficiency_plot(curves, seq_len, out / f"{prefix}_data_efficiency.png")
             lines += ["", ("Data efficiency: each member's pretraining metric against characters seen (log scale), with "
                            "where PIXEL-M4's own pretraining ends marked (1M steps of 256 lines of 529 patches; a 16 px "
                            "Chinese character takes about a patch), to show how far two cores are from it."), "",
-                      "![data efficiency of each member](family_data_efficiency.png)"]
+                      f"![data efficiency of each member]({prefix}_data_efficiency.png)"]
     if tune_rows:
-        _learning_curve_plot(tune_rows, out / "family_finetuning.png")
-        lines += ["", "![fine-tuning by labelled documents](family_finetuning.png)"]
+        _learning_curve_plot(tune_rows, out / f"{prefix}_finetuning.png")
+        lines += ["", f"![fine-tuning by labelled documents]({prefix}_finetuning.png)"]
     return "\n".join(lines), pre_rows, tune_rows
 
 

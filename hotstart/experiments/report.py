@@ -446,8 +446,9 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     family_parts = []
-    for folder in families:  # members of several families would share plot names: the last one's plots stand
-        text, pre_rows, tune_rows = family_section(folder, out)
+    for index, folder in enumerate(families):  # one family: family_*.png; several: each its own pictures
+        prefix = "family" if len(families) == 1 else f"family{index + 1}-{folder.name}"
+        text, pre_rows, tune_rows = family_section(folder, out, prefix)
         family_parts.append(text + "\n\n" + corpus_note(folder))
         write_csv(out / "family_pretraining.csv", pre_rows)
         write_csv(out / "family_finetuning.csv", tune_rows)
