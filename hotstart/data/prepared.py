@@ -79,6 +79,12 @@ class Vocab:
         """The non-special tokens (single characters), in id order."""
         return self.tokens[len(SPECIALS):]
 
+    @property
+    def most_frequent(self) -> int:
+        """The ID of the most frequent character (characters follow the specials, most frequent first); the last
+        special's ID + 1 in an empty vocabulary."""
+        return len(SPECIALS)
+
     def is_special(self, i: int) -> bool:
         """Whether id `i` is <pad>, <unk> or <sep>."""
         return 0 <= int(i) < len(SPECIALS)

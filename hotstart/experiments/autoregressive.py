@@ -324,7 +324,7 @@ def _floors(run: Path) -> dict[str, float]:
         return {}
     targets = corpus.sequences(corpus.val_index[: saved.get("train", {}).get("eval_sequences") or None])[:, 1:]
     counted = targets != 0  # <pad> never counts
-    common = next(i for i in range(len(corpus.vocab)) if not corpus.vocab.is_special(i))  # ordered by frequency
+    common = corpus.vocab.most_frequent
     line = (saved.get("model", {}).get("pixel") or saved.get("model", {})).get("line")
     if saved.get("objective") not in ("next-patch", "pixar") or not line or line.get("cell") != "char":
         return {"most_frequent": float(((targets == common) & counted).sum() / counted.sum().clamp(min=1))}

@@ -67,7 +67,7 @@ class Dual(Objective):
         self._val = validation_sample(self.corpus, tc.eval_sequences)
         # the pixel path's next character, ranked as a next-patch run's is (char cells only)
         self.reader = GlyphReader(cfg.pixel.line, self.corpus.vocab) if cfg.pixel.line.cell == "char" else None
-        self._most_frequent = next((i for i in range(len(self.corpus.vocab)) if not self.corpus.vocab.is_special(i)), 0)
+        self._most_frequent = self.corpus.vocab.most_frequent
 
     def build_model(self, progress: bool) -> DualLM:
         """The dual LM; its decoder compiled if asked."""

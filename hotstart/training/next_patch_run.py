@@ -82,8 +82,7 @@ class NextPatch(Objective):
         self.reader = GlyphReader(cfg.line, self.corpus.vocab) if cfg.line.cell == "char" else None
         self._val = validation_sample(self.corpus, tc.eval_sequences)
         self._floor: float | None = None
-        # the vocabulary is ordered by training frequency: the first character is the most frequent
-        self._most_frequent = next((i for i in range(len(self.corpus.vocab)) if not self.corpus.vocab.is_special(i)), 0)
+        self._most_frequent = self.corpus.vocab.most_frequent
         rendered = self.lines.render_all(self._val)
         self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
 
