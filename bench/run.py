@@ -5,6 +5,7 @@
     python bench/run.py --only render   # one of the data benchmarks alone (prepare, bank, render): seconds
     python bench/run.py --only mae      # the masked-autoencoder step against plain transformers alone: minutes
     python bench/run.py --only nextpatch   # PixelGPT's step against plain transformers, and generation: minutes
+    python bench/run.py --only anchors  # our line renderer beside the PangoCairo renderers (docs/renderers.md)
 
 Prints a table with each target and, as its last line, one JSON object:
     train_ratio_simp_index / train_ratio_orig_index   training samples/s, vision (8x8) over index
@@ -20,6 +21,8 @@ Prints a table with each target and, as its last line, one JSON object:
     prepare_chars_per_s   `prepare` on the built-in corpus
     bank_render_s_20k     rendering a 20,000-glyph bank at 8x8, no cache
     render_lines_per_s    lines of 529 grey 16x16 patches (free cells, iNews text), warm glyph cache, one core
+    render_vs_anchors     (--only anchors) our lines/s over the fastest PangoCairo renderer's (pixel-renderer,
+                          pixar-render), 1,000 lines in five scripts, one at a time, one core (bench/anchors.py)
 All training variants use the small-cpu decoder (4 x 256), batch 128, 128-character sequences,
 the built-in corpus's vocabulary and the precision `auto` picks (or --precision). The MAE pair instead
 trains the small-cpu ViTMAE on batches of MAE_LINES (8) lines of 529 patches: the built-in corpus prepared again
@@ -77,6 +80,7 @@ TARGETS = {  # key: (target, higher is better)
     "prepare_chars_per_s": (2e6, True),
     "bank_render_s_20k": (5.0, False),
     "render_lines_per_s": (1000.0, True),
+    "render_vs_anchors": (1.0, True),
 }
 
 
@@ -346,7 +350,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     parser.add_argument("--profile", action="store_true", help="also print where a step's time goes (index, vision-orig)")
-    parser.add_argument("--only", choices=("prepare", "bank", "render", "mae", "nextpatch"), help="run one benchmark alone")
+    parser.add_argument("--only", choices=("prepare", "bank", "render", "mae", "nextpatch", "anchors"), help="run one benchmark alone")
     args = parser.parse_args()
     transformers.logging.set_verbosity_error()  # the plain model's config notices are not results
     rounds, repeats = (5, 1) if args.quick else (11, 3)
@@ -451,6 +455,11 @@ def run_only(args, rounds: int, repeats: int) -> None:
         notes = [f"{name}: {r:.1f} lines/s, {MAE_LINES / r:.2f} s per step (median)"
                  for name, r in rate.items()]
         machine = f"{torch.get_num_threads()} threads, device {prec.device}, precision {prec.describe()}"
+    elif args.only == "anchors":  # each renderer in a fresh process of its own, on one core
+        import anchors
+
+        result, notes = anchors.compare(repeats)
+        machine = "1 core"
     elif args.only == "nextpatch":
         prec = resolve(args.device, args.precision)
         rate = bench_next_patch(prec, rounds, warmup=1 if args.quick else 2)

@@ -173,6 +173,23 @@ def test_each_line_of_a_batch_is_drawn_as_if_alone() -> None:
         np.testing.assert_array_equal(batch.patches[b], alone.patches[0], err_msg=text)
 
 
+@pytest.mark.parametrize("edge", ["fit", "clip"])
+def test_a_renderer_that_remembers_words_draws_what_a_fresh_one_draws(edge: str) -> None:
+    # shaped words, their advances and fonts are remembered after the first line; render() draws only the
+    # columns a line needs. Neither may change a pixel, a length or a count.
+    lines = ["ولد في عام 2024 في القاهرة", "देवदास ने पार्वती से कहा पार्वती", "ที่นี่ น้ำ", MIXED_LINE,
+             "في القاهرة ولد", "पार्वती से"]
+    seasoned = LineRenderer(LineRenderConfig(edge=edge, fallback_fonts=[THAI_FONT]))
+    seasoned.render_batch(lines)
+    for text in lines:
+        fresh = LineRenderer(LineRenderConfig(edge=edge, fallback_fonts=[THAI_FONT])).render_batch([text])
+        again = seasoned.render_batch([text])
+        np.testing.assert_array_equal(again.patches, fresh.patches, err_msg=text)
+        assert (again.lengths.tolist(), again.clipped, again.missing) == (fresh.lengths.tolist(), fresh.clipped,
+                                                                          fresh.missing)
+        np.testing.assert_array_equal(seasoned.render(text), fresh.patches[0, : fresh.lengths[0]], err_msg=text)
+
+
 # ----------------------------------------------------------------------------- cells
 
 

@@ -59,6 +59,8 @@ _SHAPED_BIDI = {"R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI"
 _SHAPED_CATEGORIES = {"Mn", "Mc", "Me", "Cf"}  # combining marks, joiners and other format characters
 
 
+_REMEMBERED = 100_000
+"""Entries each of a renderer's memories of shaped runs (advances, fitted words) holds before it starts again."""
 MAX_LINE_PATCHES = 16_384
 """The longest line a renderer draws, in patches: 30 times PIXEL's 529, and a bound on memory (a batch of 32
 such grey 16 px lines is 537 MB), so a typo cannot ask for gigabytes."""
@@ -177,11 +179,16 @@ class LineRenderer:
         self._baseline = cfg.margin_px + self._faces[0].ascender_px  # one baseline for every font
         self._half_baseline = cfg.margin_px + cfg.em_px / 4 + self._half_faces[0].ascender_px
         self._pad = 2 * cfg.patch  # canvas columns either side of the text, for glyphs that overhang
-        self._stride = cfg.max_patches * cfg.patch + 2 * self._pad  # canvas row length
         self._chars = _CharTable()
         self._glyphs: list[tuple[int, np.ndarray]] = []  # (first ink column from the pen, (w, P) ink columns)
         self._glyph_lost: list[float] = []  # share of each glyph's ink outside the line
         self._packed: tuple[np.ndarray, ...] | None = None
+        # Shaped lines (raqm): fonts per (face, scale), advances per (face, direction, run) and fitted words per
+        # (face, direction, word). Words recur in running text, and measuring or drawing one through Pillow
+        # costs 50-500 us, so remembering them is most of a shaped line's speed. Cleared when they grow large.
+        self._shaped_fonts: dict[tuple[int, float], ImageFont.FreeTypeFont] = {}
+        self._advances: dict[tuple[int, int, str], float] = {}
+        self._fitted_words: dict[tuple[int, int, str], tuple[np.ndarray, float, float]] = {}
 
     @property
     def fonts(self) -> list[str]:
@@ -198,21 +205,29 @@ class LineRenderer:
 
     def render(self, text: str) -> np.ndarray:
         """(n, P, P) float32 patches of one line (rgb: (n, P, P, 3)), its end-of-sequence patch included."""
-        batch = self.render_batch([text])
+        batch = self._render([text], pad=False)
         return batch.patches[0, : batch.lengths[0]]
 
     def render_batch(self, lines: Sequence[str]) -> LineBatch:
         """Render lines into one padded batch, counting what was cut and what no font could draw."""
+        return self._render(lines, pad=True)
+
+    def _render(self, lines: Sequence[str], pad: bool) -> LineBatch:
+        """render_batch, its patches padded to max_patches (`pad`) or only as many as its longest line needs: the
+        columns past every line's end are never drawn, which is most of a short line's cost."""
         cfg, p = self.cfg, self.cfg.patch
         _check_lines(lines)
         chars = self._characters(lines)
-        ink = self._scatter(chars)  # (B, stride, P): column by column
-        ink = ink[:, self._pad : self._pad + cfg.max_patches * p]  # (B, max_patches * P, P)
+        shaped = {b: self._draw_shaped(lines[b]) for b in np.flatnonzero(chars.shaped_line).tolist()}
+        for b, (_, n_patches, truncated, _) in shaped.items():
+            chars.n_patches[b], chars.truncated[b] = n_patches, truncated
+        needed = int(chars.n_patches.max(initial=0)) + 1  # the longest line and its end patch
+        ink = self._scatter(chars, needed * p + 2 * self._pad)  # (B, stride, P): column by column
+        ink = ink[:, self._pad : self._pad + needed * p]  # (B, needed * P, P)
         drawn_codes = [chars.kept_codes]
-        lost = np.array(self._glyph_lost, dtype=np.float64)[chars.glyph] if len(chars.glyph) else np.zeros(0)
+        lost = self._pack()[4][chars.glyph] if len(chars.glyph) else np.zeros(0)
         clipped_codes, clipped_runs = chars.kept_codes[lost > CLIPPED_SHARE], []
-        for b in np.flatnonzero(chars.shaped_line):
-            drawn, chars.n_patches[b], chars.truncated[b], cut = self._draw_shaped(lines[b])
+        for b, (drawn, _, _, cut) in shaped.items():
             clipped_runs += cut
             ink[b, : drawn.shape[1]] = drawn.T
             drawn_codes.append(_codes(lines[b][: len(lines[b]) - chars.truncated[b]]))
@@ -220,10 +235,15 @@ class LineRenderer:
             ink[b, n * p :] = 0.0  # overhang past the text's last patch, where the end patch goes
             ink[b, n * p : (n + 1) * p] = 1.0  # end-of-sequence patch
         np.clip(ink, 0.0, 1.0, out=ink)  # neighbours' anti-aliased edges may add up past full ink
-        patches = ink.reshape(len(lines), cfg.max_patches, p, p).transpose(0, 1, 3, 2)  # (B, N, P rows, P columns)
+        patches = ink.reshape(len(lines), needed, p, p).transpose(0, 1, 3, 2)  # (B, N, P rows, P columns)
         if cfg.mode == "binary":
             patches = patches > cfg.binary_threshold
-        patches = patches.astype(np.float32)  # a contiguous copy
+        if pad:
+            padded = np.zeros((len(lines), cfg.max_patches, p, p), dtype=np.float32)
+            padded[:, :needed] = patches
+            patches = padded
+        else:
+            patches = patches.astype(np.float32)  # a contiguous copy
         if cfg.mode == "rgb":
             patches = np.repeat(patches[..., None], 3, axis=-1)  # black ink: every channel alike
         missing, fonts_used = self._tally(np.concatenate(drawn_codes))
@@ -337,8 +357,7 @@ class LineRenderer:
             for word in _words(run, level):  # fitted word by word, so a word looks the same in any line
                 width = self._run_width(face, level, word)
                 if word.strip():
-                    rows, lost, scale = self._inside(
-                        functools.partial(self._draw_run, face, level, word, width=math.ceil(width)))
+                    rows, lost, scale = self._fitted_word(face, level, word, width)
                     if lost > CLIPPED_SHARE:
                         clipped.append(word)
                     left = math.floor(pen + width * (1 - scale) / 2)  # a word drawn smaller stays centred in its advance
@@ -348,6 +367,16 @@ class LineRenderer:
         n_patches = math.ceil(pen / p - 1e-9)
         ink = fitted if self.cfg.edge == "fit" else np.asarray(canvas, dtype=np.float32) / 255.0
         return ink[:, : n_patches * p], n_patches, len(text) - fits, clipped
+
+    def _fitted_word(self, face: int, level: int, word: str, width: float) -> tuple[np.ndarray, float, float]:
+        """`_inside` of one word drawn alone (edge "fit"), remembered: the same word always draws the same."""
+        key = (face, level % 2, word)
+        if key not in self._fitted_words:
+            if len(self._fitted_words) >= _REMEMBERED:
+                self._fitted_words.clear()
+            self._fitted_words[key] = self._inside(
+                functools.partial(self._draw_run, face, level, word, width=math.ceil(width)))
+        return self._fitted_words[key]
 
     def _draw_text(self, draw: ImageDraw.ImageDraw, at: tuple[float, float], run: str, font: ImageFont.FreeTypeFont,
                    level: int) -> None:
@@ -361,7 +390,7 @@ class LineRenderer:
         """(rows, width) uint8 ink of a shaped run alone, `scale` times the line's size, its baseline `top` rows
         further down than the line's."""
         canvas = Image.new("L", (width, 3 * self.cfg.patch))
-        font = load_face(*self._specs[face], self.cfg.em_px * scale, shaped=features.check("raqm"), em_box=False).pil
+        font = self._shaped_font(face, scale)
         self._draw_text(self._draw(canvas), (0, self._baseline + top), run, font, level)
         return np.asarray(canvas)
 
@@ -400,11 +429,17 @@ class LineRenderer:
         "fit" a run is drawn word by word, so its advance is its words' and spaces' advances added up."""
         if face < 0:
             return self.cfg.em_px / 2 * len(run)
-        if self.cfg.edge == "fit" and len(words := _words(run, level)) > 1:
-            return sum(self._run_width(face, level, word) for word in words)
-        if features.check("raqm"):
-            return self._shaped_font(face).getlength(run, direction="rtl" if level % 2 else "ltr")
-        return self._shaped_font(face).getlength(run)
+        key = (face, level % 2, run)
+        if key not in self._advances:
+            if len(self._advances) >= _REMEMBERED:
+                self._advances.clear()
+            if self.cfg.edge == "fit" and len(words := _words(run, level)) > 1:
+                self._advances[key] = sum(self._run_width(face, level, word) for word in words)
+            else:
+                font = self._shaped_font(face)
+                self._advances[key] = (font.getlength(run, direction="rtl" if level % 2 else "ltr")
+                                       if features.check("raqm") else font.getlength(run))
+        return self._advances[key]
 
     def _char_faces(self, text: str) -> list[int]:
         """The face that draws each character; spaces and combining marks stay in the face of the character
@@ -416,9 +451,13 @@ class LineRenderer:
             faces.append(faces[-1] if faces and joins and faces[-1] >= 0 else face)
         return faces
 
-    def _shaped_font(self, face_index: int) -> ImageFont.FreeTypeFont:
-        """The face at the line's size with raqm layout (BASIC, unshaped, where Pillow lacks raqm)."""
-        return load_face(*self._specs[face_index], self.cfg.em_px, shaped=features.check("raqm"), em_box=False).pil
+    def _shaped_font(self, face_index: int, scale: float = 1.0) -> ImageFont.FreeTypeFont:
+        """The face at `scale` times the line's size with raqm layout (BASIC, unshaped, where Pillow lacks raqm)."""
+        key = (face_index, scale)
+        if key not in self._shaped_fonts:
+            self._shaped_fonts[key] = load_face(*self._specs[face_index], self.cfg.em_px * scale,
+                                                shaped=features.check("raqm"), em_box=False).pil
+        return self._shaped_fonts[key]
 
     # ------------------------------------------------------------------------ glyph cache
 
@@ -427,7 +466,7 @@ class LineRenderer:
         table = self._chars
         key = slot * 2 + half  # (G,)
         for k in np.unique(key[table.array("glyph")[key] < 0]).tolist():
-            table.glyph[k] = len(self._glyphs)
+            table.set_glyph(k, len(self._glyphs))
             ch = table.chars[k // 2]
             first, block, lost = self._draw_glyph(ch, bool(k % 2))
             self._glyphs.append((first, block))
@@ -435,23 +474,19 @@ class LineRenderer:
             self._packed = None
         return table.array("glyph")[key]
 
-    def _scatter(self, layout: _Layout) -> np.ndarray:
-        """(B, stride, P) float32 canvas, column by column, with every glyph of every line added at its pen.
+    def _scatter(self, layout: _Layout, stride: int) -> np.ndarray:
+        """(B, stride, P) float32 canvas, column by column, with every glyph of every line added at its pen (each
+        line's pen starts `self._pad` columns in, and `stride` leaves room for its last glyph's overhang).
 
         A glyph is a block of whole ink columns (64 bytes each at P = 16), so placing a line moves about
         12 columns per character rather than 130 scattered pixels."""
         b, p = len(layout.n_patches), self.cfg.patch
-        canvas = np.zeros((b * self._stride, p), dtype=np.float32)  # (B * stride, P)
+        canvas = np.zeros((b * stride, p), dtype=np.float32)  # (B * stride, P)
         if not len(layout.glyph):
-            return canvas.reshape(b, self._stride, p)
-        if self._packed is None:
-            widths = np.array([g[1].shape[0] for g in self._glyphs], dtype=np.int64)
-            first = np.array([g[0] for g in self._glyphs], dtype=np.int64)
-            columns = np.concatenate([g[1] for g in self._glyphs])  # (all columns, P)
-            self._packed = (np.cumsum(widths) - widths, widths, first, columns)
-        _, widths, first, _ = self._packed
+            return canvas.reshape(b, stride, p)
+        _, widths, first, _, _ = self._pack()
         width = widths[layout.glyph]  # (G,)
-        left = layout.line * self._stride + self._pad + layout.x + first[layout.glyph]  # (G,) first canvas column
+        left = layout.line * stride + self._pad + layout.x + first[layout.glyph]  # (G,) first canvas column
         right = left + width
         # Most glyphs share no column with any other: their columns are copied straight in. The few whose
         # anti-aliased edges touch a neighbour's are added afterwards, in layers that never overlap.
@@ -462,11 +497,23 @@ class LineRenderer:
         layers = _layers(left[rest], right[rest])
         for layer in range(layers):
             self._place(canvas, layout.glyph[rest[layer::layers]], left[rest[layer::layers]], add=True)
-        return canvas.reshape(b, self._stride, p)
+        return canvas.reshape(b, stride, p)
+
+    def _pack(self) -> tuple[np.ndarray, ...]:
+        """Every drawn glyph as arrays, rebuilt only after new glyphs were drawn: each glyph's first column in
+        `columns`, its width, its first ink column from the pen, all glyphs' ink columns (all columns, P) one after
+        another, and the share of its ink outside the line."""
+        if self._packed is None:
+            widths = np.array([g[1].shape[0] for g in self._glyphs], dtype=np.int64)
+            first = np.array([g[0] for g in self._glyphs], dtype=np.int64)
+            columns = np.concatenate([g[1] for g in self._glyphs])  # (all columns, P)
+            self._packed = (np.cumsum(widths) - widths, widths, first, columns,
+                            np.array(self._glyph_lost, dtype=np.float64))
+        return self._packed
 
     def _place(self, canvas: np.ndarray, glyph: np.ndarray, left: np.ndarray, add: bool) -> None:
         """Write (or add) the columns of glyphs that share no column with each other at canvas columns `left`."""
-        starts, widths, _, columns = self._packed
+        starts, widths, _, columns, _ = self._packed
         w = widths[glyph]
         step = np.arange(int(w.sum())) - np.repeat(np.cumsum(w) - w, w)  # (cols,) 0..w-1 within each glyph
         target = np.repeat(left, w) + step
@@ -556,12 +603,15 @@ class _CharTable:
         self._arrays.clear()
         return self.slot[ch]
 
+    def set_glyph(self, key: int, glyph: int) -> None:
+        """Record the glyph id drawn for `key` (2 * slot + half size)."""
+        self.glyph[key] = glyph
+        self._arrays.pop("glyph", None)
+
     def array(self, name: str) -> np.ndarray:
-        """A column as a numpy array (glyph ids are re-read every time: glyphs are drawn lazily)."""
-        if name == "glyph":
-            return np.array(self.glyph, dtype=np.int64)
+        """A column as a numpy array, built once per change of the table (glyph ids change as glyphs are drawn)."""
         if name not in self._arrays:
-            self._arrays[name] = np.array(getattr(self, name))
+            self._arrays[name] = np.array(getattr(self, name), dtype=np.int64 if name == "glyph" else None)
         return self._arrays[name]
 
 

@@ -169,18 +169,7 @@ class OcrReader:
         """(n, P, P[, C]) patches -> the text the recogniser reads in them and each character's probability."""
         if not len(patches):
             return "", []
-        line = line_image(patches.float().clamp(0, 1).numpy()).convert("L")
-        line = line.resize((round(line.width * OCR_HEIGHT / line.height), OCR_HEIGHT), Image.BICUBIC)
-        pad = OCR_HEIGHT // 3  # a white border, as on a scanned line
-        page = Image.new("L", (line.width + 2 * pad, line.height + 2 * pad), 255)
-        page.paste(line, (pad, pad))
-        # the recogniser alone (the line is known: no detection), with each character's probability
-        (text, _, details), *_ = self.engine.text_rec(np.asarray(page.convert("RGB")), return_word_box=True)[0]
-        confidences = [float(c) for c in details[4]] if text else []
-        if len(confidences) != len(text):
-            raise HotStartError(f"the OCR engine gave {len(confidences)} probabilities for {len(text)} characters; "
-                                "install the version the ocr extra names (pip install 'hotstart[ocr]')")
-        return text, confidences
+        return ocr_line(self.engine, line_image(patches.float().clamp(0, 1).numpy()))
 
     def read_line(self, new: torch.Tensor, prompt: str, prompt_patches: int) -> dict:
         """What the generated patches `new` read back as: text, the recogniser's confidence, readability
@@ -198,6 +187,23 @@ class OcrReader:
         return {"read": "".join(chars for chars, _ in read), "readability": min(1.0, len(counted) / expected),
                 "language_agreement": language_agreement(prompt, "".join(counted)),
                 "ocr_confidence": sum(confidences) / len(confidences) if confidences else math.nan}
+
+
+def ocr_line(engine, line: Image.Image) -> tuple[str, list[float]]:
+    """One image of one line of text, dark on light -> what `engine` (a RapidOCR) reads and each character's
+    probability. The line is scaled to the recogniser's height and given a white border, as on a scanned page."""
+    line = line.convert("L")
+    line = line.resize((max(1, round(line.width * OCR_HEIGHT / line.height)), OCR_HEIGHT), Image.BICUBIC)
+    pad = OCR_HEIGHT // 3
+    page = Image.new("L", (line.width + 2 * pad, line.height + 2 * pad), 255)
+    page.paste(line, (pad, pad))
+    # the recogniser alone (the line is known: no detection), with each character's probability
+    (text, _, details), *_ = engine.text_rec(np.asarray(page.convert("RGB")), return_word_box=True)[0]
+    confidences = [float(c) for c in details[4]] if text else []
+    if len(confidences) != len(text):
+        raise HotStartError(f"the OCR engine gave {len(confidences)} probabilities for {len(text)} characters; "
+                            "install the version the ocr extra names (pip install 'hotstart[ocr]')")
+    return text, confidences
 
 
 def line_reader(cfg: LineRenderConfig, vocab: Vocab) -> GlyphReader | OcrReader:
