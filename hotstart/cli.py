@@ -346,11 +346,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
     """Generate from a run: a next-char run streams the characters it samples; a pixel LM (next-patch,
     pixar, dual) draws the prompt and its greedy continuation as one image (--out) and reads the
     generated patches back as text (nearest glyphs for char cells, OCR for running text)."""
-    from .config import load_yaml
+    from .training.run_folder import open_run
 
-    config = Path(args.run) / "config.yaml"
-    objective = load_yaml(config).get("objective", "next-char") if config.is_file() else "next-char"
-    if objective == "next-char":
+    if open_run(args.run).kind.writes == "characters":
         from .export import generate, stream
         from .training.run import load_run
 
@@ -493,6 +491,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
         _member_grid(args, "attribution", run_attribution, "the attribution grid (one seed per member)", "grid folder")
         return
+    if args.grid == "compression":
+        _compression(args)
+        return
     if args.grid in ("fonts", "robustness"):
         from .experiments.fonts import run_fonts, run_robustness
 
@@ -515,6 +516,25 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     failed = [s["run"] for s in statuses if s["status"].startswith("failed")]
     if failed:  # the other runs finished; a script must still see that the grid is incomplete
         raise HotStartError(f"{len(failed)} of {len(statuses)} runs failed ({', '.join(failed)}); see the lines above")
+
+
+def _compression(args: argparse.Namespace) -> None:
+    """`hotstart sweep compression`: lines squeezed by each rendering strategy and read back; nothing is trained."""
+    from .experiments.compression import list_settings, run_compression
+
+    for option, value in (("--seeds", args.seeds), ("--data", args.data), ("--corpus", args.corpus)):
+        if value:
+            raise HotStartError(f"{option} is not an option of the compression grid (it reads the built-in inews and "
+                                "kjv text and trains nothing); drop it")
+    if args.list:
+        print(list_settings(args.scale, args.out))
+        return
+    if not args.out:
+        raise HotStartError("hotstart sweep compression needs --out DIR (the grid folder; rerunning with it resumes)")
+    command = " ".join(["hotstart", "sweep", "compression", "--scale", args.scale, "--out", args.out]
+                       + (["--only", *args.only] if args.only else []))
+    with folder_lock(args.out, "grid folder"):
+        run_compression(args.out, args.scale, strategies=args.only, progress=not args.quiet, command=command)
 
 
 def _family(args: argparse.Namespace) -> None:
@@ -660,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edge", default="fit", help="ink that would leave the line: fit (default: the character or "
                    "shaped run moved inside, drawn smaller if taller than the line) | clip (cut and counted)")
     p.add_argument("--cell", default="free", help="free: running text (default); char: one character per patch; "
-                   "bigram: two per patch")
+                   "bigram: two per patch; words: each word from a patch boundary")
     p.add_argument("--max-patches", type=int_range(2, MAX_LINE_PATCHES), default=529,
                    help=f"patches per line, end patch included, 2 to {MAX_LINE_PATCHES:,} (default 529)")
     p.add_argument("--font", help="primary font file (default: Noto Sans CJK SC: Han, Latin, Cyrillic)")
@@ -754,7 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--edge", help="ink that would leave the line: fit (default: the character or shaped run "
                                   "moved inside, drawn smaller if taller than the line) | clip (cut and counted; "
                                   "runs before this option)")
-    g.add_argument("--cell", help="free (default: running text) | char | bigram")
+    g.add_argument("--cell", help="free (default: running text) | char | bigram | words (each word from a patch boundary)")
     g.add_argument("--max-patches", type=int, help="patches per line: mae, a square number (default 529 = 23 x 23); "
                                                    "next-patch, the decoder's context (default 256)")
     g = p.add_argument_group("pixel LM (--objective next-patch: PixelGPT; --size and --decoder as a decoder's, "
@@ -889,11 +909,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the default font, vision on a mix of fonts, each evaluated in every typeface of the scale), robustness (the "
         "fonts grid's members, in its folder, evaluated with noisy glyphs, stroke dropout and look-alike characters), "
         "attribution (vision at 4x4, 8x8 and 20x20: which pixels of a glyph the prediction rests on, by integrated "
-        "gradients and occlusion, and the accuracy with only the centre or only the border drawn). "
+        "gradients and occlusion, and the accuracy with only the centre or only the border drawn), compression (no "
+        "training: lines drawn by each rendering strategy at several patch and font sizes, the characters each patch "
+        "carries against how well an OCR engine and the glyph reader read them back). "
         "Scales: smoke (minutes, checks the machinery), cpu (hours on a CPU), paper (GPT-2 small, a GPU); "
-        "family: smoke | demo | cpu; autoregressive, fonts, robustness, attribution: smoke | cpu."))
+        "family: smoke | demo | cpu; autoregressive, fonts, robustness, attribution, compression: smoke | cpu."))
     p.add_argument("grid", help="rq1 | rq2 | rq3 | rq4 | efficiency | ablations | paper | explain | unseen | controls | family | "
-                                "autoregressive | fonts | robustness | attribution")
+                                "autoregressive | fonts | robustness | attribution | compression")
     p.add_argument("--scale", default="cpu", help="smoke | cpu (default) | paper")
     p.add_argument("--out", help="sweep folder (runs/, data/, sweep.json); rerun with it to resume")
     p.add_argument("--data", help="a folder from `hotstart prepare` (default: the built-in corpus, prepared into OUT/data)")
@@ -905,7 +927,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(family: members index, vision, mae, mlm; autoregressive: index, vision, "
                                              "pixelgpt, pixelgpt-text, pixar-1, pixar-2, dual; fonts, robustness: "
                                              "index, vision, vision-mix; attribution: vision-4x4, vision-8x8, "
-                                             "vision-20x20)")
+                                             "vision-20x20; compression: the strategies free, bigram, char, words)")
     p.add_argument("--list", action="store_true", help="list the grid's runs (and their progress with --out); train nothing")
     p.add_argument("--throughput-repeats", type=positive_int, default=5, help="efficiency: alternating timing rounds (default 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -105,20 +105,16 @@ MASK_TOKEN = "[MASK]"
 def export_run(run_dir: str | Path, out: str | Path, checkpoint: str = "best", overwrite: bool = False) -> Path:
     """Write `out`: a transformers folder for the run's kind (module docstring), with its README.md and the
     run's own files in out/hotstart/."""
-    from .config import load_yaml
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise HotStartError(f"{out} is not empty; choose another --out or pass --overwrite")
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
-    objective = load_yaml(Path(run_dir) / "config.yaml").get("objective", "next-char")
-    if objective not in _EXPORTS:
-        raise HotStartError(f"{run_dir} is a run of --objective {objective}, which has no export; export one of "
-                            f"{', '.join(_EXPORTS)}")
-    if checkpoint not in ("best", "last"):
-        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
-    readme = _EXPORTS[objective](Path(run_dir), out, checkpoint)
+    from .training.run_folder import open_run
+
+    folder = open_run(run_dir)
+    folder.require(_EXPORTS, f", which has no export; export one of {', '.join(_EXPORTS)}")
+    folder.weights(checkpoint)  # best or last, refused in one line before anything is written
+    readme = _EXPORTS[folder.objective](Path(run_dir), out, checkpoint)
     own = out / "hotstart"
     own.mkdir(exist_ok=True)
     for name in ("config.yaml", "vocab.json", "render.json"):

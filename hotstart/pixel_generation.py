@@ -13,25 +13,23 @@ from typing import Any
 
 import torch
 from PIL import Image, ImageDraw
-from torch import nn
 
-from .config import from_dict, load_yaml
 from .data.prepared import Vocab
 from .errors import HotStartError
 from .models.dual_lm import DualLM
-from .models.pixar import AdversarialPixelLM
 from .models.pixel_lm import PixelLM, PixelLMConfig
 from .render.fonts import describe_chars
 from .render.line import LineRenderer, line_image
-from .training.checkpoint import load_weights, read_json
-from .training.dual_run import DualRunConfig
-from .training.next_patch_run import NextPatchRunConfig
-from .training.pixar_run import PixarRunConfig
+from .training.checkpoint import read_json
 from .training.readback import GlyphReader, OcrReader, line_reader
 
-PIXEL_OBJECTIVES = ("next-patch", "pixar", "dual")
-"""Objectives whose runs write pixels, which `hotstart generate` draws and reads back (DualGPT through
-its pixel path)."""
+
+def _objectives() -> dict[str, Any]:
+    """The loop's registry of objectives; those that write pixels are the runs `hotstart generate` draws and
+    reads back (DualGPT through its pixel path)."""
+    from .training.loop import OBJECTIVES
+
+    return OBJECTIVES
 
 
 @dataclass
@@ -47,31 +45,18 @@ class LoadedPixelRun:
 
 def load_pixel_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedPixelRun:
     """A next-patch, pixar or dual run's pixel LM (eval mode), its settings, vocabulary and line renderer."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
-    saved = load_yaml(run_dir / "config.yaml")
-    objective = saved.get("objective", "next-char")
-    if objective not in PIXEL_OBJECTIVES:
-        raise HotStartError(f"{run_dir} is a run of --objective {objective}; this reads pixel LM runs "
-                            f"(--objective {', '.join(PIXEL_OBJECTIVES)})")
-    if checkpoint not in ("best", "last"):
-        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
-    if objective == "dual":
-        dual = from_dict(DualRunConfig, saved)
-        model: nn.Module = DualLM(dual.model)
-        pixel_config = dual.model.pixel
-    else:
-        cfg = from_dict(NextPatchRunConfig if objective == "next-patch" else PixarRunConfig, saved)
-        # a PIXAR stage-2 checkpoint holds its discriminator too
-        model = AdversarialPixelLM(cfg.model, cfg.adversarial) if getattr(cfg, "stage", 1) == 2 else PixelLM(cfg.model)
-        pixel_config = cfg.model
-    load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
+    from .training.run_folder import open_run
+
+    folder = open_run(run_dir)
+    pixel_objectives = [name for name, kind in _objectives().items() if kind.writes == "pixels"]
+    folder.require(pixel_objectives, f"; this reads pixel LM runs (--objective {', '.join(pixel_objectives)})")
+    model = folder.load_model(checkpoint)  # a PIXAR stage-2 checkpoint holds its discriminator too
+    pixel_lm = model.pixel if isinstance(model, DualLM) else model
+    pixel_config, run_dir = pixel_lm.config, folder.path
     renderer = LineRenderer(pixel_config.line)
     fonts = [f.get("sha256") for f in read_json(run_dir / "render.json", "render settings").get("fonts", [])]
     if fonts and fonts[0] != renderer.settings()["fonts"][0]["sha256"]:
         print(f"warning: the primary font differs from the one run {run_dir} was trained with", file=sys.stderr)
-    pixel_lm = model.pixel if isinstance(model, DualLM) else model
     return LoadedPixelRun(pixel_lm.eval(), pixel_config, Vocab.load(run_dir / "vocab.json"), renderer)
 
 

@@ -193,6 +193,29 @@ def test_a_renderer_that_remembers_words_draws_what_a_fresh_one_draws(edge: str)
 # ----------------------------------------------------------------------------- cells
 
 
+@pytest.mark.parametrize("text,right_to_left", [("In the beginning God created", False),
+                                                 ("ولد في عام 2024 في القاهرة", True), ("देवदास ने पार्वती", False)])
+def test_words_cells_start_every_word_at_a_patch_boundary_in_the_lines_direction(text: str, right_to_left: bool) -> None:
+    words, free = renderer(cell="words"), renderer()
+    line = words.render(text)
+    alone = [free.render(word)[:-1] for word in text.split()]  # each word as running text, its end patch left out
+    expected = np.concatenate([*(alone[::-1] if right_to_left else alone), np.ones((1, 16, 16), np.float32)])
+    np.testing.assert_array_equal(line, expected)
+
+
+def test_words_cells_draw_text_without_spaces_as_free_cells_do() -> None:
+    np.testing.assert_array_equal(renderer(cell="words").render(HAN_LINE), renderer().render(HAN_LINE))
+
+
+def test_words_cells_keep_whole_words_and_count_the_characters_of_those_cut() -> None:
+    text = "In the beginning God created the heaven"  # In(1) the(2) beginning(5) God(2) ...: 10 text patches
+    batch = renderer(cell="words", max_patches=11).render_batch([text, "God"])
+    assert batch.lengths.tolist() == [11, 3] and batch.truncated.tolist() == [len("createdtheheaven"), 0]
+    assert batch.fonts_used == {"Noto Sans CJK SC": len("InthebeginningGod") + len("God")}
+    alone = renderer(cell="words", max_patches=11).render_batch(["God"])
+    np.testing.assert_array_equal(batch.patches[1], alone.patches[0])
+
+
 def test_char_cells_put_one_character_centred_in_each_patch() -> None:
     text = "中a b国x"
     patches = renderer(cell="char").render(text)

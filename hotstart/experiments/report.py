@@ -19,6 +19,7 @@ from ..plot import plot_panels, plot_series
 from ..training.checkpoint import read_json
 from .attribution import attribution_section, is_attribution_folder
 from .autoregressive import autoregressive_section, is_autoregressive_folder
+from .compression import compression_section, is_compression_folder
 from .controls import controls_section
 from .explain import explain_section
 from .family_report import family_section, is_family_folder
@@ -432,6 +433,7 @@ MEMBER_GRIDS = {
     "fonts": (is_fonts_folder, fonts_section, "Other typefaces: reading a font not trained on"),
     "robustness": (is_robustness_folder, robustness_section, "Noisy and look-alike input"),
     "attribution": (is_attribution_folder, attribution_section, "The toast centre, measured: which pixels a vision LM reads"),
+    "compression": (is_compression_folder, compression_section, "How far a line can be squeezed: characters per patch against reading it back"),
 }
 """Grids of named members with one section and one CSV each: folder test, section, section title."""
 

@@ -8,6 +8,11 @@ How characters are laid into patches (`cell`):
     bigram  two characters per patch, each centred in its half; East Asian wide characters (Han, kana,
             Hangul) are drawn at half size, others at the line's size, so a wide Latin letter (W, m)
             overhangs its half. Our reading of PIXEL-M4's bigram rendering.
+    words   each word (a run of characters between spaces) drawn alone as running text and started at a patch
+            boundary, so no patch holds parts of two words; the spaces take no patch of their own (the boundary
+            separates the words), and the words follow the line's base direction. Our reading of the "words"
+            strategy of Lotz et al. (2023), which PIXEL-M4 builds on. Text without spaces (Chinese) is one word:
+            there it draws as free does (a word segmenter is not part of this toolkit).
 
 Arrays hold ink coverage as glyph.py does (0 background, 1 full ink); images show it black on white.
 Every line ends with an end-of-sequence patch of full ink, which no text draws (our choice of marker).
@@ -48,7 +53,7 @@ from .fonts import (
 )
 
 MODES = ("grey", "binary", "rgb")
-CELLS = ("free", "char", "bigram")
+CELLS = ("free", "char", "bigram", "words")
 LINE_MISSING_POLICIES = ("blank", "error")
 BINARY_DRAWS = ("aliased", "threshold")
 EDGES = ("clip", "fit")
@@ -75,7 +80,8 @@ class LineRenderConfig:
     mode: str = "grey"
     """grey (ink coverage), binary (ink > binary_threshold; PIXAR), or rgb (three equal channels; PixelGPT)."""
     cell: str = "free"
-    """free (running text), char (one character per patch) or bigram (two per patch)."""
+    """free (running text), char (one character per patch), bigram (two per patch) or words (each word from a
+    patch boundary)."""
     max_patches: int = 529
     """Patches per line, the end-of-sequence patch included (PIXEL-M4: 529); longer text is cut and counted."""
     margin: float = 0.0625
@@ -189,6 +195,8 @@ class LineRenderer:
         self._shaped_fonts: dict[tuple[int, float], ImageFont.FreeTypeFont] = {}
         self._advances: dict[tuple[int, int, str], float] = {}
         self._fitted_words: dict[tuple[int, int, str], tuple[np.ndarray, float, float]] = {}
+        # cell "words": each word is a line of running text of its own, drawn by a free renderer alike
+        self._word_lines = LineRenderer(dataclasses.replace(cfg, cell="free")) if cfg.cell == "words" else None
 
     @property
     def fonts(self) -> list[str]:
@@ -217,6 +225,8 @@ class LineRenderer:
         columns past every line's end are never drawn, which is most of a short line's cost."""
         cfg, p = self.cfg, self.cfg.patch
         _check_lines(lines)
+        if self._word_lines is not None:
+            return self._render_words(lines, pad)
         chars = self._characters(lines)
         shaped = {b: self._draw_shaped(lines[b]) for b in np.flatnonzero(chars.shaped_line).tolist()}
         for b, (_, n_patches, truncated, _) in shaped.items():
@@ -251,6 +261,39 @@ class LineRenderer:
         for key in [chr(c) for c in clipped_codes.tolist()] + clipped_runs:
             clipped[key] = clipped.get(key, 0) + 1
         return LineBatch(patches, chars.n_patches + 1, chars.truncated, missing, fonts_used, clipped)
+
+    def _render_words(self, lines: Sequence[str], pad: bool) -> LineBatch:
+        """cell "words": every word of the batch drawn as a free line of its own, then each line's words laid
+        from patch boundaries in its base direction, as many whole words as the line holds."""
+        cfg = self.cfg
+        spans = [[m.group() for m in re.finditer(r"\S+", text)] for text in lines]
+        words = self._word_lines._render([word for line in spans for word in line], pad=False)
+        rows, lengths, truncated, kept, i = [], [], [], [], 0
+        for text, line in zip(lines, spans):
+            blocks, used, dropped = [], 0, 0
+            for k, word in enumerate(line):
+                n = int(words.lengths[i + k]) - 1  # its text patches: a word never needs more than the line holds
+                if used + n > cfg.max_patches - 1:
+                    dropped = sum(len(w) for w in line[k:])
+                    break
+                blocks.append(words.patches[i + k, :n])
+                kept.append(word)
+                used += n
+            cut = dropped + int(words.truncated[i + len(blocks) - 1])
+            i += len(line)
+            if bidi_levels(text)[1] % 2:  # a right-to-left line: its first word on the right
+                blocks = blocks[::-1]
+            end = np.ones((1, *words.patches.shape[2:]), dtype=np.float32)  # the end-of-sequence patch
+            rows.append(np.concatenate([*blocks, end]))
+            lengths.append(used + 1)
+            truncated.append(cut)
+        tally = words if len(kept) == len(words.lengths) else self._word_lines._render(kept, pad=False)
+        width = cfg.max_patches if pad else max(lengths)
+        patches = np.zeros((len(lines), width, *words.patches.shape[2:]), dtype=np.float32)
+        for b, row in enumerate(rows):
+            patches[b, : len(row)] = row
+        return LineBatch(patches, np.array(lengths, dtype=np.int64), np.array(truncated, dtype=np.int64),
+                         tally.missing, tally.fonts_used, tally.clipped)
 
     # ------------------------------------------------------------------------ layout
 

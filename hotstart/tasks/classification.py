@@ -29,12 +29,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import from_dict, load_yaml
 from ..data.corpus import clean_text, jsonl_documents, read_text
 from ..data.prepared import PAD_ID, SPECIALS, Vocab
 from ..errors import HotStartError
 from ..models.mae import grid_image
-from ..training.checkpoint import load_weights, read_json, write_json
+from ..training.checkpoint import read_json, write_json
 from ..training.config import TrainConfig
 from ..training.loop import lr_at, make_optimizer, train_step
 from ..training.precision import Precision, resolve
@@ -252,45 +251,33 @@ class Pretrained:
     """The version of the built-in corpus it was pretrained on (1 for a corpus prepared before versions)."""
 
 
+ENCODERS: dict[str, Any] = {
+    "next-char": None,  # load_run rebuilds it with its corpus, then LMEncoder
+    "mae": lambda model, vocab, config: (MAEEncoder(model, vocab), None),
+    "mlm": lambda model, vocab, config: (BertEncoder(model), config.model.max_positions),
+}
+"""The objectives fine-tuning reads -> (loaded model, vocabulary, run config) -> (pooled encoder, the longest
+input its positions allow; None where the renderer cuts the line)."""
+
+
 def load_pretrained(run_dir: str | Path, checkpoint: str = "best") -> Pretrained:
     """Any pretraining run folder (next-char, mae or mlm) as a pooled encoder with its weights."""
     from ..data.prepared import PreparedCorpus
+    from ..training.run_folder import open_run
 
-    run_dir = Path(run_dir)
-    if (run_dir / "finetune.json").is_file():
-        raise HotStartError(f"{run_dir} is a fine-tuning folder; pass the pretraining run it was fine-tuned from")
-    if not (run_dir / "config.yaml").is_file():
-        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
-    objective = load_yaml(run_dir / "config.yaml").get("objective", "next-char")
-    if objective == "next-char":
+    folder = open_run(run_dir)
+    folder.require(ENCODERS, f"; fine-tuning reads {', '.join(list(ENCODERS)[:-1])} and {list(ENCODERS)[-1]} runs")
+    if folder.objective == "next-char":  # the one kind rebuilt with its corpus (its glyph bank)
         from ..training.run import load_run
 
-        loaded = load_run(run_dir, checkpoint, progress=False)
-        return Pretrained(LMEncoder(loaded.model), loaded.corpus.vocab, loaded.corpus.seq_len, objective,
+        loaded = load_run(folder.path, checkpoint, progress=False)
+        return Pretrained(LMEncoder(loaded.model), loaded.corpus.vocab, loaded.corpus.seq_len, folder.objective,
                           loaded.config.model.decoder.n_positions, _corpus_version(loaded.corpus))
-    if objective not in ("mae", "mlm"):
-        raise HotStartError(f"{run_dir} is a run of --objective {objective}; fine-tuning reads next-char, mae and mlm runs")
-    if checkpoint not in ("best", "last"):
-        raise HotStartError(f"unknown checkpoint '{checkpoint}'; choose best or last")
-    if objective == "mae":
-        from ..models.mae import PixelMAE
-        from ..training.mae_run import MAERunConfig
-
-        cfg = from_dict(MAERunConfig, load_yaml(run_dir / "config.yaml"))
-        model: nn.Module = PixelMAE(cfg.model)
-    else:
-        from ..models.char_bert import CharBert
-        from ..training.mlm_run import MLMRunConfig
-
-        cfg = from_dict(MLMRunConfig, load_yaml(run_dir / "config.yaml"))
-        model = CharBert(cfg.model)
-    load_weights(model, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
-    vocab = Vocab.load(run_dir / "vocab.json")
-    corpus = PreparedCorpus.load(cfg.data)  # as load_run, the corpus the run was trained on must be there
-    if objective == "mae":
-        return Pretrained(MAEEncoder(model, vocab), vocab, corpus.seq_len, objective, None, _corpus_version(corpus))
-    return Pretrained(BertEncoder(model), vocab, corpus.seq_len, objective, cfg.model.max_positions,
-                      _corpus_version(corpus))
+    model = folder.load_model(checkpoint).train()  # fine-tuning trains it
+    vocab = Vocab.load(folder.path / "vocab.json")
+    corpus = PreparedCorpus.load(folder.config.data)  # as load_run, the corpus the run was trained on must be there
+    encoder, max_positions = ENCODERS[folder.objective](model, vocab, folder.config)
+    return Pretrained(encoder, vocab, corpus.seq_len, folder.objective, max_positions, _corpus_version(corpus))
 
 
 def _corpus_version(corpus: Any) -> int:

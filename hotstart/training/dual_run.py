@@ -53,7 +53,13 @@ class Dual(Objective):
 
     name = "dual"
     progress_metric = "val_acc"
+    run_config = DualRunConfig
+    writes = "pixels"
     config: DualRunConfig
+
+    @classmethod
+    def saved_model(cls, config: DualRunConfig) -> DualLM:
+        return DualLM(config.model)
 
     def check(self) -> None:
         """The vocabulary and sequence length come from the corpus; the lines are drawn as PixelGPT's."""
@@ -71,7 +77,7 @@ class Dual(Objective):
 
     def build_model(self, progress: bool) -> DualLM:
         """The dual LM; its decoder compiled if asked."""
-        model = DualLM(self.config.model)
+        model = self.saved_model(self.config)
         if self.config.train.compile:
             model.pixel.decoder.compile()
         return model

@@ -59,7 +59,12 @@ class MaskedPatches(Objective):
 
     name = "mae"
     progress_metric = "val_loss"
+    run_config = MAERunConfig
     config: MAERunConfig
+
+    @classmethod
+    def saved_model(cls, config: MAERunConfig) -> PixelMAE:
+        return PixelMAE(config.model)
 
     def check(self) -> None:
         """Settings the MAE cannot train with; the renderer and the validation lines, drawn once."""
@@ -89,7 +94,7 @@ class MaskedPatches(Objective):
 
     def build_model(self, progress: bool) -> PixelMAE:
         """ViTMAE for the configured size and line geometry; compiled if asked."""
-        model = PixelMAE(self.config.model)
+        model = self.saved_model(self.config)
         if self.config.train.compile:
             model.mae.compile()  # in place: parameter names, and so checkpoints, stay the same
         return model

@@ -43,7 +43,12 @@ class MaskedChars(Objective):
 
     name = "mlm"
     progress_metric = "val_acc"
+    run_config = MLMRunConfig
     config: MLMRunConfig
+
+    @classmethod
+    def saved_model(cls, config: MLMRunConfig) -> CharBert:
+        return CharBert(config.model)
 
     def check(self) -> None:
         """Vocabulary and length from the corpus; the fixed validation corruption, drawn once."""
@@ -64,7 +69,7 @@ class MaskedChars(Objective):
 
     def build_model(self, progress: bool) -> CharBert:
         """BertForMaskedLM of the configured size over the corpus's characters; compiled if asked."""
-        model = CharBert(self.config.model)
+        model = self.saved_model(self.config)
         if self.config.train.compile:
             model.bert.compile()
         return model

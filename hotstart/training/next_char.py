@@ -41,6 +41,8 @@ class NextChar(Objective):
 
     name = "next-char"
     progress_metric = "val_acc"
+    run_config = RunConfig
+    writes = "characters"
     config: RunConfig
 
     def check(self) -> None:

@@ -69,7 +69,13 @@ class NextPatch(Objective):
 
     name = "next-patch"
     progress_metric = "val_loss"
+    run_config = NextPatchRunConfig
+    writes = "pixels"
     config: NextPatchRunConfig
+
+    @classmethod
+    def saved_model(cls, config: NextPatchRunConfig) -> PixelLM:
+        return PixelLM(config.model)
 
     def check(self) -> None:
         """Settings the pixel LM cannot train with; the renderer and the validation lines, drawn once."""
@@ -88,7 +94,7 @@ class NextPatch(Objective):
 
     def build_model(self, progress: bool) -> PixelLM:
         """The pixel LM for the configured decoder and line geometry; the decoder compiled if asked."""
-        model = PixelLM(self.config.model)
+        model = self.saved_model(self.config)
         if self.config.train.compile:
             model.decoder.compile()  # in place: parameter names, and so checkpoints, stay the same
         return model

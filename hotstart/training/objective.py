@@ -38,9 +38,19 @@ class Objective(ABC):
     """The `objective:` value of config.yaml and of `hotstart train --objective`."""
     progress_metric: ClassVar[str]
     """The key of `evaluate`'s result the progress bar shows beside the loss."""
+    run_config: ClassVar[type]
+    """The dataclass its config.yaml is read into."""
+    writes: ClassVar[str] = ""
+    """What `hotstart generate` draws from a run of it: "characters", "pixels", or "" (an encoder: nothing)."""
     stops_early: bool = True
     """False where patience must not end the run: PIXAR's stage 2, whose val_loss (the likelihood) is
     not what it optimises, and is expected to rise."""
+
+    @classmethod
+    def saved_model(cls, config: Any) -> nn.Module | None:
+        """The untrained model a checkpoint of this kind fills, built from its saved run config alone (for
+        training/run_folder.py); None where the model needs its corpus to be built (next-char's glyph bank)."""
+        return None
 
     def __init__(self, config: Any, corpus: PreparedCorpus) -> None:
         """Keep the run's config and its prepared corpus; `check` then settles what depends on both."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import from_dict, load_yaml, to_dict
+from ..config import from_dict, to_dict
 from ..errors import HotStartError
 from ..models.pixar import AdversarialConfig, AdversarialPixelLM
 from ..models.pixel_lm import PixelLM, PixelLMConfig
@@ -62,7 +62,13 @@ class Pixar(NextPatch):
     """PIXAR stage 1 (NextPatch with PIXAR's defaults) or stage 2 (adversarial)."""
 
     name = "pixar"
+    run_config = PixarRunConfig
     config: PixarRunConfig
+
+    @classmethod
+    def saved_model(cls, config: PixarRunConfig) -> PixelLM:
+        """Stage 1: the pixel LM; stage 2: with its discriminator, which its checkpoints hold too."""
+        return AdversarialPixelLM(config.model, config.adversarial) if config.stage == 2 else PixelLM(config.model)
 
     def check(self) -> None:
         """Stage 2: the stage-1 run must be a finished pixel LM; its model settings become this run's."""
@@ -138,15 +144,15 @@ def stage1_model(adv: AdversarialConfig) -> PixelLMConfig:
     if not adv.stage1_run:
         raise HotStartError("--stage 2 starts from a stage-1 model; pass --stage1-run RUN (a finished --objective pixar "
                             "or next-patch run)")
+    from .run_folder import open_run
+
     run = Path(adv.stage1_run)
-    if not (run / "config.yaml").is_file():
-        raise HotStartError(f"--stage1-run {run} is not a run folder (no config.yaml); pass the --out of a stage-1 run")
-    saved = load_yaml(run / "config.yaml")
-    objective = saved.get("objective", "next-char")
-    if objective not in STAGE1_OBJECTIVES or saved.get("stage", 1) != 1:
-        what = f"--objective {objective}" + (f" stage {saved['stage']}" if "stage" in saved else "")
+    folder = open_run(run, name=f"--stage1-run {run}", fix="pass the --out of a stage-1 run")
+    saved = folder.saved
+    if folder.objective not in STAGE1_OBJECTIVES or saved.get("stage", 1) != 1:
+        what = f"--objective {folder.objective}" + (f" stage {saved['stage']}" if "stage" in saved else "")
         raise HotStartError(f"--stage1-run {run} is a run of {what}; stage 2 starts from a pixar stage-1 or next-patch run")
-    weights = run / "checkpoints" / f"{adv.stage1_checkpoint}.safetensors"
+    weights = folder.weights(adv.stage1_checkpoint)
     if not weights.is_file():
         raise HotStartError(f"--stage1-run {run} has no {adv.stage1_checkpoint} checkpoint ({weights}); let stage 1 "
                             "finish (hotstart train ... --resume) or pass --stage1-checkpoint best")

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..config import from_dict, load_yaml, save_yaml, to_dict
+from ..config import from_dict, save_yaml, to_dict
 from ..data.holdout import HoldoutConfig
 from ..data.prepared import (
     SPECIALS,
@@ -114,13 +114,11 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", render_overrides: di
     `render_overrides` re-renders a vision model's glyphs with other settings (res, crop, margin,
     font, face): the trained weights stay, only the pictures change.
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise HotStartError(f"{run_dir} is not a run folder (no config.yaml); pass the --out folder of `hotstart train`")
-    saved = load_yaml(run_dir / "config.yaml")
-    if saved.get("objective", "next-char") != "next-char":
-        raise HotStartError(f"{run_dir} is a run of --objective {saved['objective']}; this command reads next-char runs "
-                            "(HotStart's index and vision LMs)")
+    from .run_folder import open_run
+
+    folder = open_run(run_dir)
+    folder.require(("next-char",), "; this command reads next-char runs (HotStart's index and vision LMs)")
+    run_dir, saved = folder.path, folder.saved
     cfg = from_dict(RunConfig, saved)
     corpus = PreparedCorpus.load(cfg.data)
     if (run_dir / "vocab.json").is_file():
