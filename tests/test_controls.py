@@ -158,6 +158,8 @@ def test_the_controls_section_judges_each_control_by_its_paired_lead() -> None:
     assert ref["fewer_8"] == f"{(8192 + 7987.2 + 7782.4) / (4096 + 3959.5 + 3822.9):.2f}x" == "2.02x"
     assert ref["fewer_10"] == "1.69x"  # 10,035 against 5,939 samples on the means
     assert "| noise images | 3 |" in text and "**keeps part of it**" in text
+    assert "most frequent character" not in text  # no floor given, none claimed
+    assert "most frequent character scores 4.41% on the same" in controls_section(Selector(runs), 0.0441)[0]
 
 
 def test_the_controls_section_waits_for_a_control_run() -> None:

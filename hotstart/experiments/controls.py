@@ -199,9 +199,9 @@ def size_rows(select: Selector, size: str) -> list[dict[str, Any]]:
     return rows
 
 
-def controls_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
+def controls_section(select: Selector, floor: float | None = None) -> tuple[str, list[dict[str, Any]]]:
     """The report's "Pixels or parametrisation" section (markdown) and its rows, one table pair per decoder
-    size that has a control run."""
+    size that has a control run; `floor` is the accuracy of always predicting the most frequent character."""
     matches = lambda run, axes: run.axes["kind"] == "vision" and all(run.axes.get(k) == v for k, v in axes.items())
     if not any(matches(r, axes) for r in select.runs for _, axes in ARMS[1:]):
         return ("Not run yet: `hotstart sweep controls --scale cpu --out DIR` trains the reference (40x40 not "
@@ -211,7 +211,9 @@ def controls_section(select: Selector) -> tuple[str, list[dict[str, Any]]]:
               f"over index at {RULE_POINT:,} samples (paired by seed) is within 1 pp of the reference's; it *loses the "
               "lead* when the 95% interval of that lead reaches 0; else it *keeps part of it*. Intervals are percentile "
               f"bootstraps over seeds ({RESAMPLES:,} resamples; with 3 seeds only 10 distinct resamples, so they are "
-              "coarse). Accuracy in %, mean ± sd over seeds; samples interpolated between evaluations.")]
+              "coarse). Accuracy in %, mean ± sd over seeds; samples interpolated between evaluations."
+              + (f" Always predicting the most frequent character scores {100 * floor:.2f}% on the same validation "
+                 "sequences, the floor of every accuracy below." if floor is not None else ""))]
     all_rows = []
     # every decoder size with reference runs: where no control has run yet, the reference's statistics alone
     for size in sorted({r.axes["size"] for r in select.runs if matches(r, ARMS[0][1])}):
