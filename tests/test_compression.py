@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hotstart.cli import main
-from hotstart.data.corpus import read_documents
+from hotstart.data.corpus import clean_text, read_documents
 from hotstart.experiments.compression import cer, cut_lines, list_settings
 from hotstart.experiments.report import write_report
 
@@ -20,7 +20,7 @@ def test_cer_counts_edits_over_the_lines_characters_without_spaces() -> None:
 
 
 def test_english_lines_are_cut_at_whole_words() -> None:
-    text = f" {' '.join(' '.join(doc.text.split()) for doc in read_documents('kjv'))} "
+    text = f" {' '.join(clean_text(doc.text) for doc in read_documents('kjv'))} "
     lines = cut_lines("kjv", 5, 32)
     assert len(lines) == 5 and all(len(line) >= 32 and f" {line} " in text for line in lines), lines
 
@@ -38,7 +38,7 @@ def test_the_smoke_grid_measures_every_strategy_resumes_and_reports(tmp_path: Pa
     assert by["zh", "words"]["chars_per_patch"] == by["zh", "free"]["chars_per_patch"]  # one word each
     for lang in ("zh", "en"):
         assert by[lang, "ceiling"]["ocr_cer"] < 0.1  # the engine reads large clean lines
-        assert by[lang, "char"]["glyph_cer"] < 0.1  # each patch its own character, read back
+        assert by[lang, "char"]["glyph_cer"] < 0.02  # each patch its own character, read back
         assert by[lang, "free"]["glyph_cer"] is None  # the glyph reader needs one character per patch
     assert (out / "compression.png").is_file()
     # rerunning resumes: nothing is measured twice; another scale in the same folder is refused

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ..data.corpus import read_documents
+from ..data.corpus import clean_text, read_documents
 from ..data.prepared import Vocab
 from ..errors import HotStartError
 from ..render.line import CELLS, LineRenderConfig, LineRenderer, line_image
@@ -85,8 +85,9 @@ def setting_key(setting: dict[str, Any]) -> str:
 
 
 def cut_lines(corpus: str, n: int, chars: int, seed: int = 0) -> list[str]:
-    """`n` lines of about `chars` characters cut at random places from `corpus` (whole words where it has spaces)."""
-    text = " ".join(" ".join(doc.text.split()) for doc in read_documents(corpus))
+    """`n` lines of about `chars` characters cut at random places from `corpus`, cleaned as `prepare` cleans it
+    (NFKC, whitespace collapsed), whole words where it has spaces."""
+    text = " ".join(clean_text(doc.text) for doc in read_documents(corpus))  # as `prepare` cleans it: NFKC
     rng = random.Random(seed)
     lines = []
     while len(lines) < n:
