@@ -758,8 +758,10 @@ def _words(run: str, level: int) -> list[str]:
 
 
 def _longest_prefix(fits, n: int) -> int:
-    """Largest k <= n with fits(k) (fits is monotone), by bisection."""
-    lo, hi = 0, n
+    """Largest k <= n with fits(k) (fits is monotone): n where the whole text fits (most lines), else by bisection."""
+    if fits(n):
+        return n
+    lo, hi = 0, n - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if fits(mid):
