@@ -112,6 +112,10 @@ def test_a_folder_of_an_earlier_plan_or_another_corpus_is_not_mixed_with_new_run
     (tmp_path / "en" / "family.json").write_text(json.dumps({"scale": "smoke", "commands": [], "corpus": "kjv"}))
     assert main(["sweep", "family", "--scale", "smoke", "--out", str(tmp_path / "en")]) == 2
     assert "a family grid of the built-in corpus kjv, not inews" in capsys.readouterr().err
+    # a new folder starts a grid of whichever built-in corpus is asked for (the grid sweep's --corpus kjv)
+    assert main(["sweep", "family", "--scale", "smoke", "--corpus", "kjv", "--only", "mlm", "--quiet",
+                 "--out", str(tmp_path / "new-en")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "new-en" / "family.json").read_text())["corpus"] == "kjv"
     assert main(["sweep", "fonts", "--scale", "smoke", "--corpus", "kjv", "--out", str(tmp_path / "x")]) == 2
     assert "--corpus is an option of the family and autoregressive grids" in capsys.readouterr().err
     assert main(["sweep", "family", "--scale", "smoke", "--corpus", "klingon", "--out", str(tmp_path / "x")]) == 2

@@ -71,8 +71,8 @@ def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: s
         changed = sorted(k for k in set(saved) | set(scale_settings) if saved.get(k) != scale_settings.get(k))
         raise HotStartError(f"{out} holds the {grid} grid's '{scale_name}' scale as planned before ({', '.join(changed)} "
                             "differ from today's plan); its runs stay the record of that plan: use another --out")
-    if not data and (existing or {}).get("corpus", INEWS) != corpus:
-        raise HotStartError(f"{out} holds a {grid} grid of the built-in corpus {(existing or {}).get('corpus', INEWS)}, "
+    if not data and existing is not None and existing.get("corpus", INEWS) != corpus:  # a new folder takes any
+        raise HotStartError(f"{out} holds a {grid} grid of the built-in corpus {existing.get('corpus', INEWS)}, "
                             f"not {corpus}; use another --out")
     pinned = sweep_precision(out, precision, device)
     version = None if data else corpus_version(existing, corpus)

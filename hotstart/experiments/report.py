@@ -459,7 +459,8 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         _, section, _ = MEMBER_GRIDS[name]
         for folder in folders:
             text, rows = section(folder, out)
-            grid_parts.setdefault(name, []).append(text + "\n\n" + corpus_note(folder))
+            note = "" if name == "compression" else "\n\n" + corpus_note(folder)  # it names its two corpora itself
+            grid_parts.setdefault(name, []).append(text + note)
             write_csv(out / f"{name}.csv", rows)
     grid_sections = [f"## {MEMBER_GRIDS[name][2]}\n\n" + "\n\n".join(parts) for name, parts in grid_parts.items()]
     grid_csvs = [f"{name}.csv" for name in grid_parts]
