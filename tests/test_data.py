@@ -581,6 +581,8 @@ def test_a_prepared_folder_records_its_corpus_version_and_version_1_keeps_the_ol
     new = prepare(PrepareConfig(corpus="inews", seq_len=64), tmp_path / "v2", progress=False)
     assert old.meta["config"]["corpus_version"] == 1 and new.meta["config"]["corpus_version"] == 2
     assert old.fingerprint() != new.fingerprint()
+    backslashes = lambda c: c.vocab.counts[c.vocab.tokens.index("\\")] if "\\" in c.vocab.tokens else 0
+    assert backslashes(old) - backslashes(new) >= 28_000  # version 1 read the package's escaped newlines as text
     # a folder prepared before versions existed (no corpus_version in its config) is version 1, same fingerprint
     meta = json.loads((tmp_path / "v1" / "meta.json").read_text())
     del meta["config"]["corpus_version"]

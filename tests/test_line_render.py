@@ -448,6 +448,15 @@ def test_fallback_fonts_come_before_the_script_fonts_in_the_chain() -> None:
     assert r.fonts == ["Noto Sans CJK SC", "DejaVu Sans"]
     assert r.render_batch(["שלום"]).fonts_used == {"DejaVu Sans": 4}
     assert renderer(script_fonts=False).render_batch(["שלום"]).missing == {ch: 1 for ch in "שלום"}
+    # a fallback that is also an installed script font is in the chain once, where the fallbacks go
+    with_scripts = LineRenderer(LineRenderConfig(fallback_fonts=[dejavu]))
+    assert with_scripts.fonts[:2] == ["Noto Sans CJK SC", "DejaVu Sans"]
+    assert len(with_scripts.fonts) == len(set(with_scripts.fonts))
+
+
+def test_font_sets_the_primary_font_of_the_chain() -> None:
+    r = LineRenderer(LineRenderConfig(font=script_font("DejaVuSans"), script_fonts=False))
+    assert r.fonts == ["DejaVu Sans"] and r.render_batch(["Abc"]).fonts_used == {"DejaVu Sans": 3}
 
 
 # ----------------------------------------------------------------------------- command line
