@@ -40,12 +40,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copy-tests", action="store_true", help="copy tests/ into mutants/ first")
     parser.add_argument("--out", type=Path, default=Path("mutation-recheck.jsonl"), help="one JSON line per mutant")
+    parser.add_argument("--only", nargs="+", help="modules to recheck (say hotstart.render.line); default: all")
     args = parser.parse_args()
     if args.copy_tests:
         shutil.copytree("tests", MUTANTS / "tests", dirs_exist_ok=True)
     stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())["tests_by_mangled_function_name"]
     results = _results()
-    survivors = [n for n in sample(0.2, 0) if results.get(n) == "survived"]
+    survivors = [n for n in sample(0.2, 0) if results.get(n) == "survived"
+                 and (not args.only or n.rsplit(".", 1)[0] in args.only)]
     done = {json.loads(line)["mutant"] for line in args.out.read_text().splitlines()} if args.out.is_file() else set()
     todo = [n for n in survivors if n not in done]
     with ThreadPoolExecutor(2) as pool, args.out.open("a") as out:
