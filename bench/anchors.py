@@ -40,7 +40,6 @@ import re
 import statistics
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -281,32 +280,14 @@ def in_reading_order(renderer: Renderer, text: str, right_to_left: bool) -> bool
     return bool((steps < 0).all() if right_to_left else (steps > 0).all())
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance between two strings."""
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
-def _comparable(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).split())
-
-
 def character_error_rate(engine, renderer: Renderer, texts: list[str]) -> float:
     """Edits from what the OCR engine reads to the line, over the line's characters (NFKC, spaces out), pooled."""
+    from hotstart.experiments.compression import cer
     from hotstart.training.readback import ocr_line
 
-    errors = total = 0
-    for text in texts:
-        ink = renderer.ink(text)
-        read, _ = ocr_line(engine, Image.fromarray(np.round((1.0 - np.clip(ink, 0, 1)) * 255).astype(np.uint8)))
-        errors += edit_distance(_comparable(read), _comparable(text))
-        total += len(_comparable(text))
-    return errors / max(total, 1)
+    read = [ocr_line(engine, Image.fromarray(np.round((1.0 - np.clip(renderer.ink(t), 0, 1)) * 255).astype(np.uint8)))[0]
+            for t in texts]
+    return cer(read, texts)
 
 
 def measure(factory: tuple[str, dict], pairs: list[tuple[str, str]], repeats: int) -> dict | str:
