@@ -228,3 +228,4 @@ def test_the_linear_schedule_warms_up_then_falls_in_a_straight_line_to_its_floor
     assert lr_at(4, cfg, 110) == pytest.approx(0.5)  # warm-up: (step + 1) / 10
     assert lr_at(10, cfg, 110) == pytest.approx(1.0) and lr_at(60, cfg, 110) == pytest.approx(0.5)
     assert lr_at(110, cfg, 110) == pytest.approx(0.0)
+    assert lr_at(35, cfg, 110) == pytest.approx(0.75)  # a quarter of the way: a straight line, not cosine's 0.854
