@@ -116,3 +116,20 @@ def test_a_sweep_keeps_the_precision_its_runs_trained_in(tmp_path: Path) -> None
 def test_sweep_json_pins_the_precision_before_any_run_finishes(tmp_path: Path) -> None:
     (tmp_path / "sweep.json").write_text(json.dumps({"scale": "cpu", "precision": "bf16"}))
     assert sweep_precision(tmp_path, "auto", "cpu") == "bf16"
+
+
+def test_a_half_finished_run_pins_the_precision_it_started_in(tmp_path: Path) -> None:
+    # A member grid resumed on a machine whose probe picks otherwise must resume, not be refused.
+    run = tmp_path / "runs" / "family-mae"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "state.safetensors").write_bytes(b"")
+    (run / "config.yaml").write_text("train:\n  precision: bf16\n")
+    assert sweep_precision(tmp_path, "auto", "cpu", "family.json") == "bf16"
+    with pytest.raises(HotStartError, match="trained in bf16"):
+        sweep_precision(tmp_path, "fp32", "cpu", "family.json")
+
+
+def test_a_member_grid_record_pins_the_precision(tmp_path: Path) -> None:
+    (tmp_path / "family.json").write_text(json.dumps({"scale": "cpu", "precision": "bf16"}))
+    assert sweep_precision(tmp_path, "auto", "cpu", "family.json") == "bf16"
+    assert sweep_precision(tmp_path, "auto", "cpu") in ("fp32", "bf16")  # another record name: not pinned by it

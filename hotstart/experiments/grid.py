@@ -74,7 +74,7 @@ def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: s
     if not data and existing is not None and existing.get("corpus", INEWS) != corpus:  # a new folder takes any
         raise HotStartError(f"{out} holds a {grid} grid of the built-in corpus {existing.get('corpus', INEWS)}, "
                             f"not {corpus}; use another --out")
-    pinned = sweep_precision(out, precision, device)
+    pinned = sweep_precision(out, precision, device, record_name)
     version = None if data else corpus_version(existing, corpus)
     corpus_dir = prepared_corpus(data, out, seq_len, scale_name, progress, version, corpus)
     record["precision"] = pinned

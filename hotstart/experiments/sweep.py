@@ -388,16 +388,23 @@ def prepared_corpus(given: str | None, out: str | Path, seq_len: int, scale_name
     return data.resolve()
 
 
-def sweep_precision(out: Path, asked: str, device: str) -> str:
-    """The precision every run in `out` trains in: the one sweep.json or its finished runs record, else
-    `asked` resolved on this machine. Asking for a different one than the sweep's is an error."""
+def sweep_precision(out: Path, asked: str, device: str, record_name: str = "sweep.json") -> str:
+    """The precision every run in `out` trains in: the one its record (`record_name`), its finished runs or its
+    half-finished runs record, else `asked` resolved on this machine. Asking for a different one than the
+    sweep's is an error. (A half-finished run counts: the probe may pick otherwise on the next machine, and
+    resuming must not be refused, nor the run's first part thrown away, for that.)"""
     used = set()
-    record_path = out / "sweep.json"
+    record_path = out / record_name
     if record_path.exists():
-        used.add(read_json(record_path, "sweep record").get("precision"))
+        used.add(read_json(record_path, "grid record").get("precision"))
     for summary in sorted(out.glob("runs/*/summary.json")):
         used.add(read_json(summary, "run summary").get("environment", {}).get("precision"))
+    for state in sorted(out.glob("runs/*/checkpoints/state.safetensors")):
+        run_dir = state.parent.parent
+        if not (run_dir / "summary.json").exists():
+            used.add(_started_precision(run_dir))
     used.discard(None)
+    used.discard("auto")  # older versions saved the precision as asked
     if not used:
         return pick_precision(asked, pick_device(device))
     if len(used) > 1:
