@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,16 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import save_yaml, to_dict
+from ..config import to_dict
 from ..data.prepared import PAD_ID
-from ..errors import HotStartError
 from ..models.dual_lm import DualLM, DualLMConfig
 from ..models.pixel_lm import masked_mean
-from .checkpoint import write_json
+from ..render.line import LineRenderConfig
 from .config import TrainConfig, line_train_defaults
-from .lines import CorpusLines
+from .lines import LineObjective
 from .next_patch_run import line_patches, ranking_accuracy
-from .objective import Objective, validation_sample
+from .objective import evaluating, trainable
 from .precision import Precision
 from .readback import GlyphReader
 
@@ -48,7 +46,7 @@ class DualRunConfig:
     objective: str = "dual"
 
 
-class Dual(Objective):
+class Dual(LineObjective):
     """DualGPT: next character, next patch, and text read from its line, on one decoder."""
 
     name = "dual"
@@ -61,32 +59,25 @@ class Dual(Objective):
     def saved_model(cls, config: DualRunConfig) -> DualLM:
         return DualLM(config.model)
 
-    def check(self) -> None:
-        """The vocabulary and sequence length come from the corpus; the lines are drawn as PixelGPT's."""
-        cfg, tc = self.config.model, self.config.train
+    def line_settings(self) -> LineRenderConfig:
+        return self.config.model.pixel.line
+
+    def compiled_part(self, model: nn.Module) -> nn.Module:
+        return model.pixel.decoder
+
+    def settle_model(self) -> None:
+        """The vocabulary and sequence length come from the corpus."""
+        cfg = self.config.model
         cfg.vocab_size, cfg.seq_len = len(self.corpus.vocab), self.corpus.seq_len
         cfg.validate()
-        if tc.freeze_decoder:
-            raise HotStartError("--freeze-decoder freezes a next-char run's pretrained decoder; a dual run trains its "
-                                "decoder from scratch")
-        self.lines = CorpusLines(self.corpus, cfg.pixel.line)
-        self._val = validation_sample(self.corpus, tc.eval_sequences)
-        # the pixel path's next character, ranked as a next-patch run's is (char cells only)
-        self.reader = GlyphReader(cfg.pixel.line, self.corpus.vocab) if cfg.pixel.line.cell == "char" else None
+
+    def check(self) -> None:
+        """The line objectives' checks (the lines drawn as PixelGPT's); with one character per cell, the glyph
+        reader that ranks the pixel path's next character as a next-patch run's is."""
+        super().check()
+        line = self.line_settings()
+        self.reader = GlyphReader(line, self.corpus.vocab) if line.cell == "char" else None
         self._most_frequent = self.corpus.vocab.most_frequent
-
-    def build_model(self, progress: bool) -> DualLM:
-        """The dual LM; its decoder compiled if asked."""
-        model = self.saved_model(self.config)
-        if self.config.train.compile:
-            model.pixel.decoder.compile()
-        return model
-
-    def write_run_files(self, run_dir: Path) -> None:
-        """config.yaml, vocab.json and render.json (the line renderer with its fonts)."""
-        save_yaml(to_dict(self.config), run_dir / "config.yaml")
-        self.corpus.vocab.save(run_dir / "vocab.json")
-        write_json(run_dir / "render.json", self.lines.renderer.settings())
 
     def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, ...]:
         """(text IDs, line patches, line lengths, pair patches, pair IDs): the first sequences of the
@@ -105,33 +96,29 @@ class Dual(Objective):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, precision: Precision) -> dict[str, float]:
         """Every validation sequence as text, as a line and as a pair; val_loss weighs them as training does."""
-        was_training = model.training
-        model.eval()
         sums = dict.fromkeys(("text_loss", "text_correct", "text_count", "pixel_loss", "pair_correct", "pair_count", "pair_loss"), 0.0)
-        lines, size, device = 0, self.config.train.batch_size, precision.device
+        lines, device, patch_len = 0, precision.device, self.config.model.pixel.patch_len
         ranked = np.zeros(5, dtype=np.int64)
-        patch_len = self.config.model.pixel.patch_len
-        for start in range(0, len(self._val), size):
-            index = self._val[start : start + size]
-            ids = self.corpus.sequences(index).to(device)
-            patches, lengths = line_patches(self.lines, index, patch_len)
-            patches, lengths = patches.to(device), lengths.to(device)
-            with precision.autocast():
-                text_logits = model.text_logits(ids).float()
-                per_position, used, out = model.pixel.position_outputs(patches, lengths)
-                pixel_losses = masked_mean(per_position, used, dim=1)
-                pair_logits = model.pair_logits(patches, ids).float()
-            if self.reader is not None:
-                ranked += ranking_accuracy(model.pixel, self.reader, out, ids.cpu(), lengths.cpu(), self._most_frequent)
-            for kind, logits, targets in (("text", text_logits, ids[:, 1:]), ("pair", pair_logits, ids)):
-                mask = targets != PAD_ID
-                losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-                sums[f"{kind}_loss"] += float(losses[mask.flatten()].sum())
-                sums[f"{kind}_correct"] += float(((logits.argmax(-1) == targets) & mask).sum())
-                sums[f"{kind}_count"] += float(mask.sum())
-            sums["pixel_loss"] += float(pixel_losses.float().sum())
-            lines += len(index)
-        model.train(was_training)
+        with evaluating(model):
+            for _, index in self.validation_batches():
+                ids = self.corpus.sequences(index).to(device)
+                patches, lengths = line_patches(self.lines, index, patch_len)
+                patches, lengths = patches.to(device), lengths.to(device)
+                with precision.autocast():
+                    text_logits = model.text_logits(ids).float()
+                    per_position, used, out = model.pixel.position_outputs(patches, lengths)
+                    pixel_losses = masked_mean(per_position, used, dim=1)
+                    pair_logits = model.pair_logits(patches, ids).float()
+                if self.reader is not None:
+                    ranked += ranking_accuracy(model.pixel, self.reader, out, ids.cpu(), lengths.cpu(), self._most_frequent)
+                for kind, logits, targets in (("text", text_logits, ids[:, 1:]), ("pair", pair_logits, ids)):
+                    mask = targets != PAD_ID
+                    losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+                    sums[f"{kind}_loss"] += float(losses[mask.flatten()].sum())
+                    sums[f"{kind}_correct"] += float(((logits.argmax(-1) == targets) & mask).sum())
+                    sums[f"{kind}_count"] += float(mask.sum())
+                sums["pixel_loss"] += float(pixel_losses.float().sum())
+                lines += len(index)
         text_loss = sums["text_loss"] / max(sums["text_count"], 1)
         pair_loss = sums["pair_loss"] / max(sums["pair_count"], 1)
         pixel_loss = sums["pixel_loss"] / max(lines, 1)
@@ -149,7 +136,7 @@ class Dual(Objective):
         cfg = self.config.model
         return {"objective": self.name, "size": cfg.pixel.size, "decoder": cfg.pixel.decoder, "head": cfg.pixel.head,
                 "patch_len": cfg.pixel.patch_len, "line": to_dict(cfg.pixel.line), "shares": cfg.shares(),
-                "val_lines": len(self._val)}
+                **self.line_summary()}
 
     def describe(self) -> str:
         """dual, its decoder and size, and the mix."""
@@ -159,8 +146,7 @@ class Dual(Objective):
 
     def parameter_counts(self, model: nn.Module) -> dict[str, int]:
         """Character embedding, patch embedding (with the start vector), decoder, heads, total."""
-        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
         pixel = model.pixel
-        return {"char_embed": count(model.wte), "patch_embed": count(pixel.patch_embed) + pixel.wpe_start.numel(),
-                "decoder": count(pixel.decoder), "pixel_head": count(pixel.head), "char_head": count(model.lm_head),
-                "total": count(model)}
+        return {"char_embed": trainable(model.wte), "patch_embed": trainable(pixel.patch_embed) + pixel.wpe_start.numel(),
+                "decoder": trainable(pixel.decoder), "pixel_head": trainable(pixel.head), "char_head": trainable(model.lm_head),
+                "total": trainable(model)}

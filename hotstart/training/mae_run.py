@@ -28,14 +28,12 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from ..config import save_yaml, to_dict
-from ..errors import HotStartError
+from ..config import to_dict
 from ..models.mae import MAEConfig, PixelMAE, span_mask
 from ..render.line import line_image
-from .checkpoint import write_json
 from .config import TrainConfig
-from .lines import CorpusLines, language_means
-from .objective import Objective, validation_sample
+from .lines import LineObjective
+from .objective import evaluating, trainable
 from .precision import Precision
 
 PLOTTED_LINES = 2
@@ -54,7 +52,7 @@ class MAERunConfig:
     """What the run learns (training/objective.py)."""
 
 
-class MaskedPatches(Objective):
+class MaskedPatches(LineObjective):
     """Masked-patch reconstruction with a PixelMAE over rendered lines."""
 
     name = "mae"
@@ -66,22 +64,20 @@ class MaskedPatches(Objective):
     def saved_model(cls, config: MAERunConfig) -> PixelMAE:
         return PixelMAE(config.model)
 
+    def freeze_refusal(self) -> str:
+        return "an mae run has none to freeze"
+
+    def compiled_part(self, model: nn.Module) -> nn.Module:
+        return model.mae
+
     def check(self) -> None:
-        """Settings the MAE cannot train with; the renderer and the validation lines, drawn once."""
-        cfg, tc = self.config.model, self.config.train
-        cfg.validate()
-        if tc.freeze_decoder:
-            raise HotStartError("--freeze-decoder freezes a next-char run's GPT-2 decoder; an mae run has none to freeze")
-        self.lines = CorpusLines(self.corpus, cfg.line)
-        self.renderer = self.lines.renderer
-        self._val = validation_sample(self.corpus, tc.eval_sequences)
-        rendered = self.lines.render_all(self._val)
-        lengths = np.concatenate([r.lengths for r in rendered])
-        self._val_masks = self._masks(self._val, lengths, stream=1)
-        self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
+        """The line objectives' checks; then the validation lines' fixed masks and how full a line is."""
+        super().check()
+        self._val_masks = self._masks(self._val, self.val_line_patches, stream=1)
         languages = self.corpus.sequence_languages[self._val]
         # how full a line is (PIXEL packs text until it is full; one sequence per line does not)
-        self.line_patches = {str(name) or "all": float(np.median(lengths[languages == name])) for name in np.unique(languages)}
+        self.line_patches = {str(name) or "all": float(np.median(self.val_line_patches[languages == name]))
+                             for name in np.unique(languages)}
 
     def _masks(self, index: np.ndarray, lengths: np.ndarray, stream: int, step: int = 0) -> np.ndarray:
         """(B, N) span masks, each line's drawn from (seed, stream, step, its sequence index): training
@@ -91,19 +87,6 @@ class MaskedPatches(Objective):
                           np.random.default_rng([self.config.train.seed, stream, step, int(i)]))
                 for b, i in enumerate(np.asarray(index).tolist())]
         return np.concatenate(rows)
-
-    def build_model(self, progress: bool) -> PixelMAE:
-        """ViTMAE for the configured size and line geometry; compiled if asked."""
-        model = self.saved_model(self.config)
-        if self.config.train.compile:
-            model.mae.compile()  # in place: parameter names, and so checkpoints, stay the same
-        return model
-
-    def write_run_files(self, run_dir: Path) -> None:
-        """config.yaml, vocab.json (the lines' characters) and render.json (the line renderer with its fonts)."""
-        save_yaml(to_dict(self.config), run_dir / "config.yaml")
-        self.corpus.vocab.save(run_dir / "vocab.json")
-        write_json(run_dir / "render.json", self.renderer.settings())
 
     def batch(self, index: np.ndarray, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, P, P[, C]) line patches and their (B, N) span mask at `step`."""
@@ -121,19 +104,15 @@ class MaskedPatches(Objective):
     def evaluate(self, model: nn.Module, precision: Precision) -> dict[str, float]:
         """Mean loss over the validation lines under their fixed masks (every line masks the same
         count), and per language where the corpus has several (val_loss_en, ...)."""
-        was_training = model.training
-        model.eval()
-        losses, size = [], self.config.train.batch_size
-        for start in range(0, len(self._val), size):
-            index = self._val[start : start + size]
-            patches = torch.from_numpy(self.lines.render(index).patches)
-            mask = torch.from_numpy(self._val_masks[start : start + size])
-            with precision.autocast():
-                losses.extend(model.line_losses(patches.to(precision.device), mask.to(precision.device)).tolist())
-        model.train(was_training)
-        losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
-        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan, **self._floor_losses(model),
-                **language_means(losses_arr, languages)}
+        losses = []
+        with evaluating(model):
+            for start, index in self.validation_batches():
+                patches = torch.from_numpy(self.lines.render(index).patches)
+                mask = torch.from_numpy(self._val_masks[start : start + len(index)])
+                with precision.autocast():
+                    losses.extend(model.line_losses(patches.to(precision.device), mask.to(precision.device)).tolist())
+        val_loss, per_language = self.line_loss_metrics(losses)
+        return {"val_loss": val_loss, **self._floor_losses(model), **per_language}
 
     @torch.no_grad()
     def _floor_losses(self, model: nn.Module) -> dict[str, float]:
@@ -143,8 +122,7 @@ class MaskedPatches(Objective):
         masked targets (floor_mean_loss). Computed at the first evaluation and kept."""
         if getattr(self, "_floors", None) is None:
             targets, masks = [], []
-            for start in range(0, len(self._val), self.config.train.batch_size):
-                index = self._val[start : start + self.config.train.batch_size]
+            for start, index in self.validation_batches():
                 image = model.to_image(torch.from_numpy(self.lines.render(index).patches).to(next(model.parameters()).device))
                 target = model.mae.patchify(image).float().cpu()
                 if self.config.model.norm_pix_loss:
@@ -165,11 +143,8 @@ class MaskedPatches(Objective):
         index = self._val[:PLOTTED_LINES]
         patches = torch.from_numpy(self.lines.render(index).patches)
         mask = torch.from_numpy(self._val_masks[: len(index)])
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             shown = model.reconstruct(patches.to(next(model.parameters()).device), mask).float().cpu()
-        model.train(was_training)
         out = run_dir / "reconstructions"
         out.mkdir(exist_ok=True)
         reconstruction_plot(patches, mask, shown, self.config.model, f"{row['samples']:,} samples, "
@@ -179,8 +154,7 @@ class MaskedPatches(Objective):
         """Model size, line geometry, masking, and how many validation lines were cut at max_patches."""
         cfg = self.config.model
         return {"objective": self.name, "size": cfg.size, "line": to_dict(cfg.line), "mask_ratio": cfg.mask_ratio,
-                "max_span": cfg.max_span, "val_lines": len(self._val), "val_lines_truncated": self.truncated_lines,
-                "val_line_patches_median": self.line_patches}
+                "max_span": cfg.max_span, **self.line_summary(), "val_line_patches_median": self.line_patches}
 
     def describe(self) -> str:
         """mae and its size."""
@@ -188,8 +162,7 @@ class MaskedPatches(Objective):
 
     def parameter_counts(self, model: nn.Module) -> dict[str, int]:
         """Encoder (ViT), decoder (the light MAE decoder), total: trainable parameters."""
-        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
-        return {"encoder": count(model.mae.vit), "decoder": count(model.mae.decoder), "total": count(model)}
+        return {"encoder": trainable(model.mae.vit), "decoder": trainable(model.mae.decoder), "total": trainable(model)}
 
 
 def reconstruction_plot(patches: torch.Tensor, mask: torch.Tensor, shown: torch.Tensor, cfg: MAEConfig,

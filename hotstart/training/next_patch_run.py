@@ -34,15 +34,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
-from ..config import save_yaml, to_dict
+from ..config import to_dict
 from ..data.prepared import PAD_ID
-from ..errors import HotStartError
 from ..models.pixel_lm import PixelLM, PixelLMConfig, masked_mean
 from ..render.line import line_image
-from .checkpoint import write_json
 from .config import TrainConfig, line_train_defaults
-from .lines import CorpusLines, language_means
-from .objective import Objective, validation_sample
+from .lines import CorpusLines, LineObjective
+from .objective import evaluating, trainable
 from .precision import Precision
 from .readback import GlyphReader
 
@@ -64,7 +62,7 @@ class NextPatchRunConfig:
     """What the run learns (training/objective.py)."""
 
 
-class NextPatch(Objective):
+class NextPatch(LineObjective):
     """Next-patch prediction with a PixelLM over rendered lines."""
 
     name = "next-patch"
@@ -78,32 +76,12 @@ class NextPatch(Objective):
         return PixelLM(config.model)
 
     def check(self) -> None:
-        """Settings the pixel LM cannot train with; the renderer and the validation lines, drawn once."""
-        cfg, tc = self.config.model, self.config.train
-        cfg.validate()
-        if tc.freeze_decoder:
-            raise HotStartError("--freeze-decoder freezes a next-char run's pretrained decoder; a next-patch run "
-                                "trains its decoder from scratch")
-        self.lines = CorpusLines(self.corpus, cfg.line)
+        """The line objectives' checks; with one character per cell, the glyph reader for val_acc."""
+        super().check()
+        cfg = self.config.model
         self.reader = GlyphReader(cfg.line, self.corpus.vocab) if cfg.line.cell == "char" else None
-        self._val = validation_sample(self.corpus, tc.eval_sequences)
         self._floor: float | None = None
         self._most_frequent = self.corpus.vocab.most_frequent
-        rendered = self.lines.render_all(self._val)
-        self.truncated_lines = int(sum((r.truncated > 0).sum() for r in rendered))
-
-    def build_model(self, progress: bool) -> PixelLM:
-        """The pixel LM for the configured decoder and line geometry; the decoder compiled if asked."""
-        model = self.saved_model(self.config)
-        if self.config.train.compile:
-            model.decoder.compile()  # in place: parameter names, and so checkpoints, stay the same
-        return model
-
-    def write_run_files(self, run_dir: Path) -> None:
-        """config.yaml, vocab.json (the lines' characters) and render.json (the line renderer with its fonts)."""
-        save_yaml(to_dict(self.config), run_dir / "config.yaml")
-        self.corpus.vocab.save(run_dir / "vocab.json")
-        write_json(run_dir / "render.json", self.lines.renderer.settings())
 
     def _patches(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, P, P[, C]) lines cut to the longest one (whole positions), and their (B,) lengths."""
@@ -123,29 +101,24 @@ class NextPatch(Objective):
         """Mean over validation lines of each line's mean position loss, per language where several;
         with one character per patch, also val_acc: the next-character accuracy of the predicted
         patches read back as characters (read_back_accuracy)."""
-        was_training = model.training
-        model.eval()
-        losses, hits, size = [], np.zeros(2, dtype=np.int64), self.config.train.batch_size
-        ranked = np.zeros(5, dtype=np.int64)
-        for start in range(0, len(self._val), size):
-            index = self._val[start : start + size]
-            patches, lengths = self._patches(index)
-            with precision.autocast():
-                per_position, used, out = model.position_outputs(patches.to(precision.device), lengths.to(precision.device))
-            losses.extend(masked_mean(per_position, used, dim=1).tolist())
-            if self.reader is not None:
-                tokens = self.corpus.sequences(index)
-                hits += read_back_accuracy(model, self.reader, out, tokens, lengths)
-                ranked += ranking_accuracy(model, self.reader, out, tokens, lengths, self._most_frequent)
-        model.train(was_training)
-        losses_arr, languages = np.array(losses), self.corpus.sequence_languages[self._val]
+        losses, hits, ranked = [], np.zeros(2, dtype=np.int64), np.zeros(5, dtype=np.int64)
+        with evaluating(model):
+            for _, index in self.validation_batches():
+                patches, lengths = self._patches(index)
+                with precision.autocast():
+                    per_position, used, out = model.position_outputs(patches.to(precision.device), lengths.to(precision.device))
+                losses.extend(masked_mean(per_position, used, dim=1).tolist())
+                if self.reader is not None:
+                    tokens = self.corpus.sequences(index)
+                    hits += read_back_accuracy(model, self.reader, out, tokens, lengths)
+                    ranked += ranking_accuracy(model, self.reader, out, tokens, lengths, self._most_frequent)
         # no line counted (all cut at max_patches, or drawn by name): no accuracy, rather than a made-up 0
         accuracy = {"val_acc": float(hits[0] / hits[1])} if hits[1] else {}
         if ranked[4]:
             accuracy.update({name: float(n / ranked[4]) for name, n in zip(
                 ("val_rank1_acc", "val_rank10_acc", "floor_blank_acc", "floor_most_frequent_acc"), ranked[:4])})
-        return {"val_loss": float(losses_arr.mean()) if len(losses) else math.nan,
-                "floor_loss": self._floor_loss(model), **accuracy, **language_means(losses_arr, languages)}
+        val_loss, per_language = self.line_loss_metrics(losses)
+        return {"val_loss": val_loss, "floor_loss": self._floor_loss(model), **accuracy, **per_language}
 
     def _floor_loss(self, model: PixelLM) -> float:
         """The validation loss of the mean-glyph predictor: every position predicted as the mean of the validation
@@ -153,8 +126,8 @@ class NextPatch(Objective):
         val_loss is. Computed at the first evaluation and kept: the validation lines never change."""
         if self._floor is None:
             batches = []
-            for start in range(0, len(self._val), self.config.train.batch_size):
-                patches, lengths = self._patches(self._val[start : start + self.config.train.batch_size])
+            for _, index in self.validation_batches():
+                patches, lengths = self._patches(index)
                 target = model._targets(model.group(patches)).float()  # pure tensor functions, on the CPU
                 batches.append((target, torch.arange(target.shape[1])[None, :] * self.config.model.patch_len < lengths[:, None]))
             mean = sum(t[u].sum(0) for t, u in batches) / max(sum(int(u.sum()) for _, u in batches), 1)
@@ -171,17 +144,13 @@ class NextPatch(Objective):
     def after_evaluation(self, model: nn.Module, run_dir: Path, row: dict[str, Any]) -> None:
         """generations/SAMPLES.png: the first validation lines, and each continued from its first half."""
         patches, lengths = self._patches(self._val[:PLOTTED_LINES])
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        rows = []
-        for line, length in zip(patches, lengths.tolist()):
-            prompt = max(1, length // 2)
-            patch_len = self.config.model.patch_len
-            new = math.ceil((length - prompt + prompt % patch_len) / patch_len)  # the prompt's last partial position too
-            shown = model.generate(line[None, :prompt].to(device), new)[0, :length].float().cpu()
-            rows.append((line[:length], shown, prompt))
-        model.train(was_training)
+        device, patch_len, rows = next(model.parameters()).device, self.config.model.patch_len, []
+        with evaluating(model):
+            for line, length in zip(patches, lengths.tolist()):
+                prompt = max(1, length // 2)
+                new = math.ceil((length - prompt + prompt % patch_len) / patch_len)  # the prompt's last partial position too
+                shown = model.generate(line[None, :prompt].to(device), new)[0, :length].float().cpu()
+                rows.append((line[:length], shown, prompt))
         out = run_dir / "generations"
         out.mkdir(exist_ok=True)
         generation_plot(rows, f"{row['samples']:,} samples, val_loss {row['val_loss']:.4f}").save(out / f"{row['samples']:09d}.png")
@@ -190,8 +159,7 @@ class NextPatch(Objective):
         """Decoder, head, line geometry, and how many validation lines were cut at max_patches."""
         cfg = self.config.model
         return {"objective": self.name, "size": cfg.size, "decoder": cfg.decoder, "head": cfg.head,
-                "norm_target": cfg.norm_target, "patch_len": cfg.patch_len, "line": to_dict(cfg.line),
-                "val_lines": len(self._val), "val_lines_truncated": self.truncated_lines}
+                "norm_target": cfg.norm_target, "patch_len": cfg.patch_len, "line": to_dict(cfg.line), **self.line_summary()}
 
     def describe(self) -> str:
         """next-patch, its decoder and size."""
@@ -200,9 +168,8 @@ class NextPatch(Objective):
 
     def parameter_counts(self, model: nn.Module) -> dict[str, int]:
         """Patch embedding (with the start vector), decoder, head, total: trainable parameters."""
-        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)
-        return {"patch_embed": count(model.patch_embed) + model.wpe_start.numel(), "decoder": count(model.decoder),
-                "head": count(model.head), "total": count(model)}
+        return {"patch_embed": trainable(model.patch_embed) + model.wpe_start.numel(), "decoder": trainable(model.decoder),
+                "head": trainable(model.head), "total": trainable(model)}
 
 
 def line_patches(lines: CorpusLines, index: np.ndarray, patch_len: int) -> tuple[torch.Tensor, torch.Tensor]:

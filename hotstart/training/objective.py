@@ -11,12 +11,15 @@ summary. An objective owns only what differs between model families:
     pixar       PIXAR (pixar_run.py): binary lines by likelihood, then an adversarial stage 2
     dual        DualGPT (dual_run.py): character IDs, lines, and lines paired with their text
 
-so the loop has no branch on the kind of model it trains.
+so the loop has no branch on the kind of model it trains. The line objectives (mae, next-patch, pixar, dual)
+share a base, lines.py's LineObjective.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -97,6 +100,22 @@ class Objective(ABC):
     def parameter_counts(self, model: nn.Module) -> dict[str, int]:
         """Parameters by part, `total` last; the whole model by default."""
         return {"total": sum(p.numel() for p in model.parameters())}
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` in eval mode for the block, back in the mode it was in afterwards (an evaluation mid-training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def trainable(module: nn.Module) -> int:
+    """The trainable parameters of `module` (a part of a model, for parameter_counts)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def validation_sample(corpus: PreparedCorpus, n: int | None) -> np.ndarray:

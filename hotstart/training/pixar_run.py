@@ -30,6 +30,7 @@ from ..render.line import LineRenderConfig
 from .checkpoint import load_weights
 from .config import TrainConfig, line_train_defaults
 from .next_patch_run import NextPatch
+from .objective import evaluating
 from .precision import Precision
 
 STAGE1_OBJECTIVES = ("pixar", "next-patch")
@@ -105,14 +106,12 @@ class Pixar(NextPatch):
         metrics = super().evaluate(model, precision)
         if self.config.stage == 1:
             return metrics
-        was_training = model.training
-        model.eval()
-        shares, size = [], self.config.train.batch_size
-        for start in range(0, len(self._val), size):
-            patches, lengths = self._patches(self._val[start : start + size])
-            with precision.autocast():
-                shares.append(model.discriminator_accuracy(patches.to(precision.device), lengths.to(precision.device)))
-        model.train(was_training)
+        shares = []
+        with evaluating(model):
+            for _, index in self.validation_batches():
+                patches, lengths = self._patches(index)
+                with precision.autocast():
+                    shares.append(model.discriminator_accuracy(patches.to(precision.device), lengths.to(precision.device)))
         real, fake = np.mean(shares, axis=0) if shares else (np.nan, np.nan)
         parts = {f"train_{k}": v for k, v in model.last_parts.items()}
         return {**metrics, "val_disc_real_acc": float(real), "val_disc_fake_acc": float(fake), **parts}
