@@ -282,8 +282,8 @@ def in_reading_order(renderer: Renderer, text: str, right_to_left: bool) -> bool
 
 def character_error_rate(engine, renderer: Renderer, texts: list[str]) -> float:
     """Edits from what the OCR engine reads to the line, over the line's characters (NFKC, spaces out), pooled."""
+    from hotstart.analysis.readback import ocr_line
     from hotstart.experiments.compression import cer
-    from hotstart.training.readback import ocr_line
 
     read = [ocr_line(engine, Image.fromarray(np.round((1.0 - np.clip(renderer.ink(t), 0, 1)) * 255).astype(np.uint8)))[0]
             for t in texts]

@@ -19,7 +19,8 @@ __version__ = "0.5.0"
 _API = {
     "hotstart.data.prepared": ("PrepareConfig", "PreparedCorpus", "Vocab", "curriculum_size", "prepare"),
     "hotstart.errors": ("HotStartError",),
-    "hotstart.export": ("export_run", "generate", "to_transformers"),
+    "hotstart.use.export": ("export_run", "to_transformers"),
+    "hotstart.use.generate": ("generate",),
     "hotstart.models.decoder": ("DECODER_SIZES", "DecoderConfig", "decoder_size"),
     "hotstart.models.encoders": ("EncoderConfig", "GlyphEncoder"),
     "hotstart.models.hotstart_lm": ("HotStartLM", "InputConfig", "ModelConfig"),

@@ -335,7 +335,7 @@ def cmd_embeddings(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a run to a folder that plain transformers loads: a causal LM (next-char), ViTMAEForPreTraining (mae),
     BertForMaskedLM (mlm), or a decoder with its patch embedding and head (next-patch, pixar, dual)."""
-    from .export import export_run
+    from .use.export import export_run
 
     with folder_lock(args.out, "export folder"):
         path = export_run(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
@@ -349,8 +349,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from .training.run_folder import open_run
 
     if open_run(args.run).kind.writes == "characters":
-        from .export import generate, stream
         from .training.run import load_run
+        from .use.generate import generate, stream
 
         run = load_run(args.run, checkpoint=args.checkpoint, progress=False)
         known = set(run.corpus.vocab.chars)
@@ -363,13 +363,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
         if args.out:
             print(f"(--out draws a pixel LM's generation; {args.run} writes characters, printed above)", file=sys.stderr)
         return
-    from .pixel_generation import (
+    from .analysis.readback import line_reader
+    from .use.generate import (
         continuation_image,
         generate_line,
         load_pixel_run,
         read_generation,
     )
-    from .training.readback import line_reader
 
     run = load_pixel_run(args.run, checkpoint=args.checkpoint)
     if not args.out:

@@ -1,5 +1,5 @@
 """The toast centre, measured: the renderer's centre and border masks (--keep), per-pixel attribution
-with Captum (training/attribution.py), and the `attribution` grid with its report section."""
+with Captum (analysis/attribution.py), and the `attribution` grid with its report section."""
 
 from __future__ import annotations
 
@@ -11,13 +11,7 @@ import pytest
 import torch
 from conftest import train_tiny_vision_run
 
-from hotstart.cli import main
-from hotstart.data.prepared import PAD_ID, SPECIALS, PreparedCorpus
-from hotstart.errors import HotStartError
-from hotstart.models.decoder import decoder_size
-from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig, glyph_bank
-from hotstart.render.glyph import GlyphRenderer, RenderConfig, centre_region
-from hotstart.training.attribution import (
+from hotstart.analysis.attribution import (
     AttributionConfig,
     NextCharScore,
     attribute,
@@ -25,6 +19,12 @@ from hotstart.training.attribution import (
     share_maps,
     top_mass,
 )
+from hotstart.cli import main
+from hotstart.data.prepared import PAD_ID, SPECIALS, PreparedCorpus
+from hotstart.errors import HotStartError
+from hotstart.models.decoder import decoder_size
+from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig, glyph_bank
+from hotstart.render.glyph import GlyphRenderer, RenderConfig, centre_region
 
 
 @pytest.mark.parametrize(("res", "kept", "of"), [(4, 4, 16), (8, 12, 36), (20, 76, 256)])

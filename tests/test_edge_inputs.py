@@ -19,10 +19,10 @@ from conftest import assert_export_gives_our_logits, train_tiny_vision_run
 
 from hotstart.cli import main
 from hotstart.data.prepared import PAD_ID, SPECIALS, PreparedCorpus
-from hotstart.export import generate
 from hotstart.render.fonts import default_font
 from hotstart.render.glyph import GlyphRenderer, RenderConfig
 from hotstart.training.run import load_run
+from hotstart.use.generate import generate
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 REGULAR, BOLD = FONTS / "DejaVuSans.ttf", FONTS / "DejaVuSans-Bold.ttf"  # the same em box: the same point size

@@ -14,8 +14,9 @@ from conftest import assert_export_gives_our_logits, train_tiny_vision_run
 
 from hotstart.cli import main
 from hotstart.data.prepared import PAD_ID, UNK_ID, PreparedCorpus
-from hotstart.export import export_run, generate
 from hotstart.training.run import LoadedRun, load_run
+from hotstart.use.export import export_run
+from hotstart.use.generate import generate
 
 
 @pytest.fixture(scope="module")
@@ -165,12 +166,12 @@ def test_every_family_exports_to_transformers_and_matches_our_outputs_in_a_proce
     from hotstart.models.char_bert import CharBert
     from hotstart.models.dual_lm import DualLM
     from hotstart.models.mae import PixelMAE, grid_image, mask_noise
-    from hotstart.pixel_generation import load_pixel_run
     from hotstart.render.line import LineRenderer
     from hotstart.training.checkpoint import load_weights
     from hotstart.training.dual_run import DualRunConfig
     from hotstart.training.mae_run import MAERunConfig
     from hotstart.training.mlm_run import MLMRunConfig
+    from hotstart.use.generate import load_pixel_run
 
     torch.manual_seed(0)
     ids = tiny_corpus.sequences(tiny_corpus.val_index[:3])

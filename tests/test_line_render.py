@@ -294,7 +294,7 @@ def test_binary_lines_at_8px_keep_the_strokes_that_a_threshold_loses(cell: str) 
 def test_binary_8px_characters_read_back_as_themselves_far_more_often_drawn_aliased(tiny_corpus) -> None:
     import torch
 
-    from hotstart.training.readback import GlyphReader
+    from hotstart.analysis.readback import GlyphReader
 
     ids = torch.as_tensor(tiny_corpus.sequences(tiny_corpus.val_index)).flatten()
     ids = ids[ids > 2]  # characters, the specials aside
@@ -639,8 +639,8 @@ def test_every_script_reads_back_in_order_with_no_ink_lost_at_the_edge(script: s
 def test_every_script_in_char_cells_reads_back_as_itself_by_the_glyph_reader(script: str) -> None:
     import torch
 
+    from hotstart.analysis.readback import GlyphReader
     from hotstart.data.prepared import Vocab
-    from hotstart.training.readback import GlyphReader
 
     text = SCRIPT_LINES[script][0]
     chars = sorted(set(text))

@@ -17,11 +17,11 @@ from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
 from hotstart.cli import main
 from hotstart.data.prepared import PreparedCorpus
 from hotstart.errors import HotStartError
-from hotstart.export import to_transformers
 from hotstart.models.decoder import build_decoder, decoder_parameters, decoder_size
 from hotstart.models.hotstart_lm import HotStartLM, InputConfig, ModelConfig
 from hotstart.models.pixel_lm import PixelLM, PixelLMConfig
 from hotstart.render.line import LineRenderConfig, LineRenderer
+from hotstart.use.export import to_transformers
 
 TIMING = ("samples_per_s", "wall_s")
 TEXTS = ["今天天气很好,我们去公园散步吧。", "新华社北京电", "一二三四五六七八九十"]
@@ -270,8 +270,8 @@ def test_bad_next_patch_options_are_refused_in_one_line(tiny_corpus: PreparedCor
 
 
 def test_glyphs_read_back_as_their_characters_and_blank_or_end_cells_as_such() -> None:
+    from hotstart.analysis.readback import BLANK, END, GlyphReader, language_agreement
     from hotstart.data.prepared import Vocab
-    from hotstart.training.readback import BLANK, END, GlyphReader, language_agreement
 
     chars = list(dict.fromkeys("".join(TEXTS).replace(",", "")))
     vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *range(len(chars), 0, -1)])
@@ -294,8 +294,8 @@ def test_running_text_reads_back_by_ocr_and_only_what_reads_as_the_vocabulary_co
         monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
+    from hotstart.analysis.readback import GlyphReader, OcrReader, line_reader
     from hotstart.data.prepared import Vocab
-    from hotstart.training.readback import GlyphReader, OcrReader, line_reader
 
     chars = list(dict.fromkeys("".join(TEXTS)))
     vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *range(len(chars), 0, -1)])
@@ -419,8 +419,8 @@ def memorise(model: PixelLM, steps: int = 300) -> tuple[torch.Tensor, torch.Tens
 def read_back_share(model: PixelLM, patches: torch.Tensor, prompt_cells: int = 4) -> float:
     """Each memorised line's first `prompt_cells` cells as a prompt, the rest generated greedily and read back by
     the glyph reader: the share of generated cells that read as the line's own character."""
+    from hotstart.analysis.readback import GlyphReader
     from hotstart.data.prepared import Vocab
-    from hotstart.training.readback import GlyphReader
 
     chars = sorted(set(MEMORISED))
     vocab = Vocab(["<pad>", "<unk>", "<sep>", *chars], [0, 0, 0, *[1] * len(chars)])
@@ -513,9 +513,9 @@ def test_a_tiny_dual_lm_memorises_text_pixels_and_pairs() -> None:
 @pytest.mark.parametrize(("head", "mode", "patch_len"), [("mse", "grey", 1), ("bernoulli", "binary", 2)])
 def test_ranking_puts_the_true_glyph_first_for_a_perfect_prediction_and_measures_the_floors(head: str, mode: str,
                                                                                           patch_len: int) -> None:
+    from hotstart.analysis.readback import GlyphReader
     from hotstart.data.prepared import Vocab
     from hotstart.training.next_patch_run import ranking_accuracy
-    from hotstart.training.readback import GlyphReader
 
     text = "我们在北京学习中文我们在"  # 12 characters; 我 most frequent, no blank
     chars = list(dict.fromkeys(text))

@@ -5,7 +5,7 @@ vision LM read, and what is left when only the centre, or only the border, is dr
 
 Every member trains like the sweep's `final` protocol at the same scale, then:
 - its next-character prediction is attributed to the pixels of the glyph just read, with Captum's
-  integrated gradients and occlusion, at the same validation positions (training/attribution.py);
+  integrated gradients and occlusion, at the same validation positions (analysis/attribution.py);
 - the mean share map per pixel position gives the attribution mass in the centre region (about 30%
   of the ink box; render/glyph.py: centre_region), beside the share of ink there (neither method gives
   a blank pixel anything, so where the ink lies is the reference) and the share of pixels the region
@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..analysis.attribution import METHODS, AttributionConfig
 from ..errors import HotStartError
 from ..render.glyph import centre_region
-from ..training.attribution import METHODS, AttributionConfig
 from ..training.checkpoint import read_json, write_json
 from .formatting import percent
 from .grid import budgeted_scale, check_members, open_member_grid, train_member
@@ -81,7 +81,7 @@ def run_attribution(out: str | Path, scale_name: str = "cpu", data: str | None =
                     precision: str = "auto", device: str = "auto", progress: bool = True,
                     command: str = "") -> list[dict[str, Any]]:
     """Train every member not yet done, then attribute and evaluate it; one status row per member."""
-    from ..training.attribution import captum_methods
+    from ..analysis.attribution import captum_methods
 
     scale = attribution_scale(scale_name)
     chosen = check_members(members, MEMBERS)
@@ -117,7 +117,7 @@ def measure(run_dir: Path, scale: AttributionScale, precision: str, device: str)
     accuracy with every pixel, the centre only and the border only."""
     import torch
 
-    from ..training.attribution import (
+    from ..analysis.attribution import (
         attribute,
         sample_positions,
         share_maps,
@@ -185,7 +185,7 @@ def attribution_section(folder: Path, out: Path) -> tuple[str, list[dict[str, An
         (f"At {rows[0]['positions'] if rows else settings.get('positions')} validation positions drawn at random (from the first "
          f"{drawn_from} sequences; each reading an inked glyph after {settings.get('context', 0) - 1} "
          "characters of context), the log-probability of the true next character is attributed to the pixels of the "
-         f"glyph just read (training/attribution.py; our reading): Captum's integrated gradients from a blank glyph "
+         f"glyph just read (analysis/attribution.py; our reading): Captum's integrated gradients from a blank glyph "
          f"({settings.get('steps')} steps) and occlusion (blanking one pixel at a time). Each "
          "position's |attribution| is made a share of its total, then averaged per pixel position. The centre is the "
          "whole rings of the ink box nearest its middle closest to 30% of it (render/glyph.py: centre_region). A "

@@ -13,7 +13,7 @@ language faster?
 Every member but pixar-2 trains on the same sequences, as many of them, with the same training settings
 (the family grid's: batch 32, cosine 5e-4 over the budget, no curriculum, no early stopping). The
 pixel members but pixelgpt-text draw one character per patch (`cell: char`), so their predictions read
-back as characters (training/readback.py) and their next-character accuracy is HotStart's metric on the
+back as characters (analysis/readback.py) and their next-character accuracy is HotStart's metric on the
 same validation sequences; pixelgpt-text's running text has no cell per character and is read back by
 OCR only. After training, each pixel-writing member continues the first validation sequences' openings
 and its continuations are read back: readability and agreement with the prompt's script, beside the
@@ -156,7 +156,7 @@ def run_autoregressive(out: str | Path, scale_name: str = "cpu", data: str | Non
                        precision: str = "auto", device: str = "auto", progress: bool = True,
                        command: str = "", corpus: str = INEWS) -> list[dict[str, Any]]:
     """Train every member not yet done, then read back its generations; one status row per member."""
-    from ..pixel_generation import generation_readback
+    from ..use.generate import generation_readback
     scale = autoregressive_scale(scale_name)
     chosen = check_members(members, MEMBERS)
     if "pixar-2" in chosen and "pixar-1" not in chosen and not (Path(out) / "runs" / "auto-pixar-1" / "summary.json").is_file():
@@ -310,9 +310,9 @@ def _floors(run: Path) -> dict[str, float]:
     measured from its prepared corpus; {} where neither is at hand."""
     import torch
 
+    from ..analysis.readback import BLANK, GlyphReader
     from ..config import from_dict, load_yaml
     from ..plot import read_metrics
-    from ..training.readback import BLANK, GlyphReader
 
     logged = (read_metrics(run) or [{}])[-1]
     if "floor_most_frequent_acc" in logged:

@@ -5,9 +5,9 @@ builds on (`hotstart sweep compression`; no model is trained).
 For each language (Chinese from the built-in iNews corpus, English from the King James Bible), each strategy
 (render/line.py `cell`: free running text, bigram, char, words), each patch size (the line's height) and each
 font size (set through the line's margin), the same lines are rendered and read back:
-- by the OCR engine (training/readback.py `ocr_line`: PP-OCRv4's Chinese and English recogniser through
+- by the OCR engine (analysis/readback.py `ocr_line`: PP-OCRv4's Chinese and English recogniser through
   rapidocr-onnxruntime, offline), every strategy;
-- by the glyph reader (training/readback.py `GlyphReader`: each patch read as the nearest drawn character), char
+- by the glyph reader (analysis/readback.py `GlyphReader`: each patch read as the nearest drawn character), char
   cells only, the one strategy with one character per patch. Its candidates are the characters of the language's
   lines in the grid (our reading: the vocabulary of the text measured).
 
@@ -129,7 +129,7 @@ def cer(read: list[str], lines: list[str]) -> float:
 
 def measure(setting: dict[str, Any], lines: list[str], engine, vocab: Vocab) -> dict[str, Any]:
     """One setting: its lines rendered, the characters each patch carries, and the CER of each reader."""
-    from ..training.readback import GlyphReader, ocr_line
+    from ..analysis.readback import GlyphReader, ocr_line
 
     cfg = LineRenderConfig(patch=setting["patch"], mode="grey", cell=setting["cell"], margin=setting["margin"],
                            max_patches=1024, edge="fit")

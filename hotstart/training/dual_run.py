@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..analysis.readback import GlyphReader
 from ..config import to_dict
 from ..data.prepared import PAD_ID
 from ..models.dual_lm import DualLM, DualLMConfig
@@ -32,7 +33,6 @@ from .lines import LineObjective
 from .next_patch_run import line_patches, ranking_accuracy
 from .objective import evaluating, trainable
 from .precision import Precision
-from .readback import GlyphReader
 
 
 @dataclass

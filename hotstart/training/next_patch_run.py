@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from ..analysis.readback import GlyphReader
 from ..config import to_dict
 from ..data.prepared import PAD_ID
 from ..models.pixel_lm import PixelLM, PixelLMConfig, masked_mean
@@ -42,7 +43,6 @@ from .config import TrainConfig, line_train_defaults
 from .lines import CorpusLines, LineObjective
 from .objective import evaluating, trainable
 from .precision import Precision
-from .readback import GlyphReader
 
 PLOTTED_LINES = 2
 """Validation lines continued in each generation plot."""
@@ -210,7 +210,7 @@ def ranking_accuracy(model: PixelLM, reader: GlyphReader, out: torch.Tensor, tok
     likelihood (our reading of ranking without a sharp image): squared distance to the predicted pixels for an
     mse head, the glyph's Bernoulli log-likelihood under the predicted ink probabilities for a bernoulli head; and
     the floors on the same cells: every cell blank, every cell the most frequent character."""
-    from .readback import BLANK
+    from ..analysis.readback import BLANK
 
     seq_len = tokens.shape[1]
     cells = model.ungroup(out.float())[:, 1:seq_len].cpu()  # (B, <= S-1, P, P[, C]) head outputs per cell

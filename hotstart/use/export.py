@@ -1,4 +1,4 @@
-"""Export a run to a plain `transformers` folder, and generate text from a run.
+"""Export a run to a plain `transformers` folder (`hotstart export`).
 
 Every kind of run leaves the toolkit as `transformers` classes that load without hotstart:
 
@@ -25,8 +25,6 @@ or extended to characters outside the vocabulary.
 from __future__ import annotations
 
 import shutil
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -38,9 +36,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .data.prepared import PAD_ID, SEP_ID, SPECIALS, UNK_ID, Vocab
-from .errors import HotStartError
-from .models.hotstart_lm import HotStartLM
+from ..data.prepared import PAD_ID, SEP_ID, SPECIALS, UNK_ID, Vocab
+from ..errors import HotStartError
+from ..models.hotstart_lm import HotStartLM
 
 
 @torch.no_grad()
@@ -109,7 +107,7 @@ def export_run(run_dir: str | Path, out: str | Path, checkpoint: str = "best", o
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise HotStartError(f"{out} is not empty; choose another --out or pass --overwrite")
-    from .training.run_folder import open_run
+    from ..training.run_folder import open_run
 
     folder = open_run(run_dir)
     folder.require(_EXPORTS, f", which has no export; export one of {', '.join(_EXPORTS)}")
@@ -126,7 +124,7 @@ def export_run(run_dir: str | Path, out: str | Path, checkpoint: str = "best", o
 
 
 def _export_next_char(run_dir: Path, out: Path, checkpoint: str) -> str:
-    from .training.run import load_run
+    from ..training.run import load_run
 
     run = load_run(run_dir, checkpoint=checkpoint, progress=False)
     to_transformers(run.model).save_pretrained(out)
@@ -137,10 +135,10 @@ def _export_next_char(run_dir: Path, out: Path, checkpoint: str) -> str:
 
 
 def _export_mae(run_dir: Path, out: Path, checkpoint: str) -> str:
-    from .config import from_dict, load_yaml
-    from .models.mae import PixelMAE
-    from .training.checkpoint import load_weights
-    from .training.mae_run import MAERunConfig
+    from ..config import from_dict, load_yaml
+    from ..models.mae import PixelMAE
+    from ..training.checkpoint import load_weights
+    from ..training.mae_run import MAERunConfig
 
     cfg = from_dict(MAERunConfig, load_yaml(run_dir / "config.yaml"))
     model = PixelMAE(cfg.model)
@@ -162,10 +160,10 @@ def _export_mae(run_dir: Path, out: Path, checkpoint: str) -> str:
 
 
 def _export_mlm(run_dir: Path, out: Path, checkpoint: str) -> str:
-    from .config import from_dict, load_yaml
-    from .models.char_bert import CharBert
-    from .training.checkpoint import load_weights
-    from .training.mlm_run import MLMRunConfig
+    from ..config import from_dict, load_yaml
+    from ..models.char_bert import CharBert
+    from ..training.checkpoint import load_weights
+    from ..training.mlm_run import MLMRunConfig
 
     cfg = from_dict(MLMRunConfig, load_yaml(run_dir / "config.yaml"))
     vocab = Vocab.load(run_dir / "vocab.json")
@@ -184,10 +182,10 @@ def _export_pixel_lm(run_dir: Path, out: Path, checkpoint: str) -> str:
 
     from safetensors.torch import save_file
 
-    from .config import from_dict, load_yaml, to_dict
-    from .models.dual_lm import DualLM
-    from .training.checkpoint import load_weights
-    from .training.dual_run import DualRunConfig
+    from ..config import from_dict, load_yaml, to_dict
+    from ..models.dual_lm import DualLM
+    from ..training.checkpoint import load_weights
+    from ..training.dual_run import DualRunConfig
 
     saved = load_yaml(run_dir / "config.yaml")
     if saved.get("objective") == "dual":
@@ -195,7 +193,7 @@ def _export_pixel_lm(run_dir: Path, out: Path, checkpoint: str) -> str:
         load_weights(dual, run_dir / "checkpoints" / f"{checkpoint}.safetensors")
         model, extra = dual.pixel, {"wte.weight": dual.wte.weight, "lm_head.weight": dual.lm_head.weight}
     else:
-        from .pixel_generation import load_pixel_run
+        from .generate import load_pixel_run
 
         model, extra = load_pixel_run(run_dir, checkpoint).model, {}
     cfg = model.config
@@ -226,42 +224,3 @@ def _export_pixel_lm(run_dir: Path, out: Path, checkpoint: str) -> str:
 _EXPORTS = {"next-char": _export_next_char, "mae": _export_mae, "mlm": _export_mlm, "next-patch": _export_pixel_lm,
             "pixar": _export_pixel_lm, "dual": _export_pixel_lm}
 """objective -> the function that writes its export folder and returns its README."""
-
-
-@torch.no_grad()
-def generate(model: HotStartLM, vocab: Vocab, prompt: str, max_new: int = 100, temperature: float = 1.0,
-             top_k: int | None = None, seed: int | None = None) -> Iterator[str]:
-    """Yield one character at a time, sampled from the model after `prompt` (greedy at temperature 0)."""
-    if temperature < 0 or (top_k is not None and top_k < 1):
-        raise HotStartError("--temperature must be >= 0 and --top-k >= 1")
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    model.eval()
-    ids = torch.as_tensor(vocab.encode(prompt), dtype=torch.long).reshape(1, -1)
-    if ids.shape[1] == 0:
-        ids = torch.tensor([[SEP_ID]])  # an empty prompt starts a new document
-    window = model.config.decoder.n_positions
-    for _ in range(max_new):
-        logits, _ = model(ids[:, -window:])
-        logits = logits[0, -1].float()
-        logits[PAD_ID] = -float("inf")  # never emit padding
-        if temperature == 0:
-            next_id = int(logits.argmax())
-        else:
-            if top_k is not None:
-                cutoff = torch.topk(logits, min(top_k, logits.numel())).values[-1]
-                logits[logits < cutoff] = -float("inf")
-            probs = torch.softmax(logits / temperature, dim=-1)
-            next_id = int(torch.multinomial(probs, 1, generator=generator))
-        ids = torch.cat([ids, torch.tensor([[next_id]])], dim=1)
-        yield vocab.decode([next_id])
-
-
-def stream(pieces: Iterator[str]) -> str:
-    """Print pieces as they come (flushing) and return the whole text."""
-    text = []
-    for piece in pieces:
-        print(piece, end="", flush=True)
-        text.append(piece)
-    print()
-    sys.stdout.flush()
-    return "".join(text)

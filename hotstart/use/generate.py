@@ -1,12 +1,13 @@
-"""Generation from pixel LM runs (`hotstart generate` for next-patch, pixar and dual runs): the prompt
-drawn as the run draws its lines, continued greedily patch by patch, drawn as one image, and read back
-as text with its readability (training/readback.py: nearest glyphs where every patch is one character
-cell, OCR for running text)."""
+"""Generation from runs (`hotstart generate`). From a next-char run, characters sampled one at a time
+(`generate`, `stream`). From a pixel LM run (next-patch, pixar, dual): the prompt drawn as the run draws its
+lines, continued greedily patch by patch, drawn as one image, and read back as text with its readability
+(analysis/readback.py: nearest glyphs where every patch is one character cell, OCR for running text)."""
 
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,20 +15,21 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
-from .data.prepared import Vocab
-from .errors import HotStartError
-from .models.dual_lm import DualLM
-from .models.pixel_lm import PixelLM, PixelLMConfig
-from .render.fonts import describe_chars
-from .render.line import LineRenderer, line_image
-from .training.checkpoint import read_json
-from .training.readback import GlyphReader, OcrReader, line_reader
+from ..analysis.readback import GlyphReader, OcrReader, line_reader
+from ..data.prepared import PAD_ID, SEP_ID, Vocab
+from ..errors import HotStartError
+from ..models.dual_lm import DualLM
+from ..models.hotstart_lm import HotStartLM
+from ..models.pixel_lm import PixelLM, PixelLMConfig
+from ..render.fonts import describe_chars
+from ..render.line import LineRenderer, line_image
+from ..training.checkpoint import read_json
 
 
 def _objectives() -> dict[str, Any]:
     """The loop's registry of objectives; those that write pixels are the runs `hotstart generate` draws and
     reads back (DualGPT through its pixel path)."""
-    from .training.loop import OBJECTIVES
+    from ..training.loop import OBJECTIVES
 
     return OBJECTIVES
 
@@ -45,7 +47,7 @@ class LoadedPixelRun:
 
 def load_pixel_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedPixelRun:
     """A next-patch, pixar or dual run's pixel LM (eval mode), its settings, vocabulary and line renderer."""
-    from .training.run_folder import open_run
+    from ..training.run_folder import open_run
 
     folder = open_run(run_dir)
     pixel_objectives = [name for name, kind in _objectives().items() if kind.writes == "pixels"]
@@ -91,7 +93,7 @@ def generate_line(run: LoadedPixelRun, prompt: str, max_new: int) -> tuple[torch
 
 def read_generation(reader: GlyphReader | OcrReader, grown: torch.Tensor, prompt_len: int, prompt: str) -> dict[str, Any]:
     """What a generation reads back as after its prompt: its text, readability and agreement with the
-    prompt's script (training/readback.py: nearest glyphs for char cells, OCR for running text)."""
+    prompt's script (analysis/readback.py: nearest glyphs for char cells, OCR for running text)."""
     return reader.read_line(grown[prompt_len:], prompt, prompt_len)
 
 
@@ -156,3 +158,42 @@ def generation_readback(run_dir: str | Path, prompts: list[str], new_patches: in
         sheet.paste(image, (0, y))
         y += image.height
     return summary, sheet
+
+
+@torch.no_grad()
+def generate(model: HotStartLM, vocab: Vocab, prompt: str, max_new: int = 100, temperature: float = 1.0,
+             top_k: int | None = None, seed: int | None = None) -> Iterator[str]:
+    """Yield one character at a time, sampled from the model after `prompt` (greedy at temperature 0)."""
+    if temperature < 0 or (top_k is not None and top_k < 1):
+        raise HotStartError("--temperature must be >= 0 and --top-k >= 1")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    model.eval()
+    ids = torch.as_tensor(vocab.encode(prompt), dtype=torch.long).reshape(1, -1)
+    if ids.shape[1] == 0:
+        ids = torch.tensor([[SEP_ID]])  # an empty prompt starts a new document
+    window = model.config.decoder.n_positions
+    for _ in range(max_new):
+        logits, _ = model(ids[:, -window:])
+        logits = logits[0, -1].float()
+        logits[PAD_ID] = -float("inf")  # never emit padding
+        if temperature == 0:
+            next_id = int(logits.argmax())
+        else:
+            if top_k is not None:
+                cutoff = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+                logits[logits < cutoff] = -float("inf")
+            probs = torch.softmax(logits / temperature, dim=-1)
+            next_id = int(torch.multinomial(probs, 1, generator=generator))
+        ids = torch.cat([ids, torch.tensor([[next_id]])], dim=1)
+        yield vocab.decode([next_id])
+
+
+def stream(pieces: Iterator[str]) -> str:
+    """Print pieces as they come (flushing) and return the whole text."""
+    text = []
+    for piece in pieces:
+        print(piece, end="", flush=True)
+        text.append(piece)
+    print()
+    sys.stdout.flush()
+    return "".join(text)
