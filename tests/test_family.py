@@ -61,6 +61,8 @@ def test_each_member_is_pretrained_costed_and_fine_tuned_both_ways(family: Path,
             assert result["mode"] == mode and result["max_chars"] == tiny_corpus.seq_len
             assert [p["train_examples"] for p in result["curve"]] == [64]
     assert json.loads((family / "family.json").read_text())["precision"] == "fp32"
+    readback = json.loads((family / "runs" / "family-mae" / "readback.json").read_text())  # OCR of its reconstructions
+    assert readback["lines"] == 8 and readback["ocr_cer_real"] < readback["ocr_cer_floor"]
 
 
 def test_a_rerun_skips_every_finished_member(family: Path, tiny_corpus: PreparedCorpus) -> None:
@@ -77,6 +79,7 @@ def test_the_report_has_a_family_section_with_every_member(family: Path, tmp_pat
     for member in MEMBERS:
         assert f"| {member} | probe |" in text and f"| {member} | full |" in text
     assert "Always answering the most frequent training label" in text
+    assert "The MAE's reconstructions read back by OCR" in text and "(the floor)" in text
     assert (tmp_path / "rep" / "family_finetuning.png").is_file() and (tmp_path / "rep" / "family_pretraining.png").is_file()
     rows = (tmp_path / "rep" / "family_finetuning.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(MEMBERS)

@@ -166,3 +166,23 @@ def test_a_bad_objective_in_a_config_file_is_refused(tiny_corpus: PreparedCorpus
         from hotstart.training.loop import train
 
         train(MAERunConfig(data=str(tiny_corpus.path), objective="diffusion"), tmp_path / "r2")
+
+
+def test_reconstructions_are_read_back_between_the_floor_and_the_real_line(tiny_corpus: PreparedCorpus, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("rapidocr_onnxruntime")
+    from hotstart.analysis.reconstruction import reconstruction_readback
+    from hotstart.models.mae import PixelMAE
+
+    run = tmp_path / "mae"
+    assert main(mae_args(tiny_corpus, run)) == 0
+    grey = reconstruction_readback(run, count=4)
+    assert grey["lines"] == 4 and 0 < grey["masked_share"] < 1
+    assert grey["ocr_cer_real"] < grey["ocr_cer_floor"]  # masking costs the reader characters
+    assert grey["recovered"] < 0.5  # 48 sequences of training redraw none of them
+    # a model that redraws every masked patch exactly (the model replaced, to isolate the measure) recovers all
+    monkeypatch.setattr(PixelMAE, "reconstruct", lambda self, patches, mask: patches)
+    perfect = reconstruction_readback(run, count=4)
+    assert perfect["ocr_cer_reconstruction"] == perfect["ocr_cer_real"] and perfect["recovered"] == 1.0
+    with pytest.raises(HotStartError, match="is not a run folder"):
+        reconstruction_readback(tmp_path / "nothing")

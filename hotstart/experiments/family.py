@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..analysis.reconstruction import READ_BACK_LINES
 from ..data.corpus import INEWS
 from ..data.prepared import PreparedCorpus
 from ..errors import HotStartError
@@ -133,6 +134,18 @@ def finetune_config(scale: FamilyScale, mode: str, seq_len: int, precision: str,
                           mode=mode, precision=precision, device=device, recipe=recipe)
 
 
+def _read_back_reconstructions(run_dir: Path, count: int) -> None:
+    """readback.json: `count` of the MAE's reconstructed lines read back by OCR (analysis/reconstruction.py), where the ocr extra
+    is installed; without it, a note and nothing written (the report says it was not measured)."""
+    from ..analysis.reconstruction import reconstruction_readback
+
+    print(f"reading {run_dir.name}'s reconstructions back by OCR", file=sys.stderr, flush=True)
+    try:
+        write_json(run_dir / "readback.json", reconstruction_readback(run_dir, count))
+    except HotStartError as exc:
+        print(f"note: {exc}; the report shows no read-back for {run_dir.name}", file=sys.stderr)
+
+
 def _finetune_done(folder: Path, cfg: FinetuneConfig) -> bool:
     """True when `folder` holds a finished fine-tuning with exactly these settings."""
     if not (folder / "finetune.json").is_file() or not (folder / "settings.json").is_file():
@@ -184,7 +197,10 @@ def run_family(out: str | Path, scale_name: str = "cpu", data: str | None = None
         cfg.train.precision, cfg.train.device = pinned, device
         tunings = [(mode, finetune_config(scale, mode, corpus.seq_len, pinned, device, task)) for mode in MODES
                    if task and (scale.probe_examples if mode == "probe" else scale.full_examples)]
+        lines_read = min(READ_BACK_LINES, scale.eval_sequences // 4)  # smoke: 8 lines
         if (run_dir / "summary.json").is_file() and all(_finetune_done(run_dir / mode, ft) for mode, ft in tunings):
+            if member == "mae" and not (run_dir / "readback.json").is_file() and (run_dir / "checkpoints").is_dir():
+                _read_back_reconstructions(run_dir, lines_read)  # a run finished before the read-back existed
             statuses.append({"member": member, "status": "done before"})
             continue
         has_weights = (run_dir / "checkpoints" / "best.safetensors").is_file()
@@ -197,6 +213,8 @@ def run_family(out: str | Path, scale_name: str = "cpu", data: str | None = None
             train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
         if not (run_dir / "cost.json").is_file():
             write_json(run_dir / "cost.json", training_cost(cfg, corpus))
+        if member == "mae" and not (run_dir / "readback.json").is_file():
+            _read_back_reconstructions(run_dir, lines_read)
         for mode, ft in tunings:
             print(f"fine-tuning {run_dir.name} ({mode})", file=sys.stderr, flush=True)
             finetune(run_dir, ft, run_dir / mode, progress=progress)

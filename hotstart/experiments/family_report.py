@@ -42,6 +42,22 @@ def _member_runs(folder: Path) -> list[tuple[str, Path]]:
     return [(m, folder / "runs" / f"family-{m}") for m in MEMBERS if (folder / "runs" / f"family-{m}" / "config.yaml").is_file()]
 
 
+def reconstruction_text(r: dict[str, Any]) -> str:
+    """The MAE's reconstructions read back by OCR (analysis/reconstruction.py), in words with its floor."""
+    pct = lambda x: f"{100 * x:.1f}"
+    recovered = "n/a" if r["recovered"] != r["recovered"] else f"{pct(r['recovered'])}%"
+    share = (f" Read at {pct(r['read_share_reconstruction'])}% of the real line (the literal target: 50%), "
+             f"which the floor alone reaches too ({pct(r['read_share_floor'])}%): masking leaves most of a line to read."
+             if "read_share_floor" in r else "")
+    verdict = "the reconstructions give back nothing a reader can use" if not r["recovered"] >= 0.1 else \
+        ("readably reconstructed (recovered >= 50%, our target)" if r["recovered"] >= 0.5 else "partly readable")
+    return (f"The MAE's reconstructions read back by OCR (analysis/reconstruction.py; our reading): {r['lines']} validation "
+            f"lines under the evaluation masks ({pct(r['masked_share'])}% of their text patches masked), read whole. "
+            f"Character error rate: real lines {pct(r['ocr_cer_real'])}% (the reader's ceiling), masked patches filled "
+            f"by the model {pct(r['ocr_cer_reconstruction'])}%, filled by the zero predictor {pct(r['ocr_cer_floor'])}% "
+            f"(the floor). Recovered, (floor - model) / (floor - real): {recovered}: {verdict}.{share}")
+
+
 def _mean_sd(point: dict[str, Any], key: str) -> str:
     """"41.2 +/- 1.3" in percent (no sd for one seed)."""
     value = f"{100 * point[key]:.1f}"
@@ -106,6 +122,9 @@ def family_section(folder: Path, out: Path, prefix: str = "family") -> tuple[str
         lines += ["", ("Beside the MAE's loss, two predictors that read nothing, on the same masked validation patches: "
                        "zeros (with normalised targets, each patch's own mean) and the mean masked patch. A loss within 2% "
                        "of the better of them learned nothing.")]
+    mae_run = dict(members).get("mae")
+    if mae_run is not None and (mae_run / "readback.json").is_file():
+        lines += ["", reconstruction_text(read_json(mae_run / "readback.json", "reconstructions read back"))]
     if tune_rows:
         lines += ["", ("Fine-tuning: test accuracy and macro-F1 (%), mean +/- sd over seeds, by labelled training documents. "
                   "probe: a linear layer on the frozen encoder's vectors; full: the whole model fine-tuned."), "",
