@@ -23,7 +23,6 @@ from .options import (
     float_range,
     folder_lock,
     int_range,
-    non_negative_int,
     png_file,
     positive_float,
     positive_int,
@@ -129,68 +128,12 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
 
 
-# `hotstart train` option -> where it goes in a RunConfig (options left out keep the file's/preset's value)
-_OPTION_PATHS = {
-    "data": ("data",), "input": ("model", "input", "kind"), "embed_init_std": ("model", "input", "embed_init_std"),
-    "encoder": ("model", "input", "encoder", "name"), "encoder_width": ("model", "input", "encoder", "width"),
-    **{f"encoder_{k}": ("model", "input", "encoder", k) for k in ("size", "pool", "patch", "norm")},
-    "adapter_init_std": ("model", "input", "encoder", "adapter_init_std"),
-    **{k: ("model", "input", k) for k in ("pixel_norm", "output_norm", "input_scale", "center", "mix_fonts",
-                                          "glyph_permute", "glyph_source")},
-    "tie_head": ("model", "tie_head"), "curriculum_order": ("train", "curriculum_order"), "head": ("model", "head"),
-    "holdout_share": ("holdout", "share"), "holdout_seed": ("holdout", "seed"),
-    **{k: ("model", "input", "render", k) for k in ("res", "crop", "margin", "keep", "centre_share", "font", "face",
-                                                    "missing", "fallback_fonts")},
-    **{k: ("model", "decoder", k) for k in ("n_layer", "n_head", "n_embd", "dropout", "n_kv_head")},
-    "decoder": ("model", "decoder", "kind"),
-    **{k: ("train", k) for k in (
-        "batch_size", "max_samples", "max_epochs", "lr_max", "schedule", "schedule_samples", "warmup_samples",
-        "onecycle_div",
-        "eval_every", "dense_until", "eval_every_late", "eval_at", "eval_sequences", "patience", "precision", "device", "seed",
-        "balance_languages",
-        "freeze_decoder", "tensorboard", "compile")},
-}
+def _objective_options() -> dict[str, dict[str, tuple[str, ...]]]:
+    """objective -> {flag destination: where it goes in that objective's run config}, from the generated table
+    (flags.py; options left out keep the file's or preset's value)."""
+    from .flags import read_table
 
-
-# `hotstart train --objective mae` option -> where it goes in an MAERunConfig
-_MAE_OPTION_PATHS = {
-    "data": ("data",), "size": ("model", "size"), "mask_ratio": ("model", "mask_ratio"), "max_span": ("model", "max_span"),
-    "line_mode": ("model", "line", "mode"),
-    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts",
-                                         "binary_draw", "edge")},
-    **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
-}
-
-
-# `hotstart train --objective mlm` option -> where it goes in an MLMRunConfig
-_MLM_OPTION_PATHS = {
-    "data": ("data",), "size": ("model", "size"), "mask_prob": ("model", "mask_prob"), "dropout": ("model", "dropout"),
-    **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
-}
-
-# `hotstart train --objective next-patch` option -> where it goes in a NextPatchRunConfig
-_NEXT_PATCH_OPTION_PATHS = {
-    "data": ("data",), "line_mode": ("model", "line", "mode"),
-    **{k: ("model", k) for k in ("size", "decoder", "head", "norm_target", "patch_len", "dropout")},
-    **{k: ("model", "line", k) for k in ("patch", "cell", "max_patches", "font", "face", "missing", "fallback_fonts",
-                                         "binary_draw", "edge")},
-    **{k: path for k, path in _OPTION_PATHS.items() if path[0] == "train" and k != "curriculum_order"},
-}
-
-# `hotstart train --objective pixar` option -> where it goes in a PixarRunConfig
-_PIXAR_OPTION_PATHS = {
-    **_NEXT_PATCH_OPTION_PATHS, "stage": ("stage",), "adversarial_weight": ("adversarial", "weight"),
-    **{k: ("adversarial", k) for k in ("stage1_run", "stage1_checkpoint", "disc_width", "disc_blocks", "disc_sees")},
-}
-
-# `hotstart train --objective dual` option -> where it goes in a DualRunConfig: the pixel LM's under model.pixel
-_DUAL_OPTION_PATHS = {
-    **{k: (path[:1] + ("pixel",) + path[1:] if path[0] == "model" else path) for k, path in _NEXT_PATCH_OPTION_PATHS.items()},
-    "pixel_text_ratio": ("model", "pixel_text_ratio"), "pair_share": ("model", "pair_share"),
-}
-
-_OBJECTIVE_OPTIONS = {"next-char": _OPTION_PATHS, "mae": _MAE_OPTION_PATHS, "mlm": _MLM_OPTION_PATHS,
-                      "next-patch": _NEXT_PATCH_OPTION_PATHS, "pixar": _PIXAR_OPTION_PATHS, "dual": _DUAL_OPTION_PATHS}
+    return {objective: {dest: tuple(path) for dest, path in paths.items()} for objective, paths in read_table()["paths"].items()}
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig | PixarRunConfig | DualRunConfig:
@@ -208,13 +151,15 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
 
     loaded = load_yaml(args.config) if args.config is not None else {}
     objective = args.objective or loaded.get("objective") or "next-char"
-    if objective not in _OBJECTIVE_OPTIONS:
-        raise HotStartError(f"unknown objective '{objective}'; choose one of {', '.join(_OBJECTIVE_OPTIONS)}")
+    options = _objective_options()
+    if objective not in options:
+        raise HotStartError(f"unknown objective '{objective}'; choose one of {', '.join(options)}")
     next_char = objective == "next-char"
-    paths = _OBJECTIVE_OPTIONS[objective]
-    others = set().union(*_OBJECTIVE_OPTIONS.values()) - set(paths) - {"size"}  # a decoder, MAE or BERT size
+    paths = options[objective]
+    others = set().union(*options.values()) - set(paths) - {"size"}  # a decoder, MAE or BERT size
     for dest in sorted(others):
-        if getattr(args, dest, None) is not None:
+        value = getattr(args, dest, None)
+        if value is not None and not (dest.startswith("no_") and value is False):  # a --no-X switch not given
             raise HotStartError(f"--{dest.replace('_', '-')} is not an option of --objective {objective} runs; "
                                 "drop it, or choose the objective it belongs to")
     if not next_char:
@@ -239,14 +184,15 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     data = deep_merge(data, loaded)
     if args.size is not None and next_char:
         data["model"]["decoder"] = to_dict(decoder_size(args.size, data["model"]["decoder"].get("kind", "gpt2")))
-    if args.no_curriculum:
-        data["train"]["curriculum"] = False
     for dest, path in paths.items():
-        if getattr(args, dest, None) is not None:
+        value = getattr(args, dest, None)
+        if dest.startswith("no_") and isinstance(value, bool):  # --no-X (flags.py `negate`): the field X set False
+            value = False if value else None
+        if value is not None:
             node = data
             for key in path[:-1]:
                 node = node.setdefault(key, {})
-            node[path[-1]] = getattr(args, dest)
+            node[path[-1]] = value
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
     cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig,
@@ -603,51 +549,6 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {path} and its CSVs and plots in {path.parent}")
 
 
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    """`hotstart train` options beyond the input path: decoder, schedule, evaluation, hardware."""
-    g = p.add_argument_group("decoder")
-    g.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768); "
-                                  "mae, mlm: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
-    g.add_argument("--decoder", help="gpt2 (HotStart's, default) | llama: RMSNorm, SwiGLU, rotary positions, grouped-query "
-                        "attention (the pixel LMs' block), the same sizes")
-    for name, typ in (("n_layer", positive_int), ("n_head", positive_int), ("n_embd", positive_int),
-                      ("dropout", float_range(0.0, 0.99))):
-        g.add_argument(f"--{name.replace('_', '-')}", type=typ, help=f"override the size's {name}")
-    g.add_argument("--n-kv-head", type=positive_int, help="llama: key/value heads of grouped-query attention (default: half the heads)")
-    g = p.add_argument_group("training")
-    g.add_argument("--max-samples", type=positive_int, help="stop after N training sequences (default: early stopping)")
-    g.add_argument("--max-epochs", type=positive_int, help="stop after N curriculum epochs")
-    g.add_argument("--batch-size", type=positive_int, help="sequences per step (default 128)")
-    g.add_argument("--lr-max", type=positive_float, help="peak learning rate (default 1.5e-3)")
-    g.add_argument("--schedule", help="onecycle (paper, default) or cosine (warm-up + cosine)")
-    g.add_argument("--schedule-samples", type=positive_int, help="samples the lr schedule spans (default 1,000,000, ~7,800 steps; our reading, the paper gives none)")
-    g.add_argument("--onecycle-div", type=float,
-                   help="onecycle: start lr = --lr-max / this (default 25, PyTorch's; 7.5 starts at the paper's 2e-4)")
-    g.add_argument("--warmup-samples", type=non_negative_int, help="cosine: warm-up length in samples (default 2048)")
-    g.add_argument("--no-curriculum", action="store_true", help="plain epochs instead of the quadratic curriculum")
-    g.add_argument("--curriculum", dest="curriculum_order",
-                   help="fresh (default: each epoch the first n(e) of a new permutation) | prefix (the first n(e) "
-                        "of one fixed order, so each epoch re-sees the earlier ones)")
-    g.add_argument("--freeze-decoder", action="store_true", default=None, help="train only the input path and head (ablation)")
-    g.add_argument("--balance-languages", action=argparse.BooleanOptionalAction, default=None,
-                   help="sample a corpus prepared from several languages equally, as PIXEL-M4 (default: on for mae, "
-                        "off for next-char; needs --no-curriculum)")
-    g.add_argument("--seed", type=int, help="seed for weights and sample order (default 0)")
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-every", type=positive_int, help="evaluate every N samples up to --dense-until")
-    g.add_argument("--dense-until", type=positive_int, help="end of the dense evaluation window (samples)")
-    g.add_argument("--eval-at", type=positive_int, nargs="+", help="also evaluate at the first step past each of these sample "
-                                                         "counts (e.g. the paper's 4096 6152 8200 10248)")
-    g.add_argument("--eval-every-late", type=positive_int, help="evaluate every N samples afterwards (default 16384)")
-    g.add_argument("--eval-sequences", type=positive_int, help="validation sequences per evaluation (default: all)")
-    g.add_argument("--patience", type=positive_int, help="early stopping patience in evaluations (default 7)")
-    g.add_argument("--tensorboard", action="store_true", default=None, help="also log to TensorBoard (RUN/tensorboard/)")
-    g = p.add_argument_group("hardware")
-    g.add_argument("--precision", help="auto | bf16 | fp16 | fp32 (default auto)")
-    g.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
-    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the decoder (see bench/run.py for whether it pays)")
-
-
 def _add_run_argument(p: argparse.ArgumentParser) -> None:
     """The positional run folder and --checkpoint, shared by eval, export and generate."""
     p.add_argument("run", help="run folder")
@@ -657,6 +558,8 @@ def _add_run_argument(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `hotstart` argument parser with all subcommands."""
+    from .flags import add_flags, read_table
+    from .options import CHECKS
     from .render.line import MAX_LINE_PATCHES
 
     parser = _Parser(prog="hotstart", description="Pixel language modelling: character LMs that read glyphs.")
@@ -713,7 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__ + (
-        " Settings come from the defaults, then --preset, then --config, then the options given here."))
+        " Settings come from the defaults, then --preset, then --config, then the options given here. Every other "
+        "option is a field of the objective's run config, generated from its dataclass (hotstart/flags.py); an option "
+        "that the objective's config lacks is refused."))
     p.add_argument("--data", help="folder written by `hotstart prepare`")
     p.add_argument("--objective", help="next-char (default): HotStart's LM | mae: PIXEL-M4's masked autoencoder "
                                        "over rendered lines, one line per corpus sequence | mlm: a character BERT "
@@ -721,93 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "that predicts each next patch of a rendered line | pixar: PIXAR, next-patch over binary 8x8 lines, "
                                        "by likelihood, then (--stage 2) adversarially | dual: DualGPT, one decoder "
                                        "on character IDs, lines, and lines paired with their text")
-    p.add_argument("--input", help="index (default) | vision")
     p.add_argument("--config", help="YAML run config (e.g. a run folder's config.yaml); options given here override it")
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
-    g = p.add_argument_group("vision input")
-    _add_render_options(g, res_default=None)
-    g.add_argument("--encoder", help="orig (ResNet) | opt | simp (default simp)")
-    g.add_argument("--encoder-width", type=int, help="encoder base channels (default: from --encoder-size)")
-    g.add_argument("--encoder-size", help="ours (default) | paper: the width whose input path has the paper's "
-                                          "parameter count at gpt2-small, and the same share of a smaller decoder")
-    g.add_argument("--encoder-norm", help="orig: group (default) | batch (over a batch's distinct glyphs; running "
-                                          "statistics in evaluation) | none")
-    g.add_argument("--encoder-pool", type=int, help="opt/simp: side of the pooled feature grid (default 4); 0 = "
-                                                    "no pooling, the adapter sees the whole feature map")
-    g.add_argument("--encoder-patch", type=int, help="opt/simp: stride of the first conv (default: 1 up to 8x8, "
-                                                     "else ceil(res/8)); 1 keeps every pixel's own position")
-    g.add_argument("--pixel-norm", help="standardize (default: one mean/std) | position (per pixel position) | raw")
-    g.add_argument("--output-norm", help="layernorm (default) | none")
-    g.add_argument("--input-scale", help="none (default) | index-init: input vectors as long as the index table's "
-                                         "at initialisation")
-    g.add_argument("--center-inputs", dest="center", action="store_true", default=None,
-                   help="subtract the vocabulary's mean input vector (encodes every glyph at every step)")
-    g.add_argument("--mix-font", action="append", dest="mix_fonts",
-                   help="a font training also draws glyphs in (repeatable; PATH or PATH#FACE): each glyph of a step "
-                        "is drawn in the primary font or one of these, at random; evaluation uses the primary")
-    g = p.add_argument_group("controls of the hot start (vision): what a lead over index comes from")
-    g.add_argument("--glyph-permute", type=int, metavar="SEED",
-                   help="each character reads another character's glyph, by a fixed permutation drawn with SEED "
-                        "(specials keep theirs): the same pictures with no visual similarity between related characters")
-    g.add_argument("--glyph-source", help="font (default) | noise: each character's own glyph pixels in a fixed "
-                                          "random order (same ink share and grey levels, no strokes)")
-    g.add_argument("--adapter-init-std", type=float, help="std of the adapter's initial weights (default 0: "
-                                                          "PyTorch's, 1/sqrt(3 fan_in)); 0.02 gives it the index "
-                                                          "table's relative step")
-    p.add_argument("--embed-init-std", type=float, help="index: wte init std (default 0.02)")
-    g = p.add_argument_group("characters never trained on (next-char)")
-    g.add_argument("--holdout-share", type=float, help="share of the vocabulary's characters held out of training, "
-                                                       "drawn from 5 frequency bands alike (default 0): as inputs they "
-                                                       "become <unk>, as targets they are ignored and left out of the "
-                                                       "softmax; evaluation reports what the model makes of them")
-    g.add_argument("--holdout-seed", type=int, help="seed of the held-out draw (default 0)")
-    p.add_argument("--tie-head", action="store_true", default=None,
-                   help="tie lm_head to the input table as GPT2LMHeadModel does (index: the head is wte)")
-    g = p.add_argument_group("masked autoencoder (--objective mae; also --size tiny|small-cpu|base, --font, "
-                             "--face, --fallback-font, --missing for the line renderer)")
-    g.add_argument("--mask-ratio", type=float, help="share of patches masked (default 0.25, PIXEL's)")
-    g.add_argument("--max-span", type=int, help="longest span of neighbouring masked patches (default 6, PIXEL's)")
-    g.add_argument("--patch", type=int, help="line height and patch side in pixels (default 16)")
-    g.add_argument("--line-mode", help="grey (default) | binary | rgb")
-    g.add_argument("--binary-draw", help="binary lines: aliased (default: glyphs drawn without anti-aliasing) | "
-                                         "threshold (anti-aliased grey cut at 0.5; runs before this option)")
-    g.add_argument("--edge", help="ink that would leave the line: fit (default: the character or shaped run "
-                                  "moved inside, drawn smaller if taller than the line) | clip (cut and counted; "
-                                  "runs before this option)")
-    g.add_argument("--cell", help="free (default: running text) | char | bigram | words (each word from a patch boundary)")
-    g.add_argument("--max-patches", type=int, help="patches per line: mae, a square number (default 529 = 23 x 23); "
-                                                   "next-patch, the decoder's context (default 256)")
-    g = p.add_argument_group("pixel LM (--objective next-patch: PixelGPT; --size and --decoder as a decoder's, "
-                             "default llama; the line options above)")
-    g.add_argument("--head", help="next-patch: mse (default): regress the next patch's pixels | bernoulli: each "
-                                  "pixel's ink probability (PIXAR's likelihood); next-char: linear (default) | glyph "
-                                  "(vision: logits from each character's encoded glyph, a bias and a residual table)")
-    g.add_argument("--norm-target", action="store_true", default=None,
-                   help="mse: regress each patch's pixels standardised by their own mean and variance")
-    g.add_argument("--patch-len", type=int, help="patches per decoder position (default 1; PIXAR's L = 2)")
-    g = p.add_argument_group("DualGPT (--objective dual: the pixel LM's options above, and a character embedding and "
-                             "head on the same decoder)")
-    g.add_argument("--pixel-text-ratio", type=float, help="pixel lines per text sequence outside the pairs (default 1: "
-                                                          "the paper's 4:4)")
-    g.add_argument("--pair-share", type=float, help="share of each batch given as a line followed by its text "
-                                                    "(default 0.2: the paper's 2 of 10)")
-    g = p.add_argument_group("PIXAR (--objective pixar: next-patch with binary 8x8 lines, --patch-len 2 and the "
-                             "bernoulli head by default)")
-    g.add_argument("--stage", type=int, help="1 (default): likelihood | 2: adversarial, from --stage1-run, for "
-                                             "--max-samples (PIXAR: 200 steps); its model settings come from that run")
-    g.add_argument("--stage1-run", help="stage 2: the stage-1 run folder (pixar stage 1 or next-patch) it starts from")
-    g.add_argument("--stage1-checkpoint", help="stage 2: best (default) | last weights of the stage-1 run")
-    g.add_argument("--adversarial-weight", type=float, help="stage 2: the adversarial term's weight on top of the "
-                                                            "automatic one, |grad rec| / |grad adv| at the head (default 1)")
-    g.add_argument("--disc-width", type=int, help="stage 2: width of the patch discriminator's MLP (default 256)")
-    g.add_argument("--disc-blocks", type=int, help="stage 2: its residual blocks (default 2)")
-    g.add_argument("--disc-sees", help="stage 2: what the discriminator judges of the generator: emitted (default: "
-                                       "ink binarised at 1/2 as generation writes it, gradient straight through) | "
-                                       "soft (ink probabilities; runs before this option)")
-    g = p.add_argument_group("character BERT (--objective mlm; --size tiny|small-cpu|base as the MAE's encoder)")
-    g.add_argument("--mask-prob", type=float, help="share of positions predicted (default 0.15, BERT's: 80%% [MASK], "
-                                                   "10%% random, 10%% kept)")
-    _add_train_options(p)
+    p.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768); "
+                                  "mae, mlm: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
+    add_flags(p, read_table(), CHECKS)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out from its last evaluation")

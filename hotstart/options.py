@@ -60,6 +60,13 @@ positive_int = int_range(1)
 non_negative_int = int_range(0)
 positive_float = float_range(0.0, low_open=True)
 """Learning rates and other scales that must be above zero."""
+dropout_rate = float_range(0.0, 0.99)
+"""A dropout probability."""
+
+CHECKS: dict[str, Callable[[str], object]] = {
+    "int": int, "float": float, "positive_int": positive_int, "non_negative_int": non_negative_int,
+    "positive_float": positive_float, "dropout_rate": dropout_rate}
+"""The checks a config field's flag may name (config.py `flag`), by name: the generated flag table is JSON."""
 
 
 def output_file(*suffixes: str) -> Callable[[str], str]:

@@ -25,11 +25,11 @@ def describe(action: argparse.Action) -> dict[str, Any]:
 def train_configs() -> dict[str, Any]:
     """For each objective of `hotstart train`: where each of its flags goes in its run config, and the run
     config that the defaults alone give (the data folder aside)."""
-    from hotstart.cli import _OBJECTIVE_OPTIONS, _run_config, build_parser
+    from hotstart.cli import _objective_options, _run_config, build_parser
     from hotstart.config import to_dict
 
     parser, out = build_parser(), {}
-    for objective, paths in _OBJECTIVE_OPTIONS.items():
+    for objective, paths in _objective_options().items():
         args = parser.parse_args(["train", "--objective", objective, "--data", "DATA", "--out", "OUT"])
         out[objective] = {"paths": {dest: list(path) for dest, path in sorted(paths.items())},
                           "defaults": to_dict(_run_config(args))}

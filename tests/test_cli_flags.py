@@ -5,10 +5,17 @@ purpose is a new snapshot, taken with `python scripts/cli_flags.py > tests/data/
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib.util
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
+
+from hotstart.config import flag
+from hotstart.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED = json.loads((ROOT / "tests" / "data" / "cli_flags.json").read_text())
@@ -33,10 +40,10 @@ def differences(pinned: dict, now: dict) -> list[str]:
                 if have["defaults"] != want["defaults"]:
                     found.append(f"train --objective {objective}: the default run config changed")
             continue
-        for flag, want in flags.items():
-            have = now.get(command, {}).get(flag)
+        for option, want in flags.items():
+            have = now.get(command, {}).get(option)
             if have != want:
-                found.append(f"{command} {flag}: " + ("gone" if have is None else
+                found.append(f"{command} {option}: " + ("gone" if have is None else
                              ", ".join(f"{k} {want[k]!r} -> {have.get(k)!r}" for k in want if have.get(k) != want[k])))
     return found
 
@@ -54,3 +61,65 @@ def test_a_lost_flag_a_changed_default_and_a_moved_path_are_each_caught() -> Non
     assert differences(PINNED, lost) == ["finetune --epochs: gone"]
     assert differences(PINNED, changed) == ["train --batch-size: default None -> 64"]
     assert differences(PINNED, moved) == ["train --objective mae: --patch goes to ['model', 'patch'], not ['model', 'line', 'patch']"]
+
+
+def test_the_generated_flag_table_is_what_the_dataclasses_give() -> None:
+    from hotstart.flags import build_table, read_table
+
+    assert read_table() == json.loads(json.dumps(build_table())), \
+        "hotstart/train_flags.json is out of date: run `python -m hotstart.flags` after changing a config field"
+
+
+@dataclass
+class ToyModel:
+    """A toy model."""
+
+    width_factor: float = 2.0
+    """How much wider the toy is."""
+    steps: list[int] = field(default_factory=list, metadata=flag(check="positive_int"))
+    """When the toy steps."""
+
+
+@dataclass
+class ToyRun:
+    """A toy run."""
+
+    data: str = field(metadata=flag(by_hand=True))
+    model: ToyModel = field(default_factory=ToyModel)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class ClashingModel:
+    """A model whose `patch` reads text where the line models' reads a number."""
+
+    patch: str = "big"
+
+
+@dataclass
+class ClashingRun:
+    """A run of it."""
+
+    data: str = field(metadata=flag(by_hand=True))
+    model: ClashingModel = field(default_factory=ClashingModel)
+
+
+def test_a_new_config_field_is_a_new_flag_with_its_help_and_a_clash_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hotstart.flags import add_flags, build_table
+    from hotstart.options import CHECKS
+    from hotstart.training.loop import OBJECTIVES
+
+    monkeypatch.setitem(OBJECTIVES, "toy", type("Toy", (), {"run_config": ToyRun}))
+    table = build_table()
+    assert table["paths"]["toy"]["width_factor"] == ["model", "width_factor"]
+    assert "width_factor" not in table["paths"]["mae"]  # another objective: refused there by the CLI
+    parser = argparse.ArgumentParser()
+    add_flags(parser, table, CHECKS)
+    args = parser.parse_args(["--width-factor", "3", "--steps", "4", "8"])
+    assert args.width_factor == 3.0 and args.steps == [4, 8]
+    assert "How much wider the toy is." in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--steps", "0"])  # the check the field's metadata names
+    monkeypatch.setitem(OBJECTIVES, "clashing", type("Clashing", (), {"run_config": ClashingRun}))
+    with pytest.raises(ValueError, match="--patch: clashing's model.patch reads it otherwise"):
+        build_table()

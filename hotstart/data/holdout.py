@@ -11,11 +11,12 @@ model reads its glyph like any other character's; an index model can only see <u
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..config import flag
 from ..errors import HotStartError
 from .prepared import PAD_ID, SPECIALS, UNK_ID, Vocab
 
@@ -24,11 +25,11 @@ from .prepared import PAD_ID, SPECIALS, UNK_ID, Vocab
 class HoldoutConfig:
     """Which characters a next-char run never trains on."""
 
-    share: float = 0.0
+    share: float = field(default=0.0, metadata=flag("holdout-share"))
     """Share of the vocabulary's characters held out (0: none)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata=flag("holdout-seed"))
     """Seed of the draw, independent of the training seed, so runs of several seeds hold out the same."""
-    bands: int = 5
+    bands: int = field(default=5, metadata=flag("holdout-bands"))
     """Frequency bands drawn from alike."""
 
     def validate(self) -> None:

@@ -9,13 +9,14 @@ over its last hidden states it is the "index" row of the fine-tuning table (task
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 from transformers import BertConfig, BertForMaskedLM
 
+from ..config import flag
 from ..data.prepared import PAD_ID
 from ..errors import HotStartError
 from .mae import MAE_SIZES
@@ -28,15 +29,15 @@ IGNORE = -100
 class CharBertConfig:
     """A character-level BERT the size of an MAE encoder."""
 
-    size: str = "small-cpu"
+    size: str = field(default="small-cpu", metadata=flag(by_hand=True))
     """tiny | small-cpu | base: the encoder of the MAE size of the same name."""
-    vocab_size: int = 0
+    vocab_size: int = field(default=0, metadata=flag(cli=False))
     """The corpus's vocabulary; 0 until a run fills it. [MASK] is one more ID after it."""
-    max_positions: int = 0
+    max_positions: int = field(default=0, metadata=flag(cli=False))
     """Longest sequence (the corpus's seq_len; 0 until a run fills it)."""
     mask_prob: float = 0.15
     """Share of positions the loss is taken on (BERT: 15%)."""
-    dropout: float = 0.1
+    dropout: float = field(default=0.1, metadata=flag(check="dropout_rate"))
     """Dropout in the blocks and on attention (BERT's default)."""
 
     @property

@@ -13,12 +13,13 @@ goes in and what comes out.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel
 
+from ..config import flag
 from ..errors import HotStartError
 
 DECODER_KINDS = ("gpt2", "llama")
@@ -28,17 +29,20 @@ DECODER_KINDS = ("gpt2", "llama")
 class DecoderConfig:
     """Decoder shape, in GPT-2's own names, and which block it is made of."""
 
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 256
+    n_layer: int = field(default=4, metadata=flag(check="positive_int"))
+    """Transformer blocks (overrides the --size's)."""
+    n_head: int = field(default=4, metadata=flag(check="positive_int"))
+    """Attention heads (overrides the --size's)."""
+    n_embd: int = field(default=256, metadata=flag(check="positive_int"))
+    """Hidden width (overrides the --size's)."""
     n_positions: int = 1024
     """Longest sequence: GPT-2's position table, Llama's rotary cache (>= the corpus seq_len)."""
-    dropout: float = 0.0
+    dropout: float = field(default=0.0, metadata=flag(check="dropout_rate"))
     """Residual, embedding and attention dropout (GPT-2 uses 0.1); llama: attention dropout only, as
     LlamaModel has no other."""
-    kind: str = "gpt2"
+    kind: str = field(default="gpt2", metadata=flag("decoder"))
     """gpt2 (HotStart's decoder) or llama (RMSNorm, SwiGLU, rotary, grouped-query attention)."""
-    n_kv_head: int = 0
+    n_kv_head: int = field(default=0, metadata=flag(check="positive_int"))
     """llama: key/value heads of grouped-query attention; 0 = half the heads (our reading: the papers
     name GQA, not its ratio; a single head keeps one)."""
 

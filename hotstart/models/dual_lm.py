@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import flag
 from ..data.prepared import PAD_ID
 from ..errors import HotStartError
 from .pixel_lm import PixelLM, PixelLMConfig
@@ -40,9 +41,9 @@ class DualLMConfig:
     """Pixel sequences per text sequence outside the pairs (the paper's 4:4 = 1)."""
     pair_share: float = 0.2
     """Share of each batch given as pairs, a line then its text (the paper's 2 of 10)."""
-    vocab_size: int = 0
+    vocab_size: int = field(default=0, metadata=flag(cli=False))
     """Characters of the corpus (set from it)."""
-    seq_len: int = 0
+    seq_len: int = field(default=0, metadata=flag(cli=False))
     """Characters per sequence (set from the corpus): the pairs' text part."""
 
     def validate(self) -> None:

@@ -17,11 +17,12 @@ running statistics in evaluation; `norm="none"` leaves the convolutions unnormal
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..config import flag
 from ..errors import HotStartError
 
 ENCODER_NAMES = ("orig", "opt", "simp")
@@ -35,21 +36,21 @@ PAPER_INPUT_PARAMS = {"orig": 26.45e6, "opt": 22.32e6, "simp": 12.61e6}
 class EncoderConfig:
     """Which glyph encoder + adapter, and its size."""
 
-    name: str = "simp"
+    name: str = field(default="simp", metadata=flag("encoder"))
     """Which encoder: orig (ResNet + MLP adapter), opt (minimal + deep adapter), simp (minimal + linear)."""
-    width: int = 0
+    width: int = field(default=0, metadata=flag("encoder-width"))
     """Base channel count; 0 derives it from `size` and the decoder width (see `derived_width`)."""
-    size: str = "ours"
+    size: str = field(default="ours", metadata=flag("encoder-size"))
     """How `width` is derived when it is 0: ours (see `derived_width`) or paper (the width whose input
     path has the paper's parameter count at GPT-2 small, and the same share of the decoder's
     parameters at other decoder sizes; see `paper_width`)."""
-    pool: int = 4
+    pool: int = field(default=4, metadata=flag("encoder-pool"))
     """Side of the adaptive-average-pool grid the minimal encoder flattens (opt/simp); 0 = no pooling:
     the adapter sees the whole feature map (its size then depends on the resolution)."""
-    patch: int = 0
+    patch: int = field(default=0, metadata=flag("encoder-patch"))
     """opt/simp: stride of the first conv (s x s patches); 0 derives it from the resolution trained at
     (1 up to 8x8, else ceil(res / 8)). Kept when a trained model is evaluated at another resolution."""
-    norm: str = "group"
+    norm: str = field(default="group", metadata=flag("encoder-norm"))
     """orig: normalisation after each ResNet convolution, group (ours), batch (a standard ResNet's) or
     none. The minimal encoders (opt/simp) have no normalisation layers."""
     adapter_init_std: float = 0.0

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import flag
 from ..data.prepared import PAD_ID
 from ..errors import HotStartError
 from ..render.glyph import GlyphRenderer, RenderConfig
@@ -50,7 +51,7 @@ every run reads the same glyphs."""
 class InputConfig:
     """How characters enter the decoder."""
 
-    kind: str = "index"
+    kind: str = field(default="index", metadata=flag("input"))
     """index (ID embedding) or vision (rendered glyph -> encoder -> adapter)."""
     embed_init_std: float = 0.02
     """index: std of the normal init of wte (GPT-2's 0.02)."""
@@ -67,7 +68,7 @@ class InputConfig:
     input_scale: str = "none"
     """vision: none, or index-init: the input vectors scaled by a fixed factor so that at
     initialisation their mean length equals the index table's (embed_init_std * sqrt(n_embd))."""
-    center: bool = False
+    center: bool = field(default=False, metadata=flag("center-inputs", dest="center"))
     """vision: subtract the vocabulary's mean input vector from every character's (training then
     encodes the whole vocabulary at every step, not only a batch's distinct glyphs)."""
     glyph_permute: int | None = None
@@ -78,7 +79,7 @@ class InputConfig:
     """vision, a control: font (the rendered glyphs) or noise: each character's image is its own glyph's
     pixels in a fixed random order (our reading of "a random image with its glyph's ink share": the same ink
     share and the same grey levels, no strokes)."""
-    mix_fonts: list[str] = field(default_factory=list)
+    mix_fonts: list[str] = field(default_factory=list, metadata=flag("mix-font", repeat=True))
     """vision: more fonts ("path" or "path#face") that training draws glyphs in: at every step each
     glyph encoded is drawn in the primary font or one of these, chosen at random (per glyph draw);
     evaluation and generation use the primary font (or the one `hotstart eval --font` gives)."""
@@ -115,7 +116,7 @@ class InputConfig:
 class ModelConfig:
     """Everything needed to rebuild the model's modules (the weights come from a checkpoint)."""
 
-    vocab_size: int
+    vocab_size: int = field(metadata=flag(cli=False))
     input: InputConfig = field(default_factory=InputConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     tie_head: bool = False

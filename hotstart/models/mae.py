@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
+from ..config import flag
 from ..errors import HotStartError
 from ..render.line import LineRenderConfig
 
@@ -48,7 +49,7 @@ MAE_SIZES = {
 class MAEConfig:
     """A pixel masked autoencoder over rendered lines."""
 
-    size: str = "small-cpu"
+    size: str = field(default="small-cpu", metadata=flag(by_hand=True))
     """tiny | small-cpu | base (PIXEL-M4's)."""
     line: LineRenderConfig = field(default_factory=LineRenderConfig)
     """How lines are rendered: its patch, mode and max_patches (a square number: the line is laid
@@ -59,7 +60,7 @@ class MAEConfig:
     """Longest run of neighbouring patches masked together (PIXEL: 6)."""
     norm_pix_loss: bool = True
     """Loss against each patch's pixels standardised by their own mean and variance (MAE's and PIXEL's)."""
-    dropout: float = 0.0
+    dropout: float = field(default=0.0, metadata=flag(check="dropout_rate"))
     """Dropout in the encoder and decoder blocks (ViT-MAE's default: none)."""
 
     @property

@@ -26,13 +26,14 @@ choice among the ways to make real and fake alike).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..config import flag
 from ..errors import HotStartError
 from .pixel_lm import PixelLM, PixelLMConfig, masked_mean
 
@@ -45,7 +46,7 @@ class AdversarialConfig:
     """Run folder of the stage-1 model (a next-patch or pixar stage-1 run); its model settings are used."""
     stage1_checkpoint: str = "best"
     """best | last: which of the stage-1 run's weights stage 2 starts from."""
-    weight: float = 1.0
+    weight: float = field(default=1.0, metadata=flag("adversarial-weight"))
     """The adversarial term's share on top of the automatic weight (1: as large a gradient as rec)."""
     disc_width: int = 256
     """Width of the discriminator's residual MLP."""

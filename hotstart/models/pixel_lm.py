@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import flag
 from ..errors import HotStartError
 from ..render.line import LineRenderConfig
 from .decoder import (
@@ -44,7 +45,7 @@ PIXEL_HEADS = ("mse", "bernoulli")
 class PixelLMConfig:
     """A decoder over the patches of rendered lines."""
 
-    size: str = "small-cpu"
+    size: str = field(default="small-cpu", metadata=flag(by_hand=True))
     """Decoder size (models/decoder.py): tiny | small-cpu | medium-cpu | gpt2-small."""
     decoder: str = "llama"
     """llama (the papers' block, default) | gpt2 (HotStart's)."""
@@ -57,7 +58,7 @@ class PixelLMConfig:
     """mse: regress each patch's pixels standardised by their own mean and variance."""
     patch_len: int = 1
     """Patches per decoder position (PIXAR: L = 2)."""
-    dropout: float = 0.0
+    dropout: float = field(default=0.0, metadata=flag(check="dropout_rate"))
     """Decoder dropout (models/decoder.py)."""
 
     @property

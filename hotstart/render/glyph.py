@@ -72,7 +72,7 @@ class RenderConfig:
     """Face index in a font collection; None is the SC face of the default font, 0 for others."""
     missing: str = "blank"
     """A character the font lacks: "blank" draws nothing, "error" stops, "fallback" asks fallback_fonts."""
-    fallback_fonts: list[str] = field(default_factory=list)
+    fallback_fonts: list[str] = field(default_factory=list, metadata=config.flag("fallback-font", repeat=True))
     """Fonts tried in order when missing == "fallback", each "path" or "path#face"."""
 
     @property

@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
 from PIL import __version__ as PILLOW_VERSION
 
+from ..config import flag
 from ..errors import HotStartError
 from .fonts import (
     default_font,
@@ -77,20 +78,20 @@ class LineRenderConfig:
 
     patch: int = 16
     """Patch side in pixels, also the line's height (PIXEL-M4 and PixelGPT: 16; PIXAR: 8)."""
-    mode: str = "grey"
+    mode: str = field(default="grey", metadata=flag("line-mode"))
     """grey (ink coverage), binary (ink > binary_threshold; PIXAR), or rgb (three equal channels; PixelGPT)."""
     cell: str = "free"
     """free (running text), char (one character per patch), bigram (two per patch) or words (each word from a
     patch boundary)."""
     max_patches: int = 529
     """Patches per line, the end-of-sequence patch included (PIXEL-M4: 529); longer text is cut and counted."""
-    margin: float = 0.0625
+    margin: float = field(default=0.0625, metadata=flag("line-margin"))
     """Fraction of the patch left blank above and below the em box (1 px at 16, 1 px at 8)."""
     font: str | None = None
     """Primary font file; None is Noto Sans CJK SC (Han, Latin, Cyrillic)."""
     face: int | None = None
     """Face index in a font collection; None is the SC face of the default font, 0 for others."""
-    fallback_fonts: list[str] = field(default_factory=list)
+    fallback_fonts: list[str] = field(default_factory=list, metadata=flag("fallback-font", repeat=True))
     """Fonts tried after the primary, in order, for a character it lacks ("path" or "path#face")."""
     script_fonts: bool = True
     """Then try the installed fonts of other scripts (fonts.script_fonts: Devanagari, DejaVu Sans)."""

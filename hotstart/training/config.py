@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import flag
 from ..data.prepared import CURRICULUM_ORDERS
 from ..errors import HotStartError
 
@@ -18,18 +19,18 @@ SCHEDULES = ("onecycle", "cosine", "linear")
 class TrainConfig:
     """Optimisation, schedule, evaluation and stopping."""
 
-    batch_size: int = 128
+    batch_size: int = field(default=128, metadata=flag(check="positive_int"))
     """Sequences per step (paper: 128)."""
-    max_samples: int | None = None
+    max_samples: int | None = field(default=None, metadata=flag(check="positive_int"))
     """Stop after this many training sequences; None trains until early stopping (or max_epochs)."""
-    max_epochs: int | None = None
+    max_epochs: int | None = field(default=None, metadata=flag(check="positive_int"))
     """Stop after this many curriculum epochs; None for no limit."""
-    lr_max: float = 1.5e-3
+    lr_max: float = field(default=1.5e-3, metadata=flag(check="positive_float"))
     """Peak learning rate (paper: OneCycle max 1.5e-3)."""
     schedule: str = "onecycle"
     """onecycle (the paper's), cosine (linear warm-up, then cosine decay) or linear (linear warm-up, then linear
     decay; fine-tuning's pixel-m4 recipe)."""
-    schedule_samples: int | None = None
+    schedule_samples: int | None = field(default=None, metadata=flag(check="positive_int"))
     """Samples the lr schedule spans; None = 1,000,000 (~7,800 steps of 128). Our reading: the paper
     gives no span ("0.4% of the data" at 8,200 samples would put its run near 2M samples). It does not
     follow max_samples, so a shorter run is an exact prefix of the full-length run."""
@@ -40,7 +41,7 @@ class TrainConfig:
     2e-4 (OneCycle max 1.5e-3)", which div 7.5 would make the start."""
     onecycle_final_div: float = 1e4
     """OneCycle: final lr = start lr / final_div (PyTorch's default)."""
-    warmup_samples: int = 2048
+    warmup_samples: int = field(default=2048, metadata=flag(check="non_negative_int"))
     """cosine: linear warm-up length in samples."""
     min_lr_ratio: float = 0.1
     """cosine and linear: the lr decays to lr_max * min_lr_ratio."""
@@ -48,27 +49,27 @@ class TrainConfig:
     """AdamW weight decay on matrices (paper: 0.01); biases, norms and embeddings are not decayed."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
-    curriculum: bool = True
+    curriculum: bool = field(default=True, metadata=flag(negate=True))
     """Quadratic curriculum (paper): epoch e trains on 5000 + 918.37e + 18.74e^2 sequences."""
-    curriculum_order: str = "fresh"
+    curriculum_order: str = field(default="fresh", metadata=flag("curriculum", dest="curriculum_order"))
     """Which sequences a curriculum epoch takes: fresh (the first n(e) of a new permutation each epoch)
     or prefix (the first n(e) of one fixed order, reshuffled each epoch, so epoch e re-sees every
     sequence of the epochs before it; our reading of the paper's sample counts)."""
-    balance_languages: bool = False
+    balance_languages: bool = field(default=False, metadata=flag(both=True))
     """Sample the corpus's languages equally (a corpus prepared from several, PIXEL-M4's); needs
     curriculum off. One language: no effect."""
-    eval_every: int = 2048
+    eval_every: int = field(default=2048, metadata=flag(check="positive_int"))
     """Evaluate every this many samples up to dense_until (the hot-start window)."""
-    dense_until: int = 16384
+    dense_until: int = field(default=16384, metadata=flag(check="positive_int"))
     """End of the dense evaluation window, in samples."""
-    eval_every_late: int = 16384
+    eval_every_late: int = field(default=16384, metadata=flag(check="positive_int"))
     """Evaluate every this many samples after dense_until."""
-    eval_at: list[int] = field(default_factory=list)
+    eval_at: list[int] = field(default_factory=list, metadata=flag(check="positive_int"))
     """Also evaluate at the first step whose samples reach each of these (say the paper's hot-start points
     4,096 / 6,152 / 8,200 / 10,248, which batches of 128 do not all land on)."""
-    eval_sequences: int | None = None
+    eval_sequences: int | None = field(default=None, metadata=flag(check="positive_int"))
     """Validation sequences per scheduled evaluation (the first N of the fixed set); None = all."""
-    patience: int = 7
+    patience: int = field(default=7, metadata=flag(check="positive_int"))
     """Early stopping: evaluations without a lower validation loss before stopping (paper: 7)."""
     freeze_decoder: bool = False
     """Train only the input path and head (the paper's frozen-decoder ablation)."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..analysis.readback import GlyphReader
-from ..config import to_dict
+from ..config import flag, to_dict
 from ..data.prepared import PAD_ID
 from ..models.dual_lm import DualLM, DualLMConfig
 from ..models.pixel_lm import masked_mean
@@ -39,11 +39,11 @@ from .precision import Precision
 class DualRunConfig:
     """A DualGPT run: which prepared corpus, which model, how to train it."""
 
-    data: str
+    data: str = field(metadata=flag(by_hand=True))
     """Folder written by `hotstart prepare`."""
     model: DualLMConfig = field(default_factory=DualLMConfig)
     train: TrainConfig = field(default_factory=line_train_defaults)
-    objective: str = "dual"
+    objective: str = field(default="dual", metadata=flag(cli=False))
 
 
 class Dual(LineObjective):

@@ -28,7 +28,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from ..config import to_dict
+from ..config import flag, to_dict
 from ..models.mae import MAEConfig, PixelMAE, span_mask
 from ..render.line import line_image
 from .config import TrainConfig
@@ -44,11 +44,11 @@ PLOTTED_LINES = 2
 class MAERunConfig:
     """A masked-autoencoder run: which prepared corpus, which model, how to train it."""
 
-    data: str
+    data: str = field(metadata=flag(by_hand=True))
     """Folder written by `hotstart prepare`; each sequence becomes one line (--seq-len 528 fills 529 CJK patches)."""
     model: MAEConfig = field(default_factory=MAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    objective: str = "mae"
+    objective: str = field(default="mae", metadata=flag(cli=False))
     """What the run learns (training/objective.py)."""
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import save_yaml, to_dict
+from ..config import flag, save_yaml, to_dict
 from ..errors import HotStartError
 from ..models.char_bert import IGNORE, CharBert, CharBertConfig, bert_masking
 from .config import TrainConfig, line_train_defaults
@@ -30,11 +30,11 @@ from .precision import Precision
 class MLMRunConfig:
     """A masked-language-model run: which prepared corpus, which model, how to train it."""
 
-    data: str
+    data: str = field(metadata=flag(by_hand=True))
     """Folder written by `hotstart prepare`; each sequence is one example."""
     model: CharBertConfig = field(default_factory=CharBertConfig)
     train: TrainConfig = field(default_factory=line_train_defaults)
-    objective: str = "mlm"
+    objective: str = field(default="mlm", metadata=flag(cli=False))
     """What the run learns (training/objective.py)."""
 
 

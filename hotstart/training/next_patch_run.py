@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..analysis.readback import GlyphReader
-from ..config import to_dict
+from ..config import flag, to_dict
 from ..data.prepared import PAD_ID
 from ..models.pixel_lm import PixelLM, PixelLMConfig, masked_mean
 from ..render.line import line_image
@@ -52,13 +52,13 @@ PLOTTED_LINES = 2
 class NextPatchRunConfig:
     """A next-patch run: which prepared corpus, which model, how to train it."""
 
-    data: str
+    data: str = field(metadata=flag(by_hand=True))
     """Folder written by `hotstart prepare`; each sequence becomes one line (max_patches >= seq_len + 1
     holds a Chinese sequence and its end patch)."""
     model: PixelLMConfig = field(default_factory=PixelLMConfig)
     train: TrainConfig = field(default_factory=line_train_defaults)
     """The same settings as the family's other line models unless given (line_train_defaults)."""
-    objective: str = "next-patch"
+    objective: str = field(default="next-patch", metadata=flag(cli=False))
     """What the run learns (training/objective.py)."""
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import from_dict, to_dict
+from ..config import flag, from_dict, to_dict
 from ..errors import HotStartError
 from ..models.pixar import AdversarialConfig, AdversarialPixelLM
 from ..models.pixel_lm import PixelLM, PixelLMConfig
@@ -47,7 +47,7 @@ def pixar_model_defaults() -> PixelLMConfig:
 class PixarRunConfig:
     """A PIXAR run: stage 1 (likelihood) or stage 2 (adversarial, from a stage-1 run)."""
 
-    data: str
+    data: str = field(metadata=flag(by_hand=True))
     """Folder written by `hotstart prepare` (one line per sequence)."""
     model: PixelLMConfig = field(default_factory=pixar_model_defaults)
     """Stage 2: replaced by the stage-1 run's."""
@@ -56,7 +56,7 @@ class PixarRunConfig:
     """1: likelihood | 2: adversarial, from adversarial.stage1_run."""
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     """Stage 2's settings."""
-    objective: str = "pixar"
+    objective: str = field(default="pixar", metadata=flag(cli=False))
 
 
 class Pixar(NextPatch):

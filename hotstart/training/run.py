@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..config import from_dict, save_yaml, to_dict
+from ..config import flag, from_dict, save_yaml, to_dict
 from ..data.holdout import HoldoutConfig
 from ..data.prepared import (
     SPECIALS,
@@ -42,13 +42,13 @@ from .config import TrainConfig
 class RunConfig:
     """A whole run: which prepared corpus, which model, how to train it."""
 
-    data: str
+    data: str = field(metadata=flag(by_hand=True))
     """Folder written by `hotstart prepare`."""
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
     """Characters never trained on (data/holdout.py); none by default."""
-    objective: str = "next-char"
+    objective: str = field(default="next-char", metadata=flag(cli=False))
     """What the run learns (training/objective.py); next-char: HotStart's next-character prediction."""
 
 
