@@ -55,7 +55,7 @@ def reconstruction_text(r: dict[str, Any]) -> str:
              "grid, as English sequences of this length do, more of the text is masked than the 25% ratio says)"
              if r["masked_share"] > 0.4 else "")
     return (f"The MAE's reconstructions read back by OCR (analysis/reconstruction.py; our reading): {r['lines']} validation "
-            f"lines under the evaluation masks ({pct(r['masked_share'])}% of their text patches masked{fixed}), read whole. "
+            f"lines under the evaluation masks, {pct(r['masked_share'])}% of their text patches masked{fixed}, read whole. "
             f"Character error rate: real lines {pct(r['ocr_cer_real'])}% (the reader's ceiling), masked patches filled "
             f"by the model {pct(r['ocr_cer_reconstruction'])}%, filled by the zero predictor {pct(r['ocr_cer_floor'])}% "
             f"(the floor). Recovered, (floor - model) / (floor - real): {recovered}: {verdict}.{share}")
@@ -137,7 +137,7 @@ def family_section(folder: Path, out: Path, prefix: str = "family") -> tuple[str
             lines.append(f"| {row['member']} | {row['mode']} | {row['encoder_parameters'] / 1e6:.2f}M | "
                          f"{row['train_examples']:,} | {row['seeds']} | {_mean_sd(row, 'test_acc')} | "
                          f"{_mean_sd(row, 'test_macro_f1')} |")
-    else:
+    elif record.get("task", "inews-sentiment"):
         lines += ["", "No fine-tuning has finished yet."]
     majority = next((read_json(run / mode / "finetune.json", "fine-tuning result").get("majority")
                      for _, run in members for mode in ("probe", "full") if (run / mode / "finetune.json").is_file()), None)
@@ -152,8 +152,9 @@ def family_section(folder: Path, out: Path, prefix: str = "family") -> tuple[str
         lines += ["", (f"Always answering the most frequent training label ({majority['label']}) scores "
                        f"{100 * majority['test_acc']:.1f}% accuracy and {100 * majority['test_macro_f1']:.1f}% macro-F1 on the "
                        "test documents: a row at or near those learned nothing usable.")]
-    lines += ["", ("The seed papers report no iNews sentiment figures (PIXEL-M4 fine-tunes on other tasks, with AdamW at "
-              "1e-5 to 9e-5 and early stopping up to 15K steps, per its summary), so no paper number stands beside these.")]
+    if tune_rows:
+        lines += ["", ("The seed papers report no iNews sentiment figures (PIXEL-M4 fine-tunes on other tasks, with AdamW at "
+                  "1e-5 to 9e-5 and early stopping up to 15K steps, per its summary), so no paper number stands beside these.")]
     if curves:
         _pretraining_plot(curves, out / f"{prefix}_pretraining.png")
         lines += ["", f"![pretraining of each member]({prefix}_pretraining.png)"]
