@@ -45,6 +45,16 @@ def test_the_grid_trains_every_member_alike_reads_back_generations_and_reports(t
     assert [line.split(" | ")[0][2:] for line in table] == list(MEMBERS)
     assert (tmp_path / "report" / "autoregressive_accuracy.png").is_file()
     assert (tmp_path / "report" / "autoregressive_pixar-2.png").is_file()
+    # two grid folders in one report (a language each, say) keep their own pictures, and one CSV names each row's
+    import shutil
+
+    shutil.copytree(out, tmp_path / "again", ignore=shutil.ignore_patterns("checkpoints", "data"))
+    assert main(["report", str(out), str(tmp_path / "again"), "--out", str(tmp_path / "both")]) == 0
+    both = (tmp_path / "both" / "report.md").read_text()
+    for name in ("autoregressive1-auto_accuracy.png", "autoregressive2-again_pixar-2.png"):
+        assert f"({name})" in both and (tmp_path / "both" / name).is_file()
+    rows = (tmp_path / "both" / "autoregressive.csv").read_text().splitlines()
+    assert rows[0].startswith("folder,") and len(rows) == 1 + 2 * len(MEMBERS)
 
 
 def test_a_member_at_its_floor_is_said_to_have_learned_nothing() -> None:

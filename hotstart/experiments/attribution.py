@@ -159,7 +159,7 @@ def is_attribution_folder(path: Path) -> bool:
     return (Path(path) / "attribution.json").is_file() and any(Path(path).glob("runs/attribution-*/pixels.json"))
 
 
-def attribution_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
+def attribution_section(folder: Path, out: Path, prefix: str = "attribution") -> tuple[str, list[dict[str, Any]]]:
     """Markdown and CSV rows: centre mass per member and method, masked accuracy; writes attribution.png."""
     record = read_json(folder / "attribution.json", "grid record")
     measured = {m: read_json(p, "attribution") for m in MEMBERS
@@ -214,8 +214,8 @@ def attribution_section(folder: Path, out: Path) -> tuple[str, list[dict[str, An
         gaps = ", ".join(f"{r['member']} {percent(r['ig_completeness_gap'])}%" for r in rows)
         lines += ["", (f"Integrated gradients' completeness gap (|sum of attributions - score change| over the mean "
                        f"|score change|, lower is better): {gaps}.")]
-        _heat_maps(measured, out / "attribution.png")
-        lines += ["", "![attribution per pixel position](attribution.png)"]
+        _heat_maps(measured, out / f"{prefix}.png")
+        lines += ["", f"![attribution per pixel position]({prefix}.png)"]
     return "\n".join(lines), rows
 
 

@@ -198,9 +198,10 @@ def is_autoregressive_folder(path: Path) -> bool:
     return (Path(path) / "autoregressive.json").is_file()
 
 
-def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
-    """Markdown and CSV rows of one autoregressive grid folder; writes autoregressive_accuracy.png and
-    each pixel writer's generations (autoregressive_MEMBER.png) into `out`."""
+def autoregressive_section(folder: Path, out: Path, prefix: str = "autoregressive") -> tuple[str, list[dict[str, Any]]]:
+    """Markdown and CSV rows of one autoregressive grid folder; writes PREFIX_accuracy.png,
+    PREFIX_data_efficiency.png and each pixel writer's generations (PREFIX_MEMBER.png) into `out` (one prefix per
+    folder, so that two folders in one report keep their own pictures)."""
     import shutil
 
     from ..plot import read_metrics
@@ -234,7 +235,7 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
             "samples_per_s": summary.get("samples_per_s_median") if summary else None,
         })
         if (run / "generations.png").is_file():
-            shutil.copyfile(run / "generations.png", out / f"autoregressive_{member}.png")
+            shutil.copyfile(run / "generations.png", out / f"{prefix}_{member}.png")
     lines = [f"Scale '{record['scale']}': {settings.get('about', '')}, sequences of {record.get('seq_len')} characters, "
              f"in {record.get('precision')}; PIXAR stage 2 adds {settings.get('stage2_steps', 0)} steps to stage 1. "
              "Commands: " + "; ".join(f"`{c}`" for c in record.get("commands", [])) + ".",
@@ -282,18 +283,18 @@ def autoregressive_section(folder: Path, out: Path) -> tuple[str, list[dict[str,
                      f"{percent(r['val_pair_acc']) if r['member'] == 'dual' else ''} | "
                      f"{read_back} | {cost} | {speed} |")
     if curves:
-        _accuracy_plot(curves, settings.get("samples", 0), out / "autoregressive_accuracy.png")
-        lines += ["", "![next-character accuracy against sequences seen](autoregressive_accuracy.png)"]
-        _accuracy_plot(curves, settings.get("samples", 0), out / "autoregressive_data_efficiency.png",
+        _accuracy_plot(curves, settings.get("samples", 0), out / f"{prefix}_accuracy.png")
+        lines += ["", f"![next-character accuracy against sequences seen]({prefix}_accuracy.png)"]
+        _accuracy_plot(curves, settings.get("samples", 0), out / f"{prefix}_data_efficiency.png",
                        characters=record.get("seq_len", 0))
         lines += ["", ("Data efficiency: the same accuracies against characters seen (log scale), with the point where "
                        "PixelGPT's paper sees it overtake PIXEL marked (about 200B patches; a 16 px Chinese character "
                        "takes about a patch): how far two cores are from where its paper says the method works."), "",
-                  "![next-character accuracy against characters seen](autoregressive_data_efficiency.png)"]
+                  f"![next-character accuracy against characters seen]({prefix}_data_efficiency.png)"]
     for r in rows:
-        if (out / f"autoregressive_{r['member']}.png").is_file():
+        if (out / f"{prefix}_{r['member']}.png").is_file():
             lines += ["", f"{r['member']}: greedy continuations (after the mark) of validation openings:", "",
-                      f"![{r['member']} generations](autoregressive_{r['member']}.png)"]
+                      f"![{r['member']} generations]({prefix}_{r['member']}.png)"]
     return "\n".join(lines), rows
 
 

@@ -254,12 +254,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def compression_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
+def compression_section(folder: Path, out: Path, prefix: str = "compression") -> tuple[str, list[dict[str, Any]]]:
     """Markdown and CSV rows: every setting's characters per patch and CER, each strategy's squeeze limit; writes
     compression.png into `out`."""
     record = read_json(Path(folder) / "compression.json", "compression record")
     rows = read_rows(folder)
-    plot(rows, Path(out) / "compression.png")
+    plot(rows, Path(out) / f"{prefix}.png")
     pct = lambda value: "-" if value is None else f"{100 * value:.1f}"
     parts = [(f"Scale '{record['scale']}': {record.get('about', '')}. Commands: "
               + "; ".join(f"`{c}`" for c in record.get("commands", [])) + f". Reader: {record.get('ocr_engine')}; "
@@ -294,7 +294,7 @@ def compression_section(folder: Path, out: Path) -> tuple[str, list[dict[str, An
             parts.append(f"| {r['strategy']} | {r['patch']} | {r['em_px']} | {r['chars_per_patch']:.2f} | "
                          f"{pct(r['ocr_cer'])} | {pct(r['glyph_cer'])} |")
         parts.append("")
-    parts.append("![compression against readability](compression.png)")
+    parts.append(f"![compression against readability]({prefix}.png)")
     csv_rows = [{k: r.get(k) for k in ("language", "strategy", "patch", "em_px", "margin", "chars_per_patch", "ocr_cer",
                                        "glyph_cer", "lines", "missing")} for r in rows]
     return "\n".join(parts), csv_rows

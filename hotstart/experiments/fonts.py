@@ -218,7 +218,7 @@ def is_robustness_folder(path: Path) -> bool:
     return is_fonts_folder(path) and any(Path(path).glob("runs/fonts-*/robustness.json"))
 
 
-def robustness_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
+def robustness_section(folder: Path, out: Path, prefix: str = "robustness") -> tuple[str, list[dict[str, Any]]]:
     """Markdown and CSV rows: accuracy per member, perturbation and level; writes robustness.png."""
     record = read_json(folder / "fonts.json", "grid record")
     rows = []
@@ -249,8 +249,8 @@ def robustness_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any
                 lines.append(f"| {member} | {PERTURBATION_NAMES[kind]} | " +
                              " | ".join(f"{percent(r['val_acc'])} ({r['level']:g})" for r in cells) + " |")
     if rows:
-        _robustness_plot(rows, out / "robustness.png")
-        lines += ["", "![accuracy under perturbation](robustness.png)"]
+        _robustness_plot(rows, out / f"{prefix}.png")
+        lines += ["", f"![accuracy under perturbation]({prefix}.png)"]
     return "\n".join(lines), rows
 
 
@@ -269,7 +269,7 @@ def is_fonts_folder(path: Path) -> bool:
     return (Path(path) / "fonts.json").is_file()
 
 
-def fonts_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
+def fonts_section(folder: Path, out: Path, prefix: str = "fonts") -> tuple[str, list[dict[str, Any]]]:
     """Markdown and CSV rows of one fonts grid folder (accuracy per member and typeface); writes fonts.png."""
     record = read_json(folder / "fonts.json", "grid record")
     names = [t["name"] for t in record.get("typefaces", [])]
@@ -304,8 +304,8 @@ def fonts_section(folder: Path, out: Path) -> tuple[str, list[dict[str, Any]]]:
             lines.append(f"| {member} | " + " | ".join(
                 f"{percent(cells[n]['val_acc'])}{' *' if cells[n]['trained_on_it'] else ''}" if n in cells else "" for n in names) + " |")
     if rows:
-        _plot(rows, names, out / "fonts.png")
-        lines += ["", "![accuracy per typeface](fonts.png)"]
+        _plot(rows, names, out / f"{prefix}.png")
+        lines += ["", f"![accuracy per typeface]({prefix}.png)"]
     return "\n".join(lines), rows
 
 

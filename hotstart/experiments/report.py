@@ -455,13 +455,17 @@ def write_report(paths: list[str | Path], out: str | Path, command: str = "") ->
         write_csv(out / "family_pretraining.csv", pre_rows)
         write_csv(out / "family_finetuning.csv", tune_rows)
     grid_parts: dict[str, list[str]] = {}
-    for name, folders in grids.items():  # as for families, the last folder's plots stand
+    for name, folders in grids.items():  # as for families: one folder, NAME*.png; several, each its own pictures
         _, section, _ = MEMBER_GRIDS[name]
-        for folder in folders:
-            text, rows = section(folder, out)
+        csv_rows = []
+        for index, folder in enumerate(folders):
+            prefix = name if len(folders) == 1 else f"{name}{index + 1}-{folder.name}"
+            text, rows = section(folder, out, prefix)
             note = "" if name == "compression" else "\n\n" + corpus_note(folder)  # it names its two corpora itself
             grid_parts.setdefault(name, []).append(text + note)
-            write_csv(out / f"{name}.csv", rows)
+            csv_rows += [{"folder": str(folder), **row} for row in rows] if len(folders) > 1 else rows
+        if folders:
+            write_csv(out / f"{name}.csv", csv_rows)
     grid_sections = [f"## {MEMBER_GRIDS[name][2]}\n\n" + "\n\n".join(parts) for name, parts in grid_parts.items()]
     grid_csvs = [f"{name}.csv" for name in grid_parts]
     if not others:  # family and member-grid folders alone: their sections are the report
