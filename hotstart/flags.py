@@ -23,6 +23,7 @@ import itertools
 import json
 import sys
 import textwrap
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,9 +48,9 @@ def _leaves(cls: type, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
     """(path, field, the dataclass holding it, its type without None) of every non-dataclass field, depth first."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        inner = [a for a in typing.get_args(hints[f.name]) if a is not type(None)] \
-            if typing.get_origin(hints[f.name]) in (typing.Union, __import__("types").UnionType) else [hints[f.name]]
-        kind = inner[0]
+        hint = hints[f.name]
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType)  # `int | None` -> int
+        kind = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
         if dataclasses.is_dataclass(kind):
             yield from _leaves(kind, path + (f.name,))
         else:
