@@ -123,3 +123,41 @@ def test_a_new_config_field_is_a_new_flag_with_its_help_and_a_clash_is_refused(m
     monkeypatch.setitem(OBJECTIVES, "clashing", type("Clashing", (), {"run_config": ClashingRun}))
     with pytest.raises(ValueError, match="--patch: clashing's model.patch reads it otherwise"):
         build_table()
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--weight-decay", "-1", "--weight-decay must be 0 or more, got -1.0"),
+    ("--grad-clip", "-1", "--grad-clip must be 0 or more, got -1.0"),
+    ("--max-bad-steps", "-3", "--max-bad-steps must be 0 or more, got -3"),
+    ("--min-lr-ratio", "5", "--min-lr-ratio must be between 0 and 1"),
+    ("--onecycle-pct-start", "2", "--onecycle-pct-start must be between 0 and 1"),
+    ("--onecycle-final-div", "0", "--onecycle-final-div must be at least 1"),
+    ("--n-positions", "0", "n_positions 0 < corpus seq_len"),
+    ("--holdout-bands", "0", "--holdout-bands must be at least 1"),
+])
+def test_a_flag_a_new_field_brought_refuses_a_bad_value_in_one_line(flag: str, value: str, words: str, tiny_corpus,
+                                                                     tmp_path: Path, capsys) -> None:
+    # the flags that appeared when the CLI was generated: each checked before any work, as the old ones are
+    from hotstart.cli import main
+
+    out = tmp_path / "r"
+    assert main(["train", "--data", str(tiny_corpus.path), "--size", "tiny", "--max-samples", "16", "--out", str(out),
+                 "--quiet", flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and words in err[0], err
+    assert not (out / "checkpoints").exists()  # refused before training
+
+
+@pytest.mark.parametrize(("objective", "flag", "value", "words"), [
+    ("mae", "--line-margin", "3", "margin=3.0 is not allowed"),
+    ("mae", "--binary-threshold", "7", "binary_threshold=7.0 is not allowed"),
+    ("pixar", "--disc-dropout", "2", "the discriminator's dropout must be in [0, 1)"),
+])
+def test_a_line_flag_a_new_field_brought_refuses_a_bad_value_in_one_line(objective: str, flag: str, value: str, words: str,
+                                                                          tiny_corpus, tmp_path: Path, capsys) -> None:
+    from hotstart.cli import main
+
+    assert main(["train", "--objective", objective, "--data", str(tiny_corpus.path), "--size", "tiny", "--max-samples",
+                 "16", "--out", str(tmp_path / "r"), "--quiet", flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and words in err[0], err

@@ -111,6 +111,9 @@ class TrainConfig:
                 raise HotStartError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise HotStartError(f"--min-lr-ratio must be between 0 and 1, got {self.min_lr_ratio}")
+        for name in ("weight_decay", "grad_clip", "max_bad_steps"):  # 0 turns each off; below 0 means nothing
+            if not getattr(self, name) >= 0:
+                raise HotStartError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if not 0 < self.onecycle_pct_start < 1:
             raise HotStartError(f"--onecycle-pct-start must be between 0 and 1, got {self.onecycle_pct_start}")
 
