@@ -22,9 +22,9 @@ from .options import (
     check_text_arguments,
     float_range,
     folder_lock,
+    int_list,
     int_range,
     png_file,
-    positive_float,
     positive_int,
     write_file,
 )
@@ -119,11 +119,9 @@ def cmd_render_text(args: argparse.Namespace) -> None:
 def cmd_prepare(args: argparse.Namespace) -> None:
     """Clean, count and encode a corpus into a prepared folder (vocabulary, memmap, splits)."""
     from .data.prepared import PrepareConfig, prepare
+    from .flags import command_config
 
-    cfg = PrepareConfig(corpus=args.corpus[0], extra_corpora=args.corpus[1:], format=args.format, encoding=args.encoding,
-                        normalization=args.normalization, min_freq=args.min_freq, seq_len=args.seq_len,
-                        val_sequences=args.val_sequences, seed=args.seed, split_lines=args.split_lines,
-                        corpus_version=args.corpus_version)
+    cfg: PrepareConfig = command_config("prepare", args, corpus=args.corpus[0], extra_corpora=args.corpus[1:])
     with folder_lock(args.out, "prepared corpus folder"):
         prepare(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
 
@@ -133,12 +131,14 @@ def _objective_options() -> dict[str, dict[str, tuple[str, ...]]]:
     (flags.py; options left out keep the file's or preset's value)."""
     from .flags import read_table
 
-    return {objective: {dest: tuple(path) for dest, path in paths.items()} for objective, paths in read_table()["paths"].items()}
+    return {objective: {dest: tuple(path) for dest, path in paths.items()}
+            for objective, paths in read_table()["train"]["paths"].items()}
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunConfig | NextPatchRunConfig | PixarRunConfig | DualRunConfig:
     """The run config from defaults, then --preset, then --config FILE, then the options given on the command line."""
     from .config import from_dict, load_yaml, to_dict
+    from .flags import given_values, read_table
     from .models.decoder import decoder_size
     from .presets import PRESETS, deep_merge
     from .training.config import TrainConfig, line_train_defaults
@@ -184,15 +184,11 @@ def _run_config(args: argparse.Namespace) -> RunConfig | MAERunConfig | MLMRunCo
     data = deep_merge(data, loaded)
     if args.size is not None and next_char:
         data["model"]["decoder"] = to_dict(decoder_size(args.size, data["model"]["decoder"].get("kind", "gpt2")))
-    for dest, path in paths.items():
-        value = getattr(args, dest, None)
-        if dest.startswith("no_") and isinstance(value, bool):  # --no-X (flags.py `negate`): the field X set False
-            value = False if value else None
-        if value is not None:
-            node = data
-            for key in path[:-1]:
-                node = node.setdefault(key, {})
-            node[path[-1]] = value
+    for path, value in given_values(read_table()["train"], paths, args):
+        node = data
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
     if data["data"] is None:
         raise HotStartError("no corpus: pass --data DIR (a folder written by `hotstart prepare`) or set data: in --config")
     cfg = from_dict({"next-char": RunConfig, "mae": MAERunConfig, "mlm": MLMRunConfig,
@@ -228,14 +224,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_finetune(args: argparse.Namespace) -> None:
     """Fine-tune a pretrained run (next-char, mae or mlm) as a document classifier: accuracy and
     macro-F1 on the task's test documents per seed and training-set size; writes OUT/finetune.json."""
+    from .flags import command_config
     from .tasks.classification import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(task=args.task, seeds=list(_seed_list(args.seeds)),
-                         train_examples=list(_int_list(args.train_examples, "--train-examples", "64,256,1024"))
-                         if args.train_examples else [], max_chars=args.max_chars or 0,  # 0: the config's "default"
-                         epochs=args.epochs or 0, batch_size=args.batch_size, lr=args.lr or 0.0, mode=args.mode, checkpoint=args.checkpoint,
-                         recipe=args.recipe, patience=args.patience,
-                         precision=args.precision, device=args.device)
+    cfg: FinetuneConfig = command_config("finetune", args)
     with folder_lock(args.out, "fine-tuning folder"):
         result = finetune(args.run, cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
     for point in result["curve"]:
@@ -406,22 +398,6 @@ def json_line(obj: Any) -> str:
     return json.dumps(clean(obj), ensure_ascii=False, allow_nan=False)
 
 
-def _seed_list(text: str) -> tuple[int, ...]:
-    """'0,1,2' -> (0, 1, 2), with a clear error for anything else."""
-    return _int_list(text, "--seeds", "0,1,2")
-
-
-def _int_list(text: str, option: str, example: str) -> tuple[int, ...]:
-    """'0,1,2' -> (0, 1, 2); anything else, or nothing, is a one-line error naming `option`."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise HotStartError(f"{option} takes comma-separated integers like {example}, got '{text}'") from None
-    if not values:
-        raise HotStartError(f"{option} is empty; pass comma-separated integers like {example}")
-    return values
-
-
 def cmd_sweep(args: argparse.Namespace) -> None:
     """Train a named grid of runs (rq1-rq4, efficiency, ablations, paper) at a scale; rerun to resume."""
     from .experiments.sweep import SweepConfig, list_runs, run_sweep
@@ -446,7 +422,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         _member_grid(args, args.grid, run_fonts if args.grid == "fonts" else run_robustness,
                      f"the {args.grid} grid (one seed per member)", "grid folder")
         return
-    seeds = _seed_list(args.seeds) if args.seeds else None
+    seeds = int_list(args.seeds, "--seeds", "0,1,2") if args.seeds else None
     if args.list:
         print(list_runs(args.grid, args.scale, args.out, seeds))
         return
@@ -562,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .options import CHECKS
     from .render.line import MAX_LINE_PATCHES
 
+    flags = read_table()
     parser = _Parser(prog="hotstart", description="Pixel language modelling: character LMs that read glyphs.")
     parser.add_argument("--version", action="version", version=f"hotstart {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -600,17 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", required=True, action="append",
                    help="'inews' (built in), another built-in name, or a file/folder; repeat it to prepare several "
                         "sources into one folder (validation drawn equally from each language)")
-    p.add_argument("--format", default="auto", help="auto | thucnews | text | jsonl (default auto)")
-    p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default utf-8)")
-    p.add_argument("--normalization", default="NFKC", help="NFKC (default) | NFC | NFKD | NFD | none")
-    p.add_argument("--min-freq", type=positive_int, default=5, help="rarer characters map to <unk> (default 5)")
-    p.add_argument("--seq-len", type=int_range(2), default=128, help="characters per sequence (default 128)")
-    p.add_argument("--val-sequences", type=positive_int, default=5000, help="validation sequences (default 5000)")
-    p.add_argument("--seed", type=int, default=0, help="seed choosing the validation sequences")
-    p.add_argument("--split-lines", action="store_true", help="text files: one document per line")
-    p.add_argument("--corpus-version", type=positive_int,
-                   help="a built-in corpus: the version of its text (default: the newest; inews 1 kept the package's "
-                        "escaped newlines as text, 2 reads them as newlines)")
+    add_flags(p, flags["prepare"], CHECKS)
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared folder")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_prepare)
@@ -630,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="named settings of a paper experiment (see `hotstart presets`)")
     p.add_argument("--size", help="tiny | small-cpu (4x256, default) | medium-cpu (6x384) | gpt2-small (12x768); "
                                   "mae, mlm: tiny | small-cpu (default) | base (ViT-MAE base, PIXEL-M4's)")
-    add_flags(p, read_table(), CHECKS)
+    add_flags(p, flags["train"], CHECKS)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out from its last evaluation")
@@ -638,28 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("finetune", help=cmd_finetune.__doc__, description=cmd_finetune.__doc__)
     p.add_argument("run", help="pretraining run folder (hotstart train: next-char, mae or mlm)")
-    p.add_argument("--checkpoint", default="best", help="best (default) | last")
-    p.add_argument("--task", default="inews-sentiment", help="inews-sentiment (default: the built-in corpus's 3 classes, "
-                   "its packaged train/dev/test) | a folder of train.jsonl, dev.jsonl, test.jsonl with text and label")
-    p.add_argument("--seeds", default="0,1,2", help="one fine-tuning per seed (default 0,1,2)")
-    p.add_argument("--train-examples", help="learning curve: training documents per point, e.g. 64,256,1024 "
-                                            "(a seeded random subset; default: all of them)")
-    p.add_argument("--max-chars", type=positive_int, help="characters of each document read (default: the "
-                                                          "pretraining sequence length)")
-    p.add_argument("--mode", default="full", help="full (default): fine-tune the whole model | probe: only a linear "
-                                                  "layer on the frozen encoder's vectors, computed once (far cheaper)")
-    p.add_argument("--recipe", default="ours", help="ours (default): the schedule of --lr | pixel-m4: PIXEL-M4's "
-                   "fine-tuning: lrs 1e-5 to 9e-5 tried and the best on dev kept (or --lr alone), 100 warm-up steps, "
-                   "linear decay, early stopping, a LayerNorm on the pooled vector")
-    p.add_argument("--patience", type=positive_int, default=3, help="pixel-m4: epochs without a better dev macro-F1 "
-                                                                     "before it stops (default 3)")
-    p.add_argument("--epochs", type=positive_int, help="epochs; the one with the best dev macro-F1 is tested "
-                                                       "(default: 4 full, 30 probe; pixel-m4: at most 10)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="documents per step (default 32)")
-    p.add_argument("--lr", type=positive_float, help="peak learning rate: a tenth warm-up, cosine decay "
-                                                     "(default: 1e-4 full, 1e-3 probe)")
-    p.add_argument("--precision", default="auto", help="auto | bf16 | fp16 | fp32 (default auto)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    add_flags(p, flags["finetune"], CHECKS)
     p.add_argument("--out", required=True, help="folder for finetune.json (a rerun with the same settings resumes)")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that holds other settings")
     p.set_defaults(func=cmd_finetune)

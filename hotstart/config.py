@@ -22,15 +22,17 @@ T = TypeVar("T")
 
 
 def flag(name: str | None = None, check: str | None = None, *, dest: str | None = None, cli: bool = True,
-         negate: bool = False, both: bool = False, repeat: bool = False, by_hand: bool = False) -> dict[str, Any]:
-    """A config field's `hotstart train` flag, as field metadata (`field(default=..., metadata=flag(...))`; flags.py
-    generates the flags): `name` (default: the field's, dashed), `check` (a name in options.CHECKS; default: from
-    the field's type), `dest` (the parsed option's name; default: the flag's, or the field's for a `repeat` list),
-    `cli=False` for a field the corpus or the command decides, `negate` for a bool that
-    defaults on and is switched off by --no-NAME, `both` for --NAME/--no-NAME, `repeat` for a list given one
-    value per flag, `by_hand` for a flag cli.py declares itself (its help covers more than the field)."""
+         negate: bool = False, both: bool = False, repeat: bool = False, comma: str | None = None,
+         by_hand: bool = False) -> dict[str, Any]:
+    """A config field's command-line flag (`hotstart train`, `prepare`, `finetune`), as field metadata
+    (`field(default=..., metadata=flag(...))`; flags.py generates the flags): `name` (default: the field's,
+    dashed), `check` (a name in options.CHECKS; default: from the field's type), `dest` (the parsed option's name;
+    default: the flag's, or the field's for a `repeat` list), `cli=False` for a field the corpus or the command
+    decides, `negate` for a bool that defaults on and is switched off by --no-NAME, `both` for --NAME/--no-NAME,
+    `repeat` for a list given one value per flag, `comma` for a list of integers written "0,1,2" (its value: that
+    example), `by_hand` for a flag cli.py declares itself (its help covers more than the field)."""
     return {"flag": {"name": name, "check": check, "dest": dest, "cli": cli, "negate": negate, "both": both, "repeat": repeat,
-                     "by_hand": by_hand}}
+                     "comma": comma, "by_hand": by_hand}}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

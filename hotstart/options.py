@@ -65,8 +65,19 @@ dropout_rate = float_range(0.0, 0.99)
 
 CHECKS: dict[str, Callable[[str], object]] = {
     "int": int, "float": float, "positive_int": positive_int, "non_negative_int": non_negative_int,
-    "positive_float": positive_float, "dropout_rate": dropout_rate}
+    "two_or_more": int_range(2), "positive_float": positive_float, "dropout_rate": dropout_rate}
 """The checks a config field's flag may name (config.py `flag`), by name: the generated flag table is JSON."""
+
+
+def int_list(text: str, option: str, example: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2); anything else, or nothing, is a one-line error naming `option`."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise HotStartError(f"{option} takes comma-separated integers like {example}, got '{text}'") from None
+    if not values:
+        raise HotStartError(f"{option} is empty; pass comma-separated integers like {example}")
+    return values
 
 
 def output_file(*suffixes: str) -> Callable[[str], str]:

@@ -67,7 +67,7 @@ def test_the_generated_flag_table_is_what_the_dataclasses_give() -> None:
     from hotstart.flags import build_table, read_table
 
     assert read_table() == json.loads(json.dumps(build_table())), \
-        "hotstart/train_flags.json is out of date: run `python -m hotstart.flags` after changing a config field"
+        "hotstart/flags.json is out of date: run `python -m hotstart.flags` after changing a config field"
 
 
 @dataclass
@@ -110,7 +110,7 @@ def test_a_new_config_field_is_a_new_flag_with_its_help_and_a_clash_is_refused(m
     from hotstart.training.loop import OBJECTIVES
 
     monkeypatch.setitem(OBJECTIVES, "toy", type("Toy", (), {"run_config": ToyRun}))
-    table = build_table()
+    table = build_table()["train"]
     assert table["paths"]["toy"]["width_factor"] == ["model", "width_factor"]
     assert "width_factor" not in table["paths"]["mae"]  # another objective: refused there by the CLI
     parser = argparse.ArgumentParser()
@@ -123,6 +123,62 @@ def test_a_new_config_field_is_a_new_flag_with_its_help_and_a_clash_is_refused(m
     monkeypatch.setitem(OBJECTIVES, "clashing", type("Clashing", (), {"run_config": ClashingRun}))
     with pytest.raises(ValueError, match="--patch: clashing's model.patch reads it otherwise"):
         build_table()
+
+
+@dataclass
+class ToyCommandConfig:
+    """A toy command's settings."""
+
+    source: str = field(metadata=flag(by_hand=True))
+    rounds: int = field(default=0, metadata=flag(check="positive_int"))
+    """Rounds; 0: as many as the source has."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1], metadata=flag(comma="0,1"))
+    """One try per seed."""
+    label: str = "plain"
+    """What to call it."""
+    loud: bool = False
+    """Say more."""
+
+
+def test_a_command_config_field_is_a_flag_defaulting_to_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    # prepare and finetune: no config file or preset beneath the flags, so each defaults to its field's value, shown
+    # in the help; a "0: the default" value that the flag's check refuses stays unset; a comma list becomes numbers
+    from hotstart import flags
+    from hotstart.errors import HotStartError
+    from hotstart.options import CHECKS
+
+    monkeypatch.setattr(flags, "command_configs", lambda: {"toy": ToyCommandConfig})
+    table = flags.build_table()["toy"]
+    monkeypatch.setattr(flags, "read_table", lambda: {"toy": table})
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source")
+    flags.add_flags(parser, table, CHECKS)
+    defaults = parser.parse_args([])
+    assert (defaults.rounds, defaults.seeds, defaults.label, defaults.loud) == (None, "0,1", "plain", False)
+    assert "What to call it (default plain)." in parser.format_help()
+    assert flags.command_config("toy", defaults, source="here") == ToyCommandConfig("here", 0, [0, 1], "plain", False)
+    given = parser.parse_args(["--rounds", "3", "--seeds", "4,5,6", "--label", "x", "--loud"])
+    assert flags.command_config("toy", given, source="s") == ToyCommandConfig("s", 3, [4, 5, 6], "x", True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--rounds", "0"])
+    with pytest.raises(HotStartError, match=r"^--seeds takes comma-separated integers like 0,1, got '4,x'$"):
+        flags.command_config("toy", parser.parse_args(["--seeds", "4,x"]), source="s")
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["finetune", "RUN", "--dropout", "1.5"], "argument --dropout: must be a number >= 0 and <= 0.99, got 1.5"),
+    (["finetune", "RUN", "--train-examples", "64,,x"], "--train-examples takes comma-separated integers like 64,256,1024"),
+    (["prepare", "--corpus", "inews", "--seq-len", "1"], "argument --seq-len: must be an integer >= 2, got 1"),
+])
+def test_a_generated_command_flag_refuses_a_bad_value_in_one_line(argv: list[str], words: str, tmp_path: Path,
+                                                                     capsys) -> None:
+    from hotstart.cli import main
+
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and words in err[0], err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(("flag", "value", "words"), [

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import from_dict, to_dict
+from ..config import flag, from_dict, to_dict
 from ..errors import HotStartError
 from .corpus import (
     BUILTIN,
@@ -157,9 +157,9 @@ def _vocab_problem(data: Any, tokens: Any, counts: Any) -> str | None:
 class PrepareConfig:
     """How a corpus becomes a prepared folder (saved in its meta.json)."""
 
-    corpus: str
+    corpus: str = field(metadata=flag(by_hand=True))  # --corpus, repeated: this and `extra_corpora`
     """"inews" (the built-in corpus), another built-in name, or a file/folder path."""
-    extra_corpora: list[str] = field(default_factory=list)
+    extra_corpora: list[str] = field(default_factory=list, metadata=flag(cli=False))
     """More sources prepared into the same folder after `corpus` (say PIXEL-M4's languages); each
     document keeps its source's language, and the validation set takes equally from each language.
     Any source may be written LANG=SOURCE (uk=essays/) to give its documents that language."""
@@ -169,17 +169,17 @@ class PrepareConfig:
     """Text encoding of the corpus files; decoding is strict."""
     normalization: str = "NFKC"
     """Unicode normalisation: NFKC | NFC | NFKD | NFD | none."""
-    min_freq: int = 5
+    min_freq: int = field(default=5, metadata=flag(check="positive_int"))
     """Characters seen fewer times map to <unk>."""
-    seq_len: int = 128
+    seq_len: int = field(default=128, metadata=flag(check="two_or_more"))
     """Characters per sequence; paper: fixed sequences of 128 characters."""
-    val_sequences: int = 5000
+    val_sequences: int = field(default=5000, metadata=flag(check="positive_int"))
     """Validation sequences; paper: a fixed validation set of 5k sequences."""
     seed: int = 0
     """Chooses the validation sequences."""
     split_lines: bool = False
     """Text corpora: every non-empty line is its own document."""
-    corpus_version: int | None = None
+    corpus_version: int | None = field(default=None, metadata=flag(check="positive_int"))
     """A built-in `corpus`: the version of its text to read (corpus.BuiltinCorpus.version); None reads the newest,
     and the prepared folder records the one read (extra built-in sources read their newest). Folders prepared
     before versions existed read version 1."""

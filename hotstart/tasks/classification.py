@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..config import flag
 from ..data.corpus import clean_text, jsonl_documents, read_text
 from ..data.prepared import PAD_ID, SPECIALS, Vocab
 from ..errors import HotStartError
@@ -290,23 +291,28 @@ class FinetuneConfig:
     """How a pretrained run is fine-tuned and on what."""
 
     task: str = "inews-sentiment"
-    """A built-in task (inews-sentiment) or a folder of train/dev/test.jsonl."""
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    train_examples: list[int] = field(default_factory=list)
+    """inews-sentiment: the built-in corpus's 3 classes, its packaged train/dev/test | a folder of train.jsonl,
+    dev.jsonl and test.jsonl with text and label."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=flag(comma="0,1,2"))
+    """One fine-tuning per seed."""
+    train_examples: list[int] = field(default_factory=list, metadata=flag(comma="64,256,1024"))
     """Learning-curve points: fine-tune on this many training documents (a seeded random subset);
-    empty: all of them only."""
-    max_chars: int = 0
-    """Characters of each document the model reads; 0: the pretraining sequence length."""
-    epochs: int = 0
-    """0: the mode's default (MODE_DEFAULTS)."""
-    batch_size: int = 32
-    lr: float = 0.0
+    not given: all of them only."""
+    max_chars: int = field(default=0, metadata=flag(check="positive_int"))
+    """Characters of each document the model reads; 0 or not given: the pretraining sequence length."""
+    epochs: int = field(default=0, metadata=flag(check="positive_int"))
+    """Epochs; the one with the best dev macro-F1 is tested. 0 or not given: the mode's default (MODE_DEFAULTS:
+    4 full, 30 probe; pixel-m4: at most PIXEL_M4_EPOCHS, 10)."""
+    batch_size: int = field(default=32, metadata=flag(check="positive_int"))
+    """Documents per step."""
+    lr: float = field(default=0.0, metadata=flag(check="positive_float"))
     """Peak learning rate (linear warm-up over the first tenth, cosine decay), AdamW, weight decay 0.01;
-    0: the mode's default (MODE_DEFAULTS)."""
-    dropout: float = 0.1
+    0 or not given: the mode's default (MODE_DEFAULTS: 1e-4 full, 1e-3 probe)."""
+    dropout: float = field(default=0.1, metadata=flag(check="dropout_rate"))
     """Dropout on the pooled vector before the linear layer."""
     mode: str = "full"
-    """full: fine-tune the whole model | probe: train only the linear layer on the frozen encoder's vectors."""
+    """full: fine-tune the whole model | probe: train only the linear layer on the frozen encoder's vectors,
+    computed once (far cheaper)."""
     recipe: str = "ours"
     """ours: the schedule above at the mode's defaults. pixel-m4: PIXEL-M4's fine-tuning as its summary gives it
     (AdamW, peak lr from {1e-5, 3e-5, 5e-5, 7e-5, 9e-5}, 100 warm-up steps, linear decay, early stopping): each lr of
@@ -314,11 +320,14 @@ class FinetuneConfig:
     early stopping after `patience` epochs without a better dev macro-F1 within PIXEL_M4_EPOCHS epochs (unless
     --epochs), and the pooled vector normalised by a LayerNorm before the linear layer (as timm's ViT classifiers
     pool)."""
-    patience: int = 3
+    patience: int = field(default=3, metadata=flag(check="positive_int"))
     """pixel-m4: epochs without a better dev macro-F1 before it stops."""
     checkpoint: str = "best"
+    """The pretraining run's weights: best (lowest validation loss) | last."""
     precision: str = "auto"
+    """auto (measured on this machine) | bf16 | fp16 | fp32."""
     device: str = "auto"
+    """auto | cpu | cuda | cuda:N."""
 
 
 class Classifier(nn.Module):
