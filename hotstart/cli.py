@@ -693,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "inews only pretrain: the inews task is Chinese")
     p.add_argument("--seeds", help="seeds of the hot-start runs, e.g. 0,1,2 (default: the scale's)")
     p.add_argument("--only", nargs="+", help="run only runs whose names contain one of these strings "
-                                             "(family: members index, vision, mae, mlm; autoregressive: index, vision, "
+                                             "(family: members index, vision, mae, mae-cells, mlm; autoregressive: index, vision, "
                                              "pixelgpt, pixelgpt-text, pixar-1, pixar-2, dual; fonts, robustness: "
                                              "index, vision, vision-mix; attribution: vision-4x4, vision-8x8, "
                                              "vision-20x20; compression: the strategies free, bigram, char, words)")

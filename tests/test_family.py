@@ -31,6 +31,10 @@ def test_every_member_pretrains_on_the_same_data_budget_and_settings() -> None:
     assert {c.data for c in configs.values()} == {"data"}
     assert configs["mae"].model.line.max_patches == 144  # 128 characters and the end patch on a 12 x 12 grid
     assert configs["mae"].model.line.edge == "fit"  # lines drawn as new runs draw them
+    # the control: the same MAE and lines, one character per patch; running text for PIXEL-M4's own
+    assert (configs["mae"].model.line.cell, configs["mae-cells"].model.line.cell) == ("free", "char")
+    assert vars(configs["mae-cells"].model.line) == {**vars(configs["mae"].model.line), "cell": "char"}
+    assert configs["mae-cells"].model.size == configs["mae"].model.size
     from hotstart.experiments.family import finetune_config
 
     assert finetune_config(scale, "full", 128, "fp32", "cpu", "inews-sentiment").recipe == "pixel-m4"
@@ -53,7 +57,7 @@ def test_each_member_is_pretrained_costed_and_fine_tuned_both_ways(family: Path,
         run = family / "runs" / f"family-{member}"
         assert json.loads((run / "summary.json").read_text())["samples"] == 256
         assert yaml.safe_load((run / "config.yaml").read_text())["objective"] == {"index": "next-char",
-                                                                               "vision": "next-char"}.get(member, member)
+                                                                               "vision": "next-char", "mae-cells": "mae"}.get(member, member)
         cost = json.loads((run / "cost.json").read_text())
         assert cost["train_flops_per_sample"] > 0 and cost["parameters"]["total"] > 0
         for mode in ("probe", "full"):
@@ -61,15 +65,16 @@ def test_each_member_is_pretrained_costed_and_fine_tuned_both_ways(family: Path,
             assert result["mode"] == mode and result["max_chars"] == tiny_corpus.seq_len
             assert [p["train_examples"] for p in result["curve"]] == [64]
     assert json.loads((family / "family.json").read_text())["precision"] == "fp32"
-    readback = json.loads((family / "runs" / "family-mae" / "readback.json").read_text())  # OCR of its reconstructions
-    assert readback["lines"] == 8 and readback["ocr_cer_real"] < readback["ocr_cer_floor"]
+    for member in ("mae", "mae-cells"):
+        readback = json.loads((family / "runs" / f"family-{member}" / "readback.json").read_text())  # OCR of its reconstructions
+        assert readback["lines"] == 8 and readback["ocr_cer_real"] < readback["ocr_cer_floor"]
 
 
 def test_a_rerun_skips_every_finished_member(family: Path, tiny_corpus: PreparedCorpus) -> None:
     before = {p: p.stat().st_mtime for p in family.glob("runs/*/metrics.jsonl")}
     statuses = run_family(family, "smoke", data=str(tiny_corpus.path), task=str(family.parent / "task"),
                           precision="fp32", device="cpu", progress=False)
-    assert [s["status"] for s in statuses] == ["done before"] * 4
+    assert [s["status"] for s in statuses] == ["done before"] * len(MEMBERS)
     assert before == {p: p.stat().st_mtime for p in family.glob("runs/*/metrics.jsonl")}
 
 
@@ -80,6 +85,7 @@ def test_the_report_has_a_family_section_with_every_member(family: Path, tmp_pat
         assert f"| {member} | probe |" in text and f"| {member} | full |" in text
     assert "Always answering the most frequent training label" in text
     assert "The MAE's reconstructions read back by OCR" in text and "(the floor)" in text
+    assert "The mae-cells MAE's reconstructions read back by OCR" in text
     assert (tmp_path / "rep" / "family_finetuning.png").is_file() and (tmp_path / "rep" / "family_pretraining.png").is_file()
     rows = (tmp_path / "rep" / "family_finetuning.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * len(MEMBERS)

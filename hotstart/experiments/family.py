@@ -47,7 +47,13 @@ from ..training.mlm_run import MLMRunConfig
 from ..training.run import RunConfig
 from .grid import open_member_grid
 
-MEMBERS = ("mae", "mlm", "index", "vision")
+MEMBERS = ("mae", "mae-cells", "mlm", "index", "vision")
+"""mae-cells is our control, not PIXEL-M4's: the same MAE over lines drawn one character per patch, so that a
+line of English fills its grid as a Chinese one does and each masked patch is one whole glyph (a cloze over glyph
+images, the task the character BERT solves over IDs); it tells "the MAE cannot learn here" from "running text is
+too hard at this budget"."""
+MAES = ("mae", "mae-cells")
+"""The members whose reconstructions are read back (analysis/reconstruction.py)."""
 MODES = ("probe", "full")
 
 
@@ -115,9 +121,10 @@ def member_config(member: str, scale: FamilyScale, data: str) -> RunConfig | MAE
     if member in ("index", "vision"):
         return RunConfig(data=data, model=ModelConfig(vocab_size=0, input=InputConfig(kind=member),
                                                       decoder=decoder_size(scale.size)), train=tc)
-    if member == "mae":
+    if member in ("mae", "mae-cells"):
         # a sequence and its end patch fit one line; Chinese characters take about a patch each
-        line = LineRenderConfig(max_patches=_square_at_least(scale.seq_len + 1), **({"edge": "fit"} if scale.current else {}))
+        line = LineRenderConfig(max_patches=_square_at_least(scale.seq_len + 1), cell="char" if member == "mae-cells" else "free",
+                                **({"edge": "fit"} if scale.current else {}))
         return MAERunConfig(data=data, model=MAEConfig(size=scale.size, line=line), train=tc)
     if member == "mlm":
         return MLMRunConfig(data=data, model=CharBertConfig(size=scale.size), train=tc)
@@ -199,7 +206,7 @@ def run_family(out: str | Path, scale_name: str = "cpu", data: str | None = None
                    if task and (scale.probe_examples if mode == "probe" else scale.full_examples)]
         lines_read = min(READ_BACK_LINES, scale.eval_sequences // 4)  # smoke: 8 lines
         if (run_dir / "summary.json").is_file() and all(_finetune_done(run_dir / mode, ft) for mode, ft in tunings):
-            if member == "mae" and not (run_dir / "readback.json").is_file() and (run_dir / "checkpoints").is_dir():
+            if member in MAES and not (run_dir / "readback.json").is_file() and (run_dir / "checkpoints").is_dir():
                 _read_back_reconstructions(run_dir, lines_read)  # a run finished before the read-back existed
             statuses.append({"member": member, "status": "done before"})
             continue
@@ -213,7 +220,7 @@ def run_family(out: str | Path, scale_name: str = "cpu", data: str | None = None
             train(cfg, run_dir, progress=progress, overwrite=not resume, resume=resume)
         if not (run_dir / "cost.json").is_file():
             write_json(run_dir / "cost.json", training_cost(cfg, corpus))
-        if member == "mae" and not (run_dir / "readback.json").is_file():
+        if member in MAES and not (run_dir / "readback.json").is_file():
             _read_back_reconstructions(run_dir, lines_read)
         for mode, ft in tunings:
             print(f"fine-tuning {run_dir.name} ({mode})", file=sys.stderr, flush=True)

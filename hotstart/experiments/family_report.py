@@ -22,11 +22,12 @@ from ..training.checkpoint import read_json
 
 DESCRIBED = {
     "mae": "PIXEL-M4's pixel MAE (ViT encoder over a rendered line)",
+    "mae-cells": "the same MAE, one character per patch (our control: a filled grid, a glyph per masked patch)",
     "mlm": "character BERT (the MAE encoder's shape, masked characters)",
     "index": "HotStart index LM (GPT-2 decoder over character IDs)",
     "vision": "HotStart vision LM (8x8 glyphs, simp encoder, same decoder)",
 }
-PRETRAINING_METRIC = {"mae": ("val_loss", "masked-patch MSE"), "mlm": ("val_acc", "masked-character accuracy"),
+PRETRAINING_METRIC = {"mae": ("val_loss", "masked-patch MSE"), "mae-cells": ("val_loss", "masked-patch MSE"), "mlm": ("val_acc", "masked-character accuracy"),
                       "index": ("val_acc", "next-character accuracy"), "vision": ("val_acc", "next-character accuracy")}
 
 
@@ -42,8 +43,8 @@ def _member_runs(folder: Path) -> list[tuple[str, Path]]:
     return [(m, folder / "runs" / f"family-{m}") for m in MEMBERS if (folder / "runs" / f"family-{m}" / "config.yaml").is_file()]
 
 
-def reconstruction_text(r: dict[str, Any]) -> str:
-    """The MAE's reconstructions read back by OCR (analysis/reconstruction.py), in words with its floor."""
+def reconstruction_text(r: dict[str, Any], member: str = "mae") -> str:
+    """An MAE member's reconstructions read back by OCR (analysis/reconstruction.py), in words with its floor."""
     pct = lambda x: f"{100 * x:.1f}"
     recovered = "n/a" if r["recovered"] != r["recovered"] else f"{pct(r['recovered'])}%"
     share = (f" Read at {pct(r['read_share_reconstruction'])}% of the real line (the literal target: 50%), "
@@ -54,7 +55,7 @@ def reconstruction_text(r: dict[str, Any]) -> str:
     fixed = (" (ViTMAE masks a fixed count of the line's grid, a quarter of it: where the text fills less of the "
              "grid, as English sequences of this length do, more of the text is masked than the 25% ratio says)"
              if r["masked_share"] > 0.4 else "")
-    return (f"The MAE's reconstructions read back by OCR (analysis/reconstruction.py; our reading): {r['lines']} validation "
+    return (f"The {'MAE' if member == 'mae' else member + ' MAE'}'s reconstructions read back by OCR (analysis/reconstruction.py; our reading): {r['lines']} validation "
             f"lines under the evaluation masks, {pct(r['masked_share'])}% of their text patches masked{fixed}, read whole. "
             f"Character error rate: real lines {pct(r['ocr_cer_real'])}% (the reader's ceiling), masked patches filled "
             f"by the model {pct(r['ocr_cer_reconstruction'])}%, filled by the zero predictor {pct(r['ocr_cer_floor'])}% "
@@ -125,9 +126,9 @@ def family_section(folder: Path, out: Path, prefix: str = "family") -> tuple[str
         lines += ["", ("Beside the MAE's loss, two predictors that read nothing, on the same masked validation patches: "
                        "zeros (with normalised targets, each patch's own mean) and the mean masked patch. A loss within 2% "
                        "of the better of them learned nothing.")]
-    mae_run = dict(members).get("mae")
-    if mae_run is not None and (mae_run / "readback.json").is_file():
-        lines += ["", reconstruction_text(read_json(mae_run / "readback.json", "reconstructions read back"))]
+    for member, run in members:
+        if (run / "readback.json").is_file():  # the MAEs (family.MAES)
+            lines += ["", reconstruction_text(read_json(run / "readback.json", "reconstructions read back"), member)]
     if tune_rows:
         lines += ["", ("Fine-tuning: test accuracy and macro-F1 (%), mean +/- sd over seeds, by labelled training documents. "
                   "probe: a linear layer on the frozen encoder's vectors; full: the whole model fine-tuned."), "",
@@ -186,7 +187,7 @@ def _efficiency_plot(curves: dict[str, list[dict[str, Any]]], seq_len: int, path
         ax.set_xlabel("characters seen (log)", fontsize=8)
         ax.set_ylabel(label + (" (%)" if key == "val_acc" else ""), fontsize=8)
         ax.grid(alpha=0.3)
-        mark_scales(ax, PAPER_SCALES["mae"] if member == "mae" else {})
+        mark_scales(ax, PAPER_SCALES["mae"] if member == "mae" else {})  # mae-cells: not the paper's task
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
