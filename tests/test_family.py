@@ -108,6 +108,20 @@ def test_a_family_without_a_task_only_pretrains_and_a_rerun_skips_it(tiny_corpus
     assert run_family(tmp_path / "f", "smoke", **kw) == [{"member": "mlm", "status": "done before"}]
 
 
+def test_a_member_added_to_a_scale_joins_the_folder_of_the_members_before_it(tiny_corpus: PreparedCorpus,
+                                                                            tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from hotstart.experiments.grid import open_member_grid
+
+    before = {**asdict(FAMILY_SCALES["smoke"]), "members": ["mae", "mlm", "index", "vision"], "about": "older words"}
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "family.json").write_text(json.dumps({"scale": "smoke", "commands": [], "scale_settings": before}))
+    grid = open_member_grid(tmp_path / "f", "family", "family.json", "smoke", 64, str(tiny_corpus.path), "fp32", "cpu",
+                            False, "", scale_settings=asdict(FAMILY_SCALES["smoke"]))
+    assert grid.record["scale"] == "smoke"
+
+
 def test_a_folder_of_an_earlier_plan_or_another_corpus_is_not_mixed_with_new_runs(tmp_path: Path,
                                                                                capsys: pytest.CaptureFixture) -> None:
     from dataclasses import asdict

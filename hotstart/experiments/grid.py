@@ -50,6 +50,11 @@ def check_members(asked: list[str] | None, members: tuple[str, ...]) -> list[str
     return list(asked or members)
 
 
+NOT_PLANNED = ("members", "about")
+"""Scale settings that no run depends on: a member added to a scale (or its words changed) joins the folder of the
+members trained before it, where any other setting that differs starts another plan."""
+
+
 def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: str, seq_len: int, data: str | None,
                      precision: str, device: str, progress: bool, command: str, corpus: str = INEWS,
                      scale_settings: dict[str, Any] | None = None) -> MemberGrid:
@@ -67,8 +72,9 @@ def open_member_grid(out: str | Path, grid: str, record_name: str, scale_name: s
     saved = (existing or {}).get("scale_settings")
     if scale_settings is not None:
         scale_settings = json.loads(json.dumps(scale_settings))  # as the record holds it: tuples as lists
-    if saved is not None and scale_settings is not None and saved != scale_settings:
-        changed = sorted(k for k in set(saved) | set(scale_settings) if saved.get(k) != scale_settings.get(k))
+    changed = sorted(k for k in set(saved or {}) | set(scale_settings or {})
+                     if k not in NOT_PLANNED and (saved or {}).get(k) != (scale_settings or {}).get(k))
+    if saved is not None and scale_settings is not None and changed:
         raise HotStartError(f"{out} holds the {grid} grid's '{scale_name}' scale as planned before ({', '.join(changed)} "
                             "differ from today's plan); its runs stay the record of that plan: use another --out")
     if not data and existing is not None and existing.get("corpus", INEWS) != corpus:  # a new folder takes any
