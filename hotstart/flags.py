@@ -110,7 +110,7 @@ def _command_table(cls: type) -> dict[str, Any]:
     (lists joined by commas), or None where the flag's check refuses that value (a "0: the default" field)."""
     from .options import CHECKS
 
-    flags, paths, docs = [], {}, field_docs(cls)
+    flags, paths = [], {}
     for path, f, owner, field_type in _leaves(cls):
         meta = f.metadata.get("flag", {})
         if not meta.get("cli", True):
@@ -126,8 +126,8 @@ def _command_table(cls: type) -> dict[str, Any]:
                 CHECKS[spec["check"]](str(default))
             except argparse.ArgumentTypeError:
                 default = None
-        text = docs.get(f.name) or f"{owner.__name__}.{f.name}"
-        if default not in (None, False):
+        text = field_docs(owner).get(f.name) or f"{owner.__name__}.{f.name}"
+        if default is not None and default is not False:  # `is`: a default of 0 is shown
             text = text.rstrip(".") + f" (default {default})."
         flags.append({**spec, "default": default, "group": _group(owner), "by_hand": meta.get("by_hand", False),
                       "help": text})
